@@ -1,0 +1,61 @@
+# Fine-tuning LLMs, runnable end to end.
+# Quick start:  make course   (runs every lesson headless on the embedded model)
+#               make test     (the test suite)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export PYTHONHASHSEED := 0
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM := false
+export MPLBACKEND ?= Agg
+
+.PHONY: setup course course-gpu lab test test-fast test-latest lint doctor clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, alone: the pinned CPU build installs from the local wheel cache in seconds.
+	$(PY) -m pip install -q "$$(grep -E '^torch==' requirements.txt)"
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (coursekit)" >/dev/null
+	touch $(STAMP)
+
+course: setup
+	$(PY) -m coursekit course --out build/executed
+
+course-gpu: setup
+	$(PY) -m coursekit course --out build/executed-gpu --size gpu
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/01_why_fine_tune.ipynb
+
+doctor: setup
+	$(PY) -m coursekit doctor
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider --timeout 900
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not browser" --timeout 600
+
+# The newest Hugging Face stack in a separate environment, every notebook executed.
+test-latest:
+	test -x .venv-latest/bin/python || $(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install -q --upgrade pip
+	.venv-latest/bin/python -m pip install -q "$$(grep -E '^torch==' requirements.txt)"
+	.venv-latest/bin/python -m pip install -q -r requirements.txt
+	.venv-latest/bin/python -m pip install -q --upgrade transformers peft trl bitsandbytes datasets accelerate
+	.venv-latest/bin/python -m pip install -q --no-deps -e .
+	.venv-latest/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	.venv-latest/bin/python -m coursekit doctor || true
+	.venv-latest/bin/python -m pytest -q -p no:cacheprovider tests/test_notebooks.py
+
+lint: setup
+	$(VENV)/bin/ruff check coursekit tests benchmarks
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,48 @@
+"""What a notebook records: the figures it measured, written to ``RESULTS_PATH`` as JSON.
+
+Tests and ``make course`` read that file and assert on it. In a notebook::
+
+    results = coursekit.Results(RESULTS_PATH, notebook="03_full_fine_tuning")
+    results.record(task_metric_base=0.02)
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from coursekit._results import to_plain
+
+
+class Results:
+    """A dict of measured figures, saved after every ``record`` when a path is given (None: kept in memory)."""
+
+    def __init__(self, path: str | os.PathLike | None, notebook: str = "") -> None:
+        self.path = Path(path) if path else None
+        self.data: dict = {"notebook": notebook}
+
+    def record(self, **figures) -> dict:
+        if not figures:
+            raise ValueError("record() needs at least one name=value figure")
+        self.data.update(to_plain(figures))
+        self._save()
+        return figures
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self.data
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".json.tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self.data, fh, indent=2, sort_keys=True)
+        os.replace(tmp, self.path)
+
+    def __repr__(self) -> str:
+        return f"Results({self.path}, {len(self.data) - 1} figures)"
