@@ -1,0 +1,54 @@
+"""Execute every lesson notebook once (papermill, CPU defaults) and assert on the figures it recorded.
+
+Each notebook ``notebooks/NN_name.ipynb`` needs ``tests/notebook_checks/nbNN.py`` with ``check(results)``.
+Run one lesson: ``pytest tests/test_notebooks.py -k 02``.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from coursekit.runner import discover_notebooks, notebook_number, run_notebook
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOKS = discover_notebooks()
+CHECKS_DIR = Path(__file__).resolve().parent / "notebook_checks"
+CELL_TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory):
+    """Runs each notebook at most once per session, on first request (so ``-k 02`` runs only lesson 02)."""
+    out = tmp_path_factory.mktemp("executed")
+    cache = {}
+
+    def get(path):
+        if path not in cache:
+            cache[path] = run_notebook(path, out=out, size="cpu", cell_timeout_s=CELL_TIMEOUT_S)
+        return cache[path]
+
+    return get
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "notebooks/ holds no NN_*.ipynb lesson"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook(path, executed):
+    number = notebook_number(path.stem)
+    checks_file = CHECKS_DIR / f"nb{number}.py"
+    if not checks_file.is_file():
+        pytest.fail(f"{path.name} has no tests/notebook_checks/nb{number}.py with check(results): "
+                    "a notebook that only runs is not tested")
+    spec = importlib.util.spec_from_file_location(f"notebook_checks_nb{number}", checks_file)
+    checks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checks)
+    assert callable(getattr(checks, "check", None)), f"nb{number}.py defines no check(results)"
+    run = executed(path)
+    assert run.ok, f"{path.name} failed: {run.error} (executed copy: {run.output_path})"
+    assert run.results.get("notebook"), f"{path.name} recorded nothing to {run.results_path}"
+    checks.check(run.results)
