@@ -1,0 +1,134 @@
+"""Evaluation: greedy generation, the task metric, the general-skills probe (forgetting) and perplexity."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from coursekit._results import ResultMixin
+
+
+def _device_of(model):
+    return next(model.parameters()).device
+
+
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64, batch_size: int = 64,
+             stop_at_eos: bool = True) -> list[str]:
+    """Greedy continuations of ``prompts`` (the new text only), batched with left padding."""
+    import torch
+
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if max_new_tokens <= 0:
+        raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    was_training, side = model.training, tokenizer.padding_side
+    model.eval()
+    tokenizer.padding_side = "left"
+    outs: list[str] = []
+    try:
+        for i in range(0, len(prompts), batch_size):
+            chunk = list(prompts[i: i + batch_size])
+            enc = tokenizer(chunk, return_tensors="pt", padding=True).to(_device_of(model))
+            with torch.no_grad():
+                ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                     pad_token_id=tokenizer.pad_token_id,
+                                     eos_token_id=tokenizer.eos_token_id if stop_at_eos else None)
+            new = ids[:, enc["input_ids"].shape[1]:]
+            outs += tokenizer.batch_decode(new, skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return outs
+
+
+@dataclass(repr=False)
+class TaskEval(ResultMixin):
+    metric: float  # fraction of answers exactly right (triage JSON and reply)
+    fields: dict = field(default_factory=dict)  # fraction right per field
+    n: int = 0
+    seconds_per_answer: float = 0.0
+    prompt_tokens_mean: float = 0.0
+    samples: list = field(default_factory=list)  # a few (prompt, prediction, reference)
+
+
+def evaluate_task(model, tokenizer, examples, prompts: list[str] | None = None, max_new_tokens: int = 64,
+                  batch_size: int = 64, n_samples: int = 3) -> TaskEval:
+    """Score generated answers against the references, field by field (``coursekit.data.score_answer``).
+
+    ``prompts`` replaces the default zero-shot prompts (lesson 01 passes few-shot and retrieval prompts).
+    """
+    from coursekit.data import format_prompt, score_answer
+
+    examples = list(examples)
+    if not examples:
+        raise ValueError("no examples to evaluate; pass a non-empty split")
+    prompts = [format_prompt(e) for e in examples] if prompts is None else list(prompts)
+    if len(prompts) != len(examples):
+        raise ValueError(f"{len(prompts)} prompts for {len(examples)} examples; they must match one to one")
+    t0 = time.perf_counter()
+    preds = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    seconds = time.perf_counter() - t0
+    scores = [score_answer(p, e["output"]) for p, e in zip(preds, examples)]
+    fields = {k: sum(s[k] for s in scores) / len(scores) for k in scores[0]}
+    tokens = [len(tokenizer(p)["input_ids"]) for p in prompts]
+    samples = [(prompts[i], preds[i], examples[i]["output"]) for i in range(min(n_samples, len(examples)))]
+    return TaskEval(metric=fields["exact"], fields=fields, n=len(examples), seconds_per_answer=seconds / len(examples),
+                    prompt_tokens_mean=sum(tokens) / len(tokens), samples=samples)
+
+
+def task_metric(model, tokenizer, examples, **kwargs) -> float:
+    """Fraction of ``examples`` answered exactly right."""
+    return evaluate_task(model, tokenizer, examples, **kwargs).metric
+
+
+def probe_answers(model, tokenizer, items: list[dict] | None = None) -> list[dict]:
+    """Each probe item with the model's answer and whether it is right (the answer's first word matches)."""
+    from coursekit.data import general_probe
+
+    items = general_probe() if items is None else items
+    preds = generate(model, tokenizer, [it["prompt"] for it in items], max_new_tokens=8, batch_size=128)
+    out = []
+    for it, p in zip(items, preds):
+        got = p.strip().split("\n")[0].strip().rstrip(".").strip()
+        out.append({**it, "prediction": got, "correct": got == it["answer"] or got.startswith(it["answer"] + " ")
+                    or got.startswith(it["answer"] + ".")})
+    return out
+
+
+def general_probe_score(model, tokenizer, items: list[dict] | None = None) -> float:
+    """Fraction of the general-skills probe answered right: what fine-tuning must not destroy."""
+    answers = probe_answers(model, tokenizer, items)
+    return sum(a["correct"] for a in answers) / len(answers)
+
+
+def perplexity(model, tokenizer, texts: list[str], batch_size: int = 64, max_length: int = 256) -> float:
+    """exp(mean token cross-entropy) over ``texts`` (each as ``<s> text </s>``)."""
+    import math
+
+    import torch
+
+    texts = list(texts)
+    if not texts:
+        raise ValueError("perplexity needs at least one text")
+    was_training, side = model.training, tokenizer.padding_side
+    model.eval()
+    tokenizer.padding_side = "right"
+    total_loss, total_tokens = 0.0, 0
+    try:
+        for i in range(0, len(texts), batch_size):
+            chunk = [t + tokenizer.eos_token for t in texts[i: i + batch_size]]
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
+            enc = enc.to(_device_of(model))
+            labels = enc["input_ids"].clone()
+            labels[enc["attention_mask"] == 0] = -100
+            with torch.no_grad():
+                logits = model(**enc).logits.float()
+            loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)),
+                                                     labels[:, 1:].reshape(-1), reduction="sum", ignore_index=-100)
+            total_loss += float(loss)
+            total_tokens += int((labels[:, 1:] != -100).sum())
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return math.exp(total_loss / total_tokens)

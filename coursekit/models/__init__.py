@@ -1,0 +1,107 @@
+"""Base models: the embedded ``tiny`` Llama that ships with the course, and any hub id or local folder.
+
+``load_base_model()`` always goes through ``from_pretrained``, so the same call that loads the embedded model from
+its folder loads SmolLM2-135M or Llama-3.1-8B on a GPU with a network.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+EMBEDDED_MODEL_DIR = Path(__file__).resolve().parent / "tiny"
+EMBEDDED_NAMES = ("tiny",)
+QUANTIZATIONS = (None, "nf4", "fp4", "int8")
+REAL_MODELS = {  # short names the notebooks accept for the real-size path (need a GPU and a network)
+    "smollm2-135m": "HuggingFaceTB/SmolLM2-135M",
+    "smollm2-360m": "HuggingFaceTB/SmolLM2-360M",
+    "llama-3.2-1b": "meta-llama/Llama-3.2-1B",
+    "llama-3.2-3b": "meta-llama/Llama-3.2-3B",
+    "llama-3.1-8b": "meta-llama/Llama-3.1-8B",
+}
+
+
+def resolve_model_path(name: str) -> str:
+    """The folder or hub id ``from_pretrained`` gets for ``name``."""
+    if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
+        raise ValueError(f"model name must be a non-empty string, got {name!r}")
+    name = str(name)
+    if name in EMBEDDED_NAMES:
+        if not (EMBEDDED_MODEL_DIR / "model.safetensors").exists():
+            raise ValueError(f"the embedded model's weights are missing from {EMBEDDED_MODEL_DIR}; "
+                             "rebuild them with `python -m coursekit build-base-model`")
+        return str(EMBEDDED_MODEL_DIR)
+    if name.lower() in REAL_MODELS:
+        return REAL_MODELS[name.lower()]
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ValueError(f"{path} exists but has no config.json; a model folder is what save_pretrained writes")
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise ValueError(f"unknown model {name!r}: not a folder here and not a hub id (owner/name). Allowed: "
+                         f"{', '.join(EMBEDDED_NAMES)} (embedded), {', '.join(REAL_MODELS)}, a hub id, or a local folder")
+    return name
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
+
+
+def quantization_config(quantization: str | None, compute_dtype=None, double_quant: bool = True):
+    """The ``BitsAndBytesConfig`` for ``quantization`` ("nf4", "fp4", "int8") or None."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quantization!r}; allowed: {QUANTIZATIONS}")
+    if quantization is None:
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quantization,
+                              bnb_4bit_use_double_quant=double_quant,
+                              bnb_4bit_compute_dtype=compute_dtype or torch.bfloat16)
+
+
+def load_base_model(name: str = "tiny", device: str = "auto", quantization: str | None = None, dtype=None,
+                    double_quant: bool = True, compute_dtype=None):
+    """Load ``(model, tokenizer)`` with ``from_pretrained``: "tiny" (embedded), a short name, a hub id or a folder.
+
+    ``quantization="nf4"`` loads the Linear layers of the decoder in 4-bit NF4 with bitsandbytes (double quantization
+    on by default). ``dtype`` defaults to bf16 on a GPU that supports it and fp32 elsewhere.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from coursekit.env import bf16_supported, resolve_device
+
+    path = resolve_model_path(name)
+    dev = resolve_device(device)
+    if dtype is None:
+        dtype = torch.bfloat16 if bf16_supported(dev) else torch.float32
+    qconf = quantization_config(quantization, compute_dtype=compute_dtype or (
+        torch.bfloat16 if bf16_supported(dev) or dev == "cpu" else torch.float16), double_quant=double_quant)
+    kwargs = {"dtype": dtype}
+    if qconf is not None:
+        if dev == "mps":
+            raise ValueError("bitsandbytes quantization does not run on Apple GPUs (mps); use DEVICE='cpu' or a "
+                             "CUDA GPU, or quantization=None")
+        kwargs["quantization_config"] = qconf
+        kwargs["device_map"] = {"": dev if dev != "cuda" else 0}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as exc:
+        if not Path(path).exists():
+            hint = ("you are offline (HF_HUB_OFFLINE=1): " if _offline() else "") + (
+                f"could not load {path!r} from the Hugging Face Hub. Use the embedded model (MODEL = 'tiny'), "
+                "or go online (unset HF_HUB_OFFLINE, check the network, `huggingface-cli login` for gated models "
+                "such as Llama) and try again.")
+            raise ValueError(hint) from exc
+        raise
+    if qconf is None:
+        model.to(dev)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
