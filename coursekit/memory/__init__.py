@@ -7,6 +7,7 @@ from coursekit.memory.estimator import (
     MemoryEstimate,
     QuantOptions,
     activation_breakdown,
+    activation_peak,
     estimate_memory,
     quantized_tensor_bytes,
     weight_bytes,
@@ -34,6 +35,6 @@ def __getattr__(name):
 
 __all__ = [
     "ATTENTIONS", "COMPONENTS", "CUDA_OVERHEAD_BYTES", "GB", "GIB", "METHODS", "MemoryEstimate", "OPTIMIZERS",
-    "PRECISIONS", "QuantOptions", "activation_breakdown", "estimate_memory", "quantized_tensor_bytes",
+    "PRECISIONS", "QuantOptions", "activation_breakdown", "activation_peak", "estimate_memory", "quantized_tensor_bytes",
     "weight_bytes", "weight_bytes_breakdown", *_LAZY,
 ]

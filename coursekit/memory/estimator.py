@@ -135,7 +135,7 @@ def _optimizer_state_bytes(numels, optimizer: str, state_bytes: int, master_byte
 
 def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_len: int, precision: str,
                          checkpointing: bool, attention: str, target_kinds: set, rank: int,
-                         lora_bytes: int, lora_dropout: float = 0.0) -> dict[str, int]:
+                         lora_bytes: int, lora_dropout: float = 0.0, device: str = "cuda") -> dict[str, int]:
     """What autograd keeps for backward, after Korthikanti et al. 2022, counted for a Llama-style block.
 
     Per layer and token: the two RMSNorms (fp32 input copy, normalized output when the norm weight trains), the
@@ -185,23 +185,33 @@ def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_le
     )
     layer = per_token_layer * tokens
     parts = {}
-    if checkpointing:
-        parts["layer_inputs"] = L * sb * h * tokens
-        parts["one_layer_recomputed"] = layer
-    else:
-        parts["layers"] = L * layer
+    stored = (L * sb * h if checkpointing else L * per_token_layer) * tokens
+    parts["layer_inputs" if checkpointing else "layers"] = stored
     head_norm = 4 * h + (e * h if full else 0) + (sb * h if full else 0)
     parts["final_norm"] = head_norm * tokens
-    # logits as the model returns them, the fp32 log-softmax cross-entropy keeps, and two fp32 gradients of the
-    # same size while the loss backpropagates: batch × seq × vocab, which dominates for 128k vocabularies
-    parts["logits_and_loss"] = (e + 12) * V * tokens
-    if method == "qlora":
+    # the loss: log-softmax output (fp32) that cross-entropy keeps plus two fp32 gradients of the same size while
+    # it backpropagates: batch × seq × vocab × 12 bytes, which dominates for 128k vocabularies at long context.
+    # (The logits themselves are freed after the forward: the training loop keeps only the loss.)
+    parts["loss"] = 12 * V * tokens
+    # The backward of the top layer: with checkpointing it is recomputed; its activations' gradients take about as
+    # much again (half as much when only LoRA's small matrices train).
+    working = layer * (2.0 if full else 1.5) if checkpointing else 0
+    parts["backward_working_set"] = int(working)
+    if method == "qlora" and device == "cuda":
         biggest = max((lin.weight_parameters for lin in spec.linears if lin.in_decoder), default=0)
         parts["dequantized_weight"] = biggest * e  # a Linear's 4-bit weight dequantized for its matmul
     if p.autocast:
         trainable_weights = spec.total_parameters if full else 0
         parts["autocast_weight_copies"] = trainable_weights * 2  # bf16 copies cached for the forward
     return parts
+
+
+def activation_peak(parts: dict[str, int]) -> int:
+    """The activation peak from :func:`activation_breakdown`'s parts: the larger of two moments, the loss's backward
+    (everything stored plus the loss tensors) and the top layer's backward (stored plus its working set)."""
+    stored = parts.get("layers", 0) + parts.get("layer_inputs", 0) + parts.get("final_norm", 0)
+    extra = parts.get("dequantized_weight", 0) + parts.get("autocast_weight_copies", 0)
+    return stored + extra + max(parts.get("loss", 0), parts.get("backward_working_set", 0))
 
 
 # ---------------------------------------------------------------- the estimate
@@ -330,8 +340,8 @@ def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", opti
 
     parts = activation_breakdown(spec, method=method, batch_size=batch_size, seq_len=seq_len, precision=precision,
                                  checkpointing=checkpointing, attention=attention, target_kinds=target_kinds,
-                                 rank=rank, lora_bytes=lb, lora_dropout=lora_dropout)
-    activations = sum(parts.values())
+                                 rank=rank, lora_bytes=lb, lora_dropout=lora_dropout, device=device)
+    activations = activation_peak(parts)
     overhead = overhead_bytes if overhead_bytes is not None else (CUDA_OVERHEAD_BYTES if device == "cuda" else 0)
 
     # Gradients that exist while all activations are still alive: the output layer's (written first).
@@ -341,7 +351,9 @@ def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", opti
     step_temp = 0
     if OPTIMIZERS[optimizer].states and not OPTIMIZERS[optimizer].eight_bit and not p.master_bytes:
         # torch's AdamW: foreach on CUDA allocates sqrt(v) for every tensor at once; on CPU one tensor at a time
-        step_temp = trainable * state_bytes if device == "cuda" else max(trainable_numels, default=0) * state_bytes
+        # CPU: the end of backward (a tied embedding's gradient summed from its two uses) and the single-tensor
+        # step each hold about two temporaries the size of the largest tensor
+        step_temp = trainable * state_bytes if device == "cuda" else 2 * max(trainable_numels, default=0) * tb
     at_step = gradients + step_temp
     phase = "backward" if at_backward >= at_step else "optimizer step"
     total = weights + adapter + opt + overhead + max(at_backward, at_step)

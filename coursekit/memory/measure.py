@@ -1,0 +1,335 @@
+"""Measured peak memory of real training steps, per category, on CUDA or on CPU.
+
+On CUDA the allocator's own counters are the truth (``torch.cuda.max_memory_allocated`` and ``..._reserved``).
+On CPU there is no allocator to ask, so a tensor-level tracker counts every storage as it is created and freed:
+``torch.distributed._tools.mem_tracker.MemTracker`` (private torch API; :class:`CategoryPeakTracker` wraps it, and
+tests/test_memory.py pins the behaviour this module relies on).
+
+The model is random-init from the architecture's config (no download): memory does not depend on the values.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from coursekit._results import ResultMixin
+from coursekit.archs.count import ALL_LINEAR, resolve_arch
+from coursekit.memory.estimator import MemoryEstimate, QuantOptions, _positive_int, estimate_memory
+from coursekit.memory.recipes import ATTENTIONS, METHODS, OPTIMIZERS, PRECISIONS, check_choice
+
+CATEGORIES = ("weights", "adapter_weights", "gradients", "optimizer", "activations")
+
+
+def _tracker_class():
+    from torch.distributed._tools.mem_tracker import _TOTAL_KEY, MemTracker, _MemRefType
+
+    class CategoryPeakTracker(MemTracker):
+        """MemTracker that also keeps each category's own maximum (the stock one keeps the snapshot at the total peak)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.category_max: dict[str, int] = {}
+
+        def _update_peak_stats(self, peak_state) -> None:
+            super()._update_peak_stats(peak_state)
+            for dev_snap in self._curr_mem_snap.values():
+                for key, val in dev_snap.items():
+                    name = getattr(key, "value", key)
+                    if val > self.category_max.get(name, 0):
+                        self.category_max[name] = val
+                if not self._in_opt:  # activations and temporaries of forward and backward, not of the step
+                    act = dev_snap.get(_MemRefType.ACT, 0) + dev_snap.get(_MemRefType.TEMP, 0)
+                    if act > self.category_max.get("activations", 0):
+                        self.category_max["activations"] = act
+
+        def _track_module_params_and_buffers(self, module, install_grad_hooks: bool = True):
+            # The stock tracker hooks every parameter and fails on frozen ones (LoRA, QLoRA): hook trainable ones only.
+            out = super()._track_module_params_and_buffers(module, install_grad_hooks=False)
+            def on_grad(g) -> None:
+                self._update_and_maybe_create_winfos(g, _MemRefType.GRAD)
+
+            if install_grad_hooks:
+                for param in module.parameters():
+                    if param.requires_grad and self._param_to_grad_hook_handles.get(param, None) is None:
+                        h1 = param.register_hook(on_grad)
+                        h2 = param.register_post_accumulate_grad_hook(lambda q: on_grad(q.grad))
+                        self._param_to_grad_hook_handles[param] = (h1, h2)
+            return out
+
+        def peak_bytes(self) -> int:
+            return sum(int(v) for v in self._peak_mem.values())
+
+        def peak_snapshot(self) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for dev_snap in self.get_tracker_snapshot("peak").values():
+                for key, val in dev_snap.items():
+                    name = "Total" if key == _TOTAL_KEY else getattr(key, "value", key)
+                    out[name] = out.get(name, 0) + int(val)
+            return out
+
+    return CategoryPeakTracker
+
+
+def CategoryPeakTracker():  # noqa: N802 - a factory that reads like the class it builds
+    """A fresh tracker (built lazily so that importing this module does not import torch)."""
+    return _tracker_class()()
+
+
+@dataclass(repr=False)
+class MeasuredMemory(ResultMixin):
+    arch: str
+    method: str
+    device: str
+    tool: str  # "torch.cuda.max_memory_allocated" or "MemTracker"
+    weights: int
+    adapter_weights: int
+    gradients: int
+    optimizer: int
+    activations: int
+    peak_bytes: int  # the peak of all tensors together
+    peak_reserved_bytes: int = 0  # CUDA only: what the caching allocator held
+    steps: int = 2
+    peak_snapshot: dict = field(default_factory=dict)
+    estimate: MemoryEstimate | None = None
+
+    def comparison(self) -> dict[str, dict]:
+        """``{category: {estimate, measured, error}}`` against ``self.estimate`` (relative error, measured as base)."""
+        if self.estimate is None:
+            raise ValueError("no estimate attached; pass estimate=True to measure_peak_memory")
+        out = {}
+        pairs = [(c, getattr(self.estimate, c), getattr(self, c)) for c in CATEGORIES]
+        pairs.append(("total", self.estimate.tensor_bytes, self.peak_bytes))
+        for name, est, meas in pairs:
+            err = (est - meas) / meas if meas else (0.0 if est == 0 else float("inf"))
+            out[name] = {"estimate": int(est), "measured": int(meas), "error": err}
+        return out
+
+
+def stored_weight_bytes(model, include_lora: bool = False) -> int:
+    """Bytes of a model's parameters and buffers as stored, counting each storage once, plus bitsandbytes
+    quantization state (absmax, nested absmax, code tables) held beside 4-bit weights."""
+    seen, total = set(), 0
+
+    def add(t):
+        nonlocal total
+        if t is None or not hasattr(t, "untyped_storage"):
+            return
+        st = t.untyped_storage()
+        key = (st.data_ptr(), st.nbytes()) if st.data_ptr() else id(t)
+        if key in seen:
+            return
+        seen.add(key)
+        total += st.nbytes()
+
+    for name, p in model.named_parameters():
+        if ("lora_" in name) != include_lora:
+            continue
+        add(p)
+        qs = getattr(p, "quant_state", None)
+        if qs is not None and not include_lora:
+            for attr in ("absmax", "code", "offset"):
+                add(getattr(qs, attr, None))
+            s2 = getattr(qs, "state2", None)
+            if s2 is not None:
+                add(getattr(s2, "absmax", None))
+                add(getattr(s2, "code", None))
+    return total
+
+
+def build_training_model(arch, method: str, *, precision: str = "fp32", rank: int = 16, targets=ALL_LINEAR,
+                         lora_dtype: str = "fp32", device: str = "cpu", attention: str = "sdpa",
+                         quantization: QuantOptions | None = None, seed: int = 0):
+    """A random-init model of ``arch`` ready to train with ``method`` (peft LoRA; bitsandbytes NF4 for QLoRA)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    spec = resolve_arch(arch)
+    p = PRECISIONS[precision]
+    dtype = torch.float32 if p.weight_bytes == 4 and method == "full" else (
+        torch.float32 if p.frozen_bytes == 4 else torch.bfloat16)
+    config = spec.config()
+    config._attn_implementation = attention
+    torch.manual_seed(seed)
+    if method == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        q = quantization or QuantOptions(other_dtype="fp32" if dtype == torch.float32 else "bf16")
+        with tempfile.TemporaryDirectory() as tmp:
+            AutoModelForCausalLM.from_config(config, dtype=dtype).save_pretrained(tmp)
+            bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=q.quant_type,
+                                     bnb_4bit_use_double_quant=q.double_quant, bnb_4bit_compute_dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(tmp, quantization_config=bnb, dtype=dtype,
+                                                         device_map={"": device}, attn_implementation=attention)
+    else:
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention).to(device)
+    if method in ("lora", "qlora"):
+        from peft import LoraConfig, get_peft_model
+
+        tm = targets if isinstance(targets, list) or targets == ALL_LINEAR else [t.strip() for t in targets.split(",")]
+        model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
+                                                 target_modules=tm, task_type="CAUSAL_LM"))
+        if lora_dtype != "fp32":
+            for n, prm in model.named_parameters():
+                if "lora_" in n:
+                    prm.data = prm.data.to(torch.bfloat16 if lora_dtype == "bf16" else torch.float16)
+    model.train()
+    return model
+
+
+def make_optimizer(params, optimizer: str, lr: float = 1e-4):
+    import torch
+
+    params = [p for p in params if p.requires_grad]
+    if optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    if optimizer in ("adamw", "paged-adamw"):
+        if optimizer == "paged-adamw":
+            import bitsandbytes as bnb
+
+            return bnb.optim.PagedAdamW32bit(params, lr=lr)
+        return torch.optim.AdamW(params, lr=lr)
+    import bitsandbytes as bnb
+
+    cls = bnb.optim.PagedAdamW8bit if optimizer == "paged-adamw-8bit" else bnb.optim.AdamW8bit
+    return cls(params, lr=lr)
+
+
+def measure_peak_memory(arch, method: str = "lora", *, precision: str = "fp32", optimizer: str = "adamw",
+                        rank: int = 16, targets=ALL_LINEAR, lora_dtype: str = "fp32", batch_size: int = 2,
+                        seq_len: int = 64, checkpointing: bool = False, attention: str = "sdpa", steps: int = 2,
+                        device: str = "auto", seed: int = 0, estimate: bool = True) -> MeasuredMemory:
+    """Run ``steps`` (at least 2, so optimizer state exists) real training steps and report peak memory per category.
+
+    CUDA: ``max_memory_allocated`` / ``max_memory_reserved`` for the total; categories from the tensors themselves.
+    CPU: every tensor through :func:`CategoryPeakTracker`. With ``estimate=True`` the matching
+    :func:`estimate_memory` result is attached (``.comparison()`` gives the errors).
+    """
+    from coursekit.env import resolve_device
+
+    check_choice(method, METHODS, "method")
+    check_choice(precision, tuple(PRECISIONS), "precision")
+    check_choice(optimizer, tuple(OPTIMIZERS), "optimizer")
+    check_choice(attention, ATTENTIONS, "attention")
+    _positive_int(batch_size, "batch_size")
+    _positive_int(seq_len, "seq_len")
+    if _positive_int(steps, "steps") < 2:
+        raise ValueError(f"steps must be at least 2 (optimizer state appears at the first step), got {steps}")
+    dev = resolve_device(device)
+    if dev == "mps":
+        raise ValueError("measuring on mps is not supported; use device='cpu' or 'cuda'")
+    if PRECISIONS[precision].autocast and dev == "cpu":
+        raise ValueError("amp-bf16 is measured on CUDA only; on CPU use precision 'fp32' or 'bf16'")
+    import torch
+
+    spec = resolve_arch(arch)
+    model = build_training_model(spec, method, precision=precision, rank=rank, targets=targets,
+                                 lora_dtype=lora_dtype, device=dev, attention=attention, seed=seed)
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if method != "full":
+            model.enable_input_require_grads()
+    opt = make_optimizer(model.parameters(), optimizer)
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, spec.vocab_size, (batch_size, seq_len), generator=gen).to(dev)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if PRECISIONS[precision].autocast else None
+    weights = stored_weight_bytes(model)
+    adapter = stored_weight_bytes(model, include_lora=True)
+
+    def step():
+        if autocast is not None:
+            with autocast:
+                loss = model(input_ids=ids, labels=ids).loss
+        else:
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return float(loss)
+
+    grads_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    if dev == "cuda":
+        torch.cuda.synchronize()
+        step()  # the first step creates optimizer state
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        for _ in range(steps - 1):
+            step()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated()
+        reserved = torch.cuda.max_memory_reserved()
+        opt_bytes = _optimizer_bytes(opt)
+        result = MeasuredMemory(arch=spec.name, method=method, device=dev, tool="torch.cuda.max_memory_allocated",
+                                weights=weights, adapter_weights=adapter, gradients=grads_bytes, optimizer=opt_bytes,
+                                activations=max(0, peak - base - max(0, grads_bytes - _early_grad_bytes(model))),
+                                peak_bytes=peak, peak_reserved_bytes=reserved, steps=steps)
+    else:
+        tracker = CategoryPeakTracker()
+        tracker.track_external(model, opt)
+        with tracker:
+            for _ in range(steps):
+                tracker.reset_mod_stats()  # per-module stats are per iteration; the peaks are kept
+                step()
+        cat = tracker.category_max
+        snap = tracker.peak_snapshot()
+        result = MeasuredMemory(arch=spec.name, method=method, device=dev, tool="MemTracker",
+                                weights=weights, adapter_weights=adapter, gradients=int(cat.get("Gradient", 0)),
+                                optimizer=_optimizer_bytes(opt),
+                                activations=int(cat.get("activations", 0)),
+                                peak_bytes=tracker.peak_bytes() + _untracked_quant_state(model),
+                                steps=steps, peak_snapshot=snap)
+    if estimate:
+        result.estimate = estimate_memory(spec, method, precision=precision, optimizer=optimizer, rank=rank,
+                                          targets=targets, lora_dtype=lora_dtype, batch_size=batch_size,
+                                          seq_len=seq_len, checkpointing=checkpointing, attention=attention,
+                                          device="cuda" if dev == "cuda" else "cpu",
+                                          quantization=QuantOptions(other_dtype="fp32" if PRECISIONS[precision].frozen_bytes == 4 else "bf16")
+                                          if method == "qlora" else None)
+    del model, opt
+    if dev == "cuda":
+        torch.cuda.empty_cache()
+    return result
+
+
+def _optimizer_bytes(opt) -> int:
+    seen, total = set(), 0
+    for state in opt.state.values():
+        for v in state.values():
+            if hasattr(v, "untyped_storage"):
+                st = v.untyped_storage()
+                if st.data_ptr() not in seen:
+                    seen.add(st.data_ptr())
+                    total += st.nbytes()
+    return total
+
+
+def _early_grad_bytes(model) -> int:
+    for name, p in model.named_parameters():
+        if p.requires_grad and ("lm_head" in name or "embed_tokens" in name):
+            return p.numel() * p.element_size()
+    return 0
+
+
+def _untracked_quant_state(model) -> int:
+    """bitsandbytes quantization state is not a parameter, so the tracker does not see it; add it to the total."""
+    total = 0
+    for p in model.parameters():
+        qs = getattr(p, "quant_state", None)
+        if qs is not None:
+            total += stored_weight_bytes_of_state(qs)
+    return total
+
+
+def stored_weight_bytes_of_state(qs) -> int:
+    total = 0
+    for t in (getattr(qs, "absmax", None), getattr(qs, "code", None), getattr(qs, "offset", None)):
+        if t is not None and hasattr(t, "nbytes"):
+            total += t.nbytes
+    s2 = getattr(qs, "state2", None)
+    if s2 is not None and getattr(s2, "absmax", None) is not None:
+        total += s2.absmax.nbytes
+    return total
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
