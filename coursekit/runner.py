@@ -33,22 +33,23 @@ SIZE_PARAMETERS = {
     "gpu": {"MODEL": "HuggingFaceTB/SmolLM2-135M", "DEVICE": "cuda", "SIZE": "gpu"},
 }
 
-# The course map: number -> (notebook, title, what you learn, minutes at CPU defaults, what runs the real-size path).
+# The course map: (number, notebook, title, what you learn, CPU-time budget in minutes at the CPU defaults, what runs
+# the real-size path: SmolLM2-135M, whose full fine-tuning coursekit.memory.estimate_memory puts at about 2.7 GB).
 LESSONS = [
     ("00", "00_start_here", "Start here", "check your machine, meet the embedded model and the task data", 1,
-     "any"),
+     "CPU is enough"),
     ("01", "01_why_fine_tune", "Why fine-tune", "when fine-tuning beats prompting or retrieval; the decision framework",
-     1.5, "any (CPU)"),
+     1.5, "CPU is enough"),
     ("02", "02_memory_math", "Memory math", "what weights, gradients, optimizer states and activations cost; "
-     "will it fit", 1.5, "any (CPU)"),
+     "will it fit", 1.5, "CPU is enough"),
     ("03", "03_full_fine_tuning", "Full fine-tuning", "a full fine-tuning run, hyperparameters, catastrophic "
-     "forgetting", 3, "1 GPU, 16 GB+"),
+     "forgetting", 3, "CUDA GPU, 4 GB+ (Colab T4)"),
     ("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 1.5,
-     "1 GPU, 8 GB+"),
+     "CUDA GPU, 4 GB+ (Colab T4)"),
     ("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 1.5,
-     "1 CUDA GPU, 8 GB+"),
+     "CUDA GPU, 4 GB+ (bitsandbytes 4-bit)"),
     ("06", "06_peft_comparison", "PEFT comparison", "adapters, prefix tuning, LoRA, QLoRA side by side; "
-     "choosing a method", 1.5, "1 GPU, 16 GB+"),
+     "choosing a method", 1.5, "CUDA GPU, 4 GB+ (Colab T4)"),
 ]
 
 # A few figures per notebook for the summary table; a notebook not listed shows its first numeric figures.
