@@ -1,0 +1,168 @@
+"""The decision framework (lesson 01): the questions in order, and the method chosen from the memory estimator."""
+import json
+
+import pytest
+
+import coursekit
+from coursekit.memory import estimate_memory
+from coursekit.recommend import (
+    APPROACHES,
+    FINE_TUNE_GOALS,
+    GOALS,
+    METHOD_SETTINGS,
+    QUESTIONS,
+    SCENARIOS,
+    Recommendation,
+    question_choices,
+    recommend_method,
+)
+
+# Everything that leads to fine-tuning, on a small architecture (fast to count on the meta device).
+READY = dict(num_examples=5000, goal="format", prompting_exhausted=True, model="smollm2-135m", gpu="T4")
+
+
+def estimate(model, method, **run):
+    settings = dict(batch_size=1, seq_len=512, rank=16, checkpointing=True, **METHOD_SETTINGS[method])
+    settings.update(run)
+    return estimate_memory(model, method, **settings).total_bytes
+
+
+def test_exported_lazily_from_coursekit():
+    assert coursekit.recommend_method is recommend_method
+
+
+def test_the_framework_as_data_is_complete():
+    assert [s["goal"] for s in SCENARIOS] == list(FINE_TUNE_GOALS)  # the six scenarios, in order
+    assert set(FINE_TUNE_GOALS) < set(GOALS)
+    keys = [q.key for q in QUESTIONS]
+    assert keys.index("few_shot_works") < keys.index("needs_external_knowledge") < keys.index("num_examples") \
+        < keys.index("goal") < keys.index("prompting_exhausted")
+    import inspect
+
+    params = inspect.signature(recommend_method).parameters
+    assert all(k in params for k in keys)  # every question is an argument
+    assert "RTX 4090" in question_choices(next(q for q in QUESTIONS if q.key == "gpu"))
+    assert "llama-3.1-8b" in question_choices(next(q for q in QUESTIONS if q.key == "model"))
+
+
+def test_few_shot_that_works_stops_at_the_first_question():
+    rec = recommend_method(**{**READY, "few_shot_works": True})
+    assert (rec.approach, rec.method) == ("prompting", None)
+    assert len(rec.trail) == 1 and rec.trail[0]["outcome"] == "in-context learning"
+    assert not rec.fine_tune
+
+
+def test_few_shot_that_works_still_fine_tunes_for_latency_and_cost():
+    rec = recommend_method(**{**READY, "few_shot_works": True, "goal": "latency_cost"})
+    assert rec.approach == "fine-tune" and rec.method is not None
+    assert "shorten the prompt" in rec.reasons[0]
+
+
+def test_knowledge_goes_to_retrieval():
+    rec = recommend_method(**{**READY, "goal": "facts", "knowledge_changes_often": True})
+    assert rec.approach == "rag" and rec.method is None
+    assert "retraining every week" in rec.reasons[-1]
+    rec = recommend_method(**{**READY, "goal": "facts"})
+    assert rec.approach == "rag"
+
+
+def test_behaviour_plus_documents_is_the_hybrid():
+    rec = recommend_method(**{**READY, "needs_external_knowledge": True, "goal": "style"})
+    assert rec.approach == "fine-tune + rag" and rec.method in ("lora", "qlora", "full")
+    assert any("retrieval index" in c for c in rec.cautions)
+
+
+@pytest.mark.parametrize("n, text", [(0, "under 500"), (499, "under 500"), (500, "rule of thumb of 1,000"),
+                                     (999, "rule of thumb of 1,000")])
+def test_too_little_data_means_prompting(n, text):
+    rec = recommend_method(**{**READY, "num_examples": n})
+    assert rec.approach == "prompting" and rec.method is None
+    assert text in rec.reasons[-1]
+    assert recommend_method(**{**READY, "num_examples": 1000}).approach == "fine-tune"
+
+
+def test_a_generalist_is_not_fine_tuned():
+    rec = recommend_method(**{**READY, "goal": "general"})
+    assert rec.approach == "rag + prompting"
+
+
+def test_no_metric_or_untried_prompting_goes_back_to_prompting():
+    rec = recommend_method(**{**READY, "has_eval_metric": False})
+    assert rec.approach == "prompting" and "evaluation set" in rec.reasons[-1]
+    rec = recommend_method(**{**READY, "prompting_exhausted": False})
+    assert rec.approach == "prompting" and "not exhausted" in rec.reasons[-1]
+    assert rec.trail[-1]["outcome"] == "try prompting harder"
+
+
+def test_memory_figures_are_the_estimators():
+    rec = recommend_method(**READY)
+    for method in ("full", "lora", "qlora"):
+        assert rec.memory_bytes[method] == estimate("smollm2-135m", method)
+        assert rec.fits[method] == (rec.memory_bytes[method] <= 16e9)
+    assert rec.gpu_capacity_bytes == 16e9
+    assert rec.memory_bytes["qlora"] < rec.memory_bytes["lora"] < rec.memory_bytes["full"]
+    # the run settings reach the estimator
+    longer = recommend_method(**READY, seq_len=2048, batch_size=4)
+    assert longer.memory_bytes["lora"] == estimate("smollm2-135m", "lora", seq_len=2048, batch_size=4)
+    assert longer.memory_bytes["lora"] > rec.memory_bytes["lora"]
+
+
+def test_the_method_switches_exactly_where_the_estimate_crosses_the_gpu():
+    lora = estimate("smollm2-135m", "lora")
+    qlora = estimate("smollm2-135m", "qlora")
+    full = estimate("smollm2-135m", "full")
+    assert recommend_method(**{**READY, "gpu": (lora + 1) / 1e9}).method == "lora"
+    assert recommend_method(**{**READY, "gpu": (lora - 1) / 1e9}).method == "qlora"
+    assert recommend_method(**{**READY, "gpu": (qlora + 1) / 1e9}).method == "qlora"
+    short = recommend_method(**{**READY, "gpu": (qlora - 1) / 1e9})
+    assert short.method is None and short.approach == "fine-tune"
+    assert "Even QLoRA needs" in short.reasons[-1] and "smallest listed GPU" in short.reasons[-1]
+    assert short.smallest_gpu["qlora"] == "T4"
+    # full fine-tuning only when asked for top quality and it fits
+    assert recommend_method(**{**READY, "gpu": (full + 1) / 1e9, "max_quality": True}).method == "full"
+    assert recommend_method(**{**READY, "gpu": (full + 1) / 1e9}).method == "lora"
+    assert recommend_method(**{**READY, "gpu": (full - 1) / 1e9, "max_quality": True}).method == "lora"
+    several = recommend_method(**{**READY, "gpu": (full + 1) / 1e9, "max_quality": True, "multiple_tasks": True})
+    assert several.method == "lora" and any("one adapter per task" in c for c in several.cautions)
+
+
+def test_the_seeds_recommender_examples_checked_with_the_estimator():
+    """Seed 002's recommend_peft_method with its 'GB per billion' rules, redone with exact architectures."""
+    ready = {k: v for k, v in READY.items() if k not in ("model", "gpu")}
+    # (8B, 24 GB): the seed says LoRA; the estimate agrees
+    r = recommend_method(**ready, model="llama-3.1-8b", gpu="RTX 4090")
+    assert r.method == "lora" and r.memory_bytes["lora"] < 24e9
+    # (70B, 80 GB): the seed says QLoRA; the estimate agrees
+    r = recommend_method(**ready, model="llama-3.1-70b", gpu="A100 80GB")
+    assert r.method == "qlora" and r.memory_bytes["lora"] > 80e9 > r.memory_bytes["qlora"]
+    # (7B, 24 GB, several tasks): the seed prints "Adapter Layers" but its own code returns LoRA first
+    r = recommend_method(**ready, model="llama-2-7b", gpu="RTX 4090", multiple_tasks=True)
+    assert r.method == "lora" and any("one adapter per task" in c for c in r.cautions)
+
+
+def test_the_result_is_plain_data_and_readable():
+    rec = recommend_method(**READY)
+    assert isinstance(rec, Recommendation) and rec.approach in APPROACHES
+    d = json.loads(json.dumps(rec.to_dict()))
+    assert d["method"] == rec.method and set(d["memory_bytes"]) == {"full", "lora", "qlora"}
+    text = rec.summary()
+    assert text.startswith(f"Recommendation: fine-tune with {rec.method}")
+    assert "does not fit" in text or "fits" in text
+    assert [t["question"] for t in rec.trail][-1] == "Which method fits the hardware?"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"goal": "vibes"}, "unknown goal 'vibes'; allowed: style"),
+    ({"num_examples": -1}, "non-negative integer"),
+    ({"num_examples": 10.5}, "non-negative integer"),
+    ({"few_shot_works": "yes"}, "few_shot_works must be True or False"),
+    ({"max_quality": 1}, "max_quality must be True or False"),
+    ({"gpu": "GTX 9000"}, "unknown GPU 'GTX 9000'; known: T4"),
+    ({"gpu": -3}, "positive"),
+    ({"model": "no-such-model"}, "no-such-model"),
+    ({"rank": 0}, "rank must be a positive integer"),
+    ({"seq_len": True}, "seq_len must be a positive integer"),
+])
+def test_bad_input_says_what_is_allowed(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        recommend_method(**{**READY, **kwargs})
