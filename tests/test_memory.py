@@ -1,0 +1,151 @@
+"""The estimator: components by hand, recipes, bad input; and measured against real training steps on CPU."""
+import warnings
+
+import pytest
+
+from coursekit.memory import estimate_memory, weight_bytes
+from coursekit.memory.hardware import gpu_capacity_bytes, seed_suggest_batch_size, suggest_batch_size
+
+N8B = 8_030_261_248
+LORA8B = 41_943_040
+
+
+def test_full_fp32_is_16_bytes_per_parameter_plus_activations():
+    e = estimate_memory("llama-3.1-8b", "full", precision="fp32", device="cpu")
+    assert (e.weights, e.gradients, e.optimizer) == (4 * N8B, 4 * N8B, 8 * N8B)
+    assert e.adapter_weights == 0 and e.overhead == 0
+
+
+def test_recipes_bytes_per_parameter():
+    bf16 = estimate_memory("llama-3.1-8b", "full", precision="bf16")
+    mixed = estimate_memory("llama-3.1-8b", "full", precision="mixed-bf16")
+    assert (bf16.weights, bf16.gradients, bf16.optimizer) == (2 * N8B, 2 * N8B, 4 * N8B)
+    assert (mixed.weights, mixed.gradients, mixed.optimizer) == (2 * N8B, 2 * N8B, 12 * N8B)
+    assert mixed.overhead > 0  # CUDA context, stated separately
+
+
+def test_lora_components():
+    e = estimate_memory("llama-3.1-8b", "lora", precision="bf16", rank=16, lora_dtype="fp32")
+    assert e.trainable_parameters == LORA8B
+    assert (e.weights, e.adapter_weights, e.gradients, e.optimizer) == (2 * N8B, 4 * LORA8B, 4 * LORA8B, 8 * LORA8B)
+
+
+def test_eight_bit_optimizer_keeps_small_tensors_32bit():
+    e = estimate_memory("tiny", "full", precision="fp32", optimizer="adamw-8bit", device="cpu")
+    # tiny: 3,475,712 params; the 9 norm weights (256 each) stay fp32 (8 bytes), the rest 2 bytes + absmax
+    small = 9 * 256
+    big = 3_475_712 - small
+    from coursekit.archs import resolve_arch
+
+    blocks = sum(-(-n // 256) for n in resolve_arch("tiny").param_numels if n >= 4096)
+    assert e.optimizer == 8 * small + 2 * big + 8 * blocks
+    assert estimate_memory("tiny", "full", optimizer="sgd").optimizer == 0
+    paged = estimate_memory("tiny", "full", precision="fp32", optimizer="paged-adamw-8bit", device="cpu")
+    assert paged.optimizer == e.optimizer  # paging changes where pages live under pressure, not the bytes
+
+
+def test_qlora_weights_nf4_with_and_without_double_quant():
+    dq = weight_bytes("llama-3.1-8b", "nf4")
+    plain = weight_bytes("llama-3.1-8b", {"double_quant": False})
+    assert 5.6e9 < dq < 5.8e9  # 6.98e9 linear params at ~4.13 bits + 1.05e9 embedding/head params in bf16
+    # double quantization saves (32 - 8 - 32/256) / 64 bits per quantized weight, about 0.373
+    linear = 6_979_321_856
+    assert abs((plain - dq) * 8 / linear - (32 - 8 - 32 / 256) / 64) < 1e-3
+
+
+def test_activations_grow_with_seq_and_shrink_with_checkpointing():
+    a = estimate_memory("llama-3.2-1b", "lora", seq_len=512, checkpointing=False)
+    b = estimate_memory("llama-3.2-1b", "lora", seq_len=2048, checkpointing=False)
+    c = estimate_memory("llama-3.2-1b", "lora", seq_len=2048, checkpointing=True)
+    eager = estimate_memory("llama-3.2-1b", "lora", seq_len=2048, checkpointing=False, attention="eager")
+    assert b.activations > 3.9 * a.activations
+    assert c.activations < b.activations / 2  # the 128k-vocab loss term stays: 12 bytes × seq × vocab
+    assert c.activation_parts["loss"] == 12 * 128256 * 2048
+    assert eager.activations - b.activations > 32 * 2048 * 2048 * 4 * 16  # the s² scores in fp32, 16 layers
+
+
+def test_seed_batch_helper_unit_bug_and_correct_suggestion():
+    assert seed_suggest_batch_size(24, 8) == (8, 1)  # thinks an 8B 4-bit model weighs 4e-9 GB
+    s = suggest_batch_size("llama-3.1-8b", "RTX 4090", method="qlora", seq_len=2048)
+    assert s.fits and s.total_bytes <= 24e9
+    assert s.batch_size * s.gradient_accumulation_steps == 16
+    assert estimate_memory("llama-3.1-8b", "qlora", seq_len=2048, batch_size=2 * s.batch_size).total_bytes > 24e9 \
+        or s.batch_size == 16
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: estimate_memory("tiny", "prefix"), "unknown method"),
+    (lambda: estimate_memory("tiny", "full", batch_size=0), "batch_size"),
+    (lambda: estimate_memory("tiny", "full", seq_len=-1), "seq_len"),
+    (lambda: estimate_memory("tiny", "full", precision="fp8"), "precision"),
+    (lambda: estimate_memory("tiny", "full", optimizer="lion"), "optimizer"),
+    (lambda: estimate_memory("tiny", "lora", rank=1000), "larger than"),
+    (lambda: estimate_memory("tiny", "lora", targets=["qkv"]), "q_proj"),
+    (lambda: estimate_memory("nope", "lora"), "unknown architecture"),
+    (lambda: gpu_capacity_bytes("Voodoo 2"), "unknown GPU"),
+])
+def test_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_tracker_wrapper_counts_a_known_tensor():
+    import torch
+
+    from coursekit.memory.measure import CategoryPeakTracker
+
+    lin = torch.nn.Linear(256, 256, bias=False)
+    lin.weight.requires_grad_(False)  # the stock tracker fails on frozen parameters; the wrapper must not
+    t = CategoryPeakTracker()
+    t.track_external(lin)
+    with t:
+        x = torch.randn(64, 256, requires_grad=True)
+        (lin(x) ** 2).sum().backward()
+    assert t.peak_bytes() >= 256 * 256 * 4 + 64 * 256 * 4
+    assert t.category_max["activations"] >= 64 * 256 * 4
+
+
+def _measure(arch, method, **kw):
+    from coursekit.memory import measure_peak_memory
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return measure_peak_memory(arch, method, device="cpu", **kw)
+
+
+def _check(r, total_tol=0.10):
+    cmp = r.comparison()
+    for c in ("weights", "adapter_weights", "gradients", "optimizer"):
+        assert abs(cmp[c]["error"]) <= 0.01, (c, cmp[c])
+    assert abs(cmp["total"]["error"]) <= total_tol, cmp["total"]
+
+
+@pytest.mark.parametrize("method,checkpointing", [
+    ("full", False), ("lora", True), ("qlora", False),
+    pytest.param("full", True, marks=pytest.mark.slow), pytest.param("lora", False, marks=pytest.mark.slow),
+    pytest.param("qlora", True, marks=pytest.mark.slow),
+])
+def test_estimate_vs_measured_tiny(method, checkpointing):
+    r = _measure("tiny", method, batch_size=2, seq_len=64, checkpointing=checkpointing)
+    _check(r)
+    assert r.steps == 2 and r.optimizer > 0
+
+
+@pytest.mark.slow
+def test_qlora_weights_as_stored_match_bitsandbytes_within_2_percent():
+    r = _measure("tiny", "qlora", batch_size=1, seq_len=16)
+    assert abs(weight_bytes("tiny", {"other_dtype": "fp32"}) - r.weights) / r.weights < 0.02
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["full", "lora", "qlora"])
+def test_estimate_vs_measured_smollm2(method):
+    _check(_measure("smollm2-135m", method, batch_size=1, seq_len=64, checkpointing=method != "full"))
+
+
+@pytest.mark.slow
+def test_estimate_vs_measured_wide_random_config():
+    arch = {"model_type": "llama", "hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 4,
+            "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 8192, "tie_word_embeddings": False}
+    for method in ("full", "lora", "qlora"):
+        _check(_measure(arch, method, batch_size=2, seq_len=128, optimizer="adamw-8bit" if method == "full" else "adamw"))
