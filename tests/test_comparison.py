@@ -1,0 +1,76 @@
+"""Lesson 06's comparison helpers: serving modes, bad input caught before training, the seeds' table at real size."""
+import pytest
+
+from coursekit.comparison import (
+    ALL_METHODS,
+    SEED_TABLE,
+    MethodComparison,
+    MethodRow,
+    compare_methods,
+    inference_mode,
+    real_size_counts,
+    seed_table_fact_check,
+)
+
+TRAIN = [{"instruction": "Triage.", "input": "My order 1234 is late.", "output": "{}\nHi."}] * 4
+
+
+def test_every_engine_method_is_compared():
+    from coursekit.train import METHODS
+
+    assert set(ALL_METHODS) == set(METHODS)
+
+
+def test_serving_modes():
+    assert [inference_mode(m) for m in ("full", "lora", "dora", "ia3", "qlora", "prefix", "prompt", "adapter")] == [
+        "plain", "merged", "merged", "merged", "unmerged", "unmerged", "unmerged", "unmerged"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"methods": ["lora", "houlsby"]}, "unknown method 'houlsby'; known methods: full"),
+    ({"methods": []}, "methods is empty"),
+    ({"methods": ["lora", "lora"]}, "repeats"),
+    ({"methods": ["full", "lora"], "method_options": {"full": {"rank": 4}}},
+     "option 'rank' does not apply to method 'full'; it is an option of lora"),
+    ({"methods": ["lora"], "method_options": {"prefix": {"num_virtual_tokens": 4}}}, "not among the methods"),
+    ({"methods": ["lora"], "colour": "red"}, "unknown option 'colour'"),
+    ({"methods": ["lora"], "max_steps": 0}, "max_steps must be a positive integer"),
+    ({"methods": ["lora"], "on_error": "ignore"}, "on_error"),
+    ({"methods": ["lora"], "learning_rate": -1.0}, "learning_rate must be a positive number"),
+])
+def test_bad_input_fails_before_anything_loads(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        compare_methods("no-such-model-folder/x", train=TRAIN, **kwargs)
+
+
+def test_real_size_counts_follow_the_formulas():
+    c = real_size_counts("llama-3.1-8b", rank=16, bottleneck=64, num_virtual_tokens=20)
+    h, layers, kv, hd = 4096, 32, 8, 128
+    assert c["total_parameters"] == 8_030_261_248
+    # LoRA on q and v: r * (in + out) each; q is 4096 -> 4096, v is 4096 -> 8 * 128 (grouped-query attention)
+    assert c["lora_qv"]["trainable_parameters"] == layers * 16 * ((h + h) + (h + kv * hd))
+    assert c["adapter"]["trainable_parameters"] == layers * 2 * (2 * h * 64 + 64 + h)
+    assert c["prefix"]["trainable_parameters"] == 20 * layers * 2 * kv * hd
+    assert c["lora_all_linear"]["checkpoint_bytes_fp32"] == 4 * c["lora_all_linear"]["trainable_parameters"]
+    assert c["full_bytes_per_parameter"] == 16.0  # the seeds' mixed precision: 2 + 2 + 4 + 8, not 14
+
+
+def test_seed_table_fact_check_without_and_with_measurements():
+    rows = seed_table_fact_check(None)
+    assert [r["method"] for r in rows] == [s["method"] for s in SEED_TABLE]
+    adapter = next(r for r in rows if r["method"] == "adapter")
+    assert adapter["real_trainable_percent"] < 1  # the seed's "~1-3%" is high for an 8B model
+    assert "measured_retention" not in adapter
+    row = MethodRow(method="lora", trainable_parameters=10, total_parameters=1000, trainable_percent=1.0,
+                    peak_memory_bytes=5, memory_measured_as="x", train_seconds=1.0, tokens_per_second=1.0,
+                    task_metric=0.5, task_metric_before=0.0, general_probe_before=0.8, general_probe_after=0.6,
+                    general_retention=0.75, checkpoint_bytes=40, inference="merged",
+                    latency_seconds_per_answer=0.2, latency_ms_per_token=1.0, final_eval_loss=None, steps=3,
+                    learning_rate=3e-4)
+    comp = MethodComparison(rows=[row], base_latency_seconds_per_answer=0.1)
+    lora = next(r for r in seed_table_fact_check(comp) if r["method"] == "lora")
+    assert lora["measured_retention"] == 0.75 and lora["measured_latency_vs_base"] == pytest.approx(2.0)
+    assert comp.records()[0]["method"] == "lora" and "lora" in comp.table()
+    assert len(comp.plot().axes) == 2
+    with pytest.raises(ValueError, match="no row for method 'full'"):
+        comp.row("full")
