@@ -1,0 +1,176 @@
+"""The fine-tuning methods ``finetune`` knows, as a small registry.
+
+A method is a name, the options it accepts (with defaults), a default learning rate and optimizer, and a
+``prepare(model, options, run)`` function that returns the model to train (the same model for full fine-tuning,
+a PEFT-wrapped one for LoRA and friends). Adding a method to the course is one ``register_method(Method(...))``
+call; the engine stays the same.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass
+class Method:
+    name: str
+    description: str
+    prepare: Callable[[Any, dict, dict], Any]
+    options: dict[str, Any] = field(default_factory=dict)  # option name -> default
+    learning_rate: float = 2e-5
+    optim: str = "adamw_torch"
+    needs_quantized_model: bool = False
+    saves: str = "model"  # what lands on disk: "model" (every weight) or "adapter" (the trainable weights only)
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method) -> Method:
+    """Add (or replace) a method; returns it so the call can be used as a one-liner."""
+    if not isinstance(method, Method):
+        raise ValueError(f"register_method expects a coursekit.train.Method, got {type(method).__name__}")
+    if not method.name or not method.name.replace("_", "").isalnum():
+        raise ValueError(f"a method name is a short word (letters, digits, _), got {method.name!r}")
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    if not isinstance(name, str) or name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def methods_accepting(option: str) -> list[str]:
+    return [m.name for m in METHODS.values() if option in m.options]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# prepare functions. ``run`` carries what the engine decided: {"gradient_checkpointing": bool, "device": str}.
+
+
+def _prepare_full(model, options, run):
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
+def _lora_config(options, use_dora=False):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=int(options["rank"]),
+        lora_alpha=options["alpha"],
+        lora_dropout=options["dropout"],
+        target_modules=options["target_modules"],
+        use_dora=use_dora,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def _check_lora_options(options):
+    if not isinstance(options["rank"], int) or options["rank"] < 1:
+        raise ValueError(f"rank must be a positive integer, got {options['rank']!r}")
+    if not (0 <= options["dropout"] < 1):
+        raise ValueError(f"dropout must be in [0, 1), got {options['dropout']!r}")
+
+
+def _prepare_lora(model, options, run):
+    from peft import get_peft_model
+
+    _check_lora_options(options)
+    return get_peft_model(model, _lora_config(options))
+
+
+def _prepare_dora(model, options, run):
+    from peft import get_peft_model
+
+    _check_lora_options(options)
+    return get_peft_model(model, _lora_config(options, use_dora=True))
+
+
+def _prepare_qlora(model, options, run):
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    _check_lora_options(options)
+    model = prepare_model_for_kbit_training(
+        model,
+        use_gradient_checkpointing=run["gradient_checkpointing"],
+        gradient_checkpointing_kwargs={"use_reentrant": False} if run["gradient_checkpointing"] else None,
+    )
+    return get_peft_model(model, _lora_config(options))
+
+
+def _prepare_ia3(model, options, run):
+    from peft import IA3Config, get_peft_model
+
+    cfg = IA3Config(
+        target_modules=options["target_modules"],
+        feedforward_modules=options["feedforward_modules"],
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, cfg)
+
+
+def _check_virtual_tokens(options):
+    n = options["num_virtual_tokens"]
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"num_virtual_tokens must be a positive integer, got {n!r}")
+
+
+def _prepare_prefix(model, options, run):
+    from peft import PrefixTuningConfig, get_peft_model
+
+    _check_virtual_tokens(options)
+    return get_peft_model(model, PrefixTuningConfig(num_virtual_tokens=options["num_virtual_tokens"],
+                                                    task_type="CAUSAL_LM"))
+
+
+def _prepare_prompt(model, options, run):
+    from peft import PromptTuningConfig, get_peft_model
+
+    _check_virtual_tokens(options)
+    return get_peft_model(model, PromptTuningConfig(num_virtual_tokens=options["num_virtual_tokens"],
+                                                    task_type="CAUSAL_LM"))
+
+
+def _prepare_adapter(model, options, run):
+    """Houlsby bottleneck adapters from the course's own implementation (coursekit.scratch)."""
+    b = options["bottleneck"]
+    if not isinstance(b, int) or b < 1:
+        raise ValueError(f"bottleneck must be a positive integer, got {b!r}")
+    from coursekit import scratch  # imported here: it is another lesson's module
+
+    before = {id(p) for p in model.parameters()}
+    out = scratch.inject_adapters(model, b)
+    model = model if out is None else out
+    # Whatever inject_adapters left trainable, only the new adapter weights train.
+    for p in model.parameters():
+        p.requires_grad_(id(p) not in before)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("inject_adapters added no trainable parameters; nothing to train")
+    return model
+
+
+_LORA_OPTIONS = {"rank": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"}
+
+register_method(Method("full", "every weight trains (supervised fine-tuning)", _prepare_full,
+                       learning_rate=2e-5))
+register_method(Method("lora", "low-rank adapters beside frozen weights", _prepare_lora, dict(_LORA_OPTIONS),
+                       learning_rate=3e-4, saves="adapter"))
+register_method(Method("qlora", "LoRA on a 4-bit (NF4) frozen model, paged 8-bit optimizer", _prepare_qlora,
+                       dict(_LORA_OPTIONS), learning_rate=2e-4, optim="paged_adamw_8bit",
+                       needs_quantized_model=True, saves="adapter"))
+register_method(Method("dora", "weight-decomposed LoRA (magnitude + direction)", _prepare_dora,
+                       dict(_LORA_OPTIONS), learning_rate=3e-4, saves="adapter"))
+register_method(Method("ia3", "learned rescaling vectors on keys, values and feed-forward", _prepare_ia3,
+                       {"target_modules": ["k_proj", "v_proj", "down_proj"], "feedforward_modules": ["down_proj"]},
+                       learning_rate=3e-3, saves="adapter"))
+register_method(Method("prefix", "trainable key/value prefixes in every layer", _prepare_prefix,
+                       {"num_virtual_tokens": 16}, learning_rate=1e-2, saves="adapter"))
+register_method(Method("prompt", "trainable soft-prompt embeddings before the input", _prepare_prompt,
+                       {"num_virtual_tokens": 16}, learning_rate=1e-2, saves="adapter"))
+register_method(Method("adapter", "Houlsby bottleneck adapters (coursekit.scratch)", _prepare_adapter,
+                       {"bottleneck": 64}, learning_rate=1e-3, saves="adapter"))
