@@ -204,7 +204,6 @@ CONFIG_TEMPLATE = '''# nbgrader configuration of the course's quizzes (written b
 c = get_config()  # noqa: F821 - provided by nbgrader
 
 c.CourseDirectory.course_id = {course_id!r}
-c.CourseDirectory.root = "."
 
 # Every notebook in a course is executed: give ML-sized cells room (seconds per cell).
 c.Execute.timeout = {timeout_s}
