@@ -1,0 +1,220 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fine-tuning-course/fine-tuning-llms/blob/main/notebooks/06_peft_comparison.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/fine-tuning-course/fine-tuning-llms/main?urlpath=lab/tree/notebooks/06_peft_comparison.ipynb)
+#
+# # 06 · Every method, side by side
+#
+# Lessons 03–05 trained with full fine-tuning, LoRA and QLoRA. The PEFT family is larger: DoRA splits each weight
+# into a magnitude and a direction and applies LoRA to the direction; IA3 learns one scaling vector per targeted
+# activation; prefix tuning learns extra keys and values in every layer; prompt tuning learns extra input embeddings;
+# Houlsby adapters insert small bottleneck MLPs after attention and after the feed-forward block. This lesson trains
+# **all eight on the same task, the same data and the same budget** and puts what they cost and what they achieve in
+# one measured table, then checks the seeds' comparison table against it, row by row.
+
+# %% tags=["parameters"]
+MODEL = "tiny"  # the embedded model; on a GPU try "HuggingFaceTB/SmolLM2-135M"
+DEVICE = "auto"
+SIZE = "cpu"  # "cpu": laptop defaults; "gpu": real-size runs
+SEED = 0
+RESULTS_PATH = None
+
+# %%
+# Colab only: install coursekit and the packages Colab lacks (never torch or Jupyter). Elsewhere: nothing happens.
+COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M"
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "coursekit @ git+https://github.com/fine-tuning-course/fine-tuning-llms@main"], check=True)
+    import coursekit.colab
+    MODEL, DEVICE, SIZE = coursekit.colab.setup(MODEL, DEVICE, SIZE, colab_model=COLAB_MODEL)
+
+# %%
+import tempfile
+from pathlib import Path
+
+import IPython.display as ipd
+import torch
+
+import coursekit
+import coursekit.exercises
+import coursekit.quiz
+from coursekit.comparison import ALL_METHODS, compare_methods, real_size_counts, seed_table_fact_check
+from coursekit.data import load_task_dataset
+from coursekit.env import resolve_device
+
+results = coursekit.Results(RESULTS_PATH, notebook="06_peft_comparison")
+torch.manual_seed(SEED)
+STEPS = {"cpu": 40, "gpu": 300}[SIZE]  # the same optimizer steps for every method
+BATCH = {"cpu": 16, "gpu": 16}[SIZE]
+N_METRIC = {"cpu": 32, "gpu": 200}[SIZE]  # test examples scored per method
+METHODS = list(ALL_METHODS)
+RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson06-"))
+device = resolve_device(DEVICE)
+print(f"device: {device}; {STEPS} steps x batch {BATCH} per method")
+
+# %% [markdown]
+# ## 1. The contenders
+#
+# Every method goes through the same entry point, `coursekit.train.finetune(..., method=...)`, with the method's own
+# default learning rate (a PEFT method with few parameters needs a larger one) and its own options:
+
+# %%
+from coursekit.train import METHODS as REGISTRY
+
+ipd.display(ipd.Markdown("| method | what trains | default learning rate | options |\n|---|---|---|---|\n" + "\n".join(
+    f"| `{m}` | {REGISTRY[m].description} | {REGISTRY[m].learning_rate:g} | "
+    f"{', '.join(f'{k}={v}' for k, v in REGISTRY[m].options.items()) or '—'} |" for m in METHODS)))
+
+# %% [markdown]
+# A wrong name or an option that belongs to another method is refused before anything trains:
+
+# %%
+for bad in (dict(methods=["lora", "houlsby"]), dict(methods=["full"], method_options={"full": {"rank": 4}})):
+    try:
+        compare_methods(MODEL, train=[{"instruction": "x", "output": "y"}], **bad)
+    except ValueError as exc:
+        print("ValueError:", exc)
+
+# %% [markdown]
+# ## 2. Train each one on the same budget
+#
+# For each method: a fresh copy of the base model (4-bit NF4 for QLoRA), the same training examples, the same
+# number of optimizer steps and batch size, then the task metric on held-out tickets, the general-skills probe
+# before and after (what the model forgot), the checkpoint written to disk, and the inference latency: **merged**
+# into the weights where the method allows it (LoRA, DoRA, IA3), **unmerged** otherwise, at batch 1 and the same
+# number of new tokens for everyone.
+
+# %%
+data = load_task_dataset(size=SIZE, seed=SEED)
+train = data["train"].select(range(STEPS * BATCH))
+test = data["test"].select(range(N_METRIC))
+comparison = compare_methods(MODEL, METHODS, train=train, eval=data["validation"], test=test, max_steps=STEPS,
+                             batch_size=BATCH, device=DEVICE, metric_examples=N_METRIC, runs_dir=str(RUNS_DIR),
+                             seed=SEED, on_error="record")
+print(comparison.table())
+
+# %%
+results.record(methods=comparison.records(), methods_failed=comparison.errors,
+               base_latency_seconds_per_answer=comparison.base_latency_seconds_per_answer,
+               steps_per_method=STEPS, batch_size=BATCH, device=device)
+if comparison.errors:
+    ipd.display(ipd.Markdown("**Not measured on this machine:** " + "; ".join(
+        f"`{m}`: {e}" for m, e in comparison.errors.items())))
+
+# %% [markdown]
+# ## 3. Quality against memory
+
+# %%
+fig = comparison.plot()
+fig
+
+# %%
+rows = {r.method: r for r in comparison.rows}
+best = max(comparison.rows, key=lambda r: r.task_metric)
+smallest_ckpt = min(comparison.rows, key=lambda r: r.checkpoint_bytes)
+most_kept = max(comparison.rows, key=lambda r: r.general_retention)
+ipd.display(ipd.Markdown(
+    f"**Reading the table.** On this budget ({STEPS} steps of {BATCH} examples) the best task metric is "
+    f"**{best.method}** with {best.task_metric:.0%} of the {N_METRIC} test tickets exactly right. The smallest "
+    f"checkpoint is **{smallest_ckpt.method}** ({smallest_ckpt.checkpoint_bytes / 1e3:,.1f} kB"
+    + (f", against {rows['full'].checkpoint_bytes / 1e6:,.1f} MB for full fine-tuning" if "full" in rows else "")
+    + f"). The method that kept the most general skill is **{most_kept.method}** (retention "
+    f"{most_kept.general_retention:.2f}: probe after / probe before)."
+    + (f" Peak memory here is *{comparison.rows[0].memory_measured_as}*: on a CPU, and for a model of 3.5M "
+       "parameters, the process's own bookkeeping is as large as the model, so memory differences between methods "
+       "are small and noisy; the GPU report under `reports/` and lesson 02's estimator show the real-size picture."
+       if device != "cuda" else "")))
+
+# %% [markdown]
+# Caveats that come with any table like this one:
+#
+# * **One budget does not fit all.** Prompt and prefix tuning train very few numbers and usually need many more
+#   steps (and larger learning rates) than LoRA to get going; a fixed number of steps favours the methods that learn
+#   fast. Re-run with `STEPS` larger to see who catches up.
+# * **Merged vs unmerged.** A merged LoRA, DoRA or IA3 model is the base architecture again: its latency is the
+#   base model's. Prefix and prompt tuning add virtual tokens to every request; adapters add layers; QLoRA
+#   dequantizes 4-bit weights on every matmul.
+# * **Small model, CPU.** Latency and memory on a 3.5M-parameter model on a CPU are dominated by fixed overheads.
+#   The *ratios* in the table, not the absolute numbers, are what carries over — and even those should be re-measured
+#   at your size (set `SIZE = "gpu"` and `MODEL` to a real model on a GPU).
+
+# %% [markdown]
+# ## 4. Fact check: the seeds' comparison table
+#
+# The seed's table, row by row, next to exact counts for Llama-3.1-8B (LoRA rank 16, adapter bottleneck 64,
+# 20 prefix tokens; computed on the meta device, no download) and next to what ran above.
+
+# %%
+real = real_size_counts("llama-3.1-8b")
+check = seed_table_fact_check(comparison, "llama-3.1-8b")
+lines = ["| method | seed: trainable | exact, 8B | seed: checkpoint | exact, 8B (bf16 / fp32) | seed: forgetting | "
+         "retention here | seed: latency | latency here vs base |", "|---|---|---|---|---|---|---|---|---|"]
+for c in check:
+    cl = c["claims"]
+    pct = f"{c['real_trainable_percent']:.3g}%"
+    if "real_trainable_percent_qv" in c:
+        pct += f" all-linear, {c['real_trainable_percent_qv']:.3g}% q,v"
+    retention = f"{c['measured_retention']:.2f}" if c.get("measured_retention") is not None else "—"
+    latency = f"{c['measured_latency_vs_base']:.2f}× ({c['measured_inference']})" if c.get(
+        "measured_latency_vs_base") else "—"
+    lines.append(f"| {c['method']} | {cl['trainable']} | {pct} | {cl['checkpoint']} | "
+                 f"{c['real_checkpoint_mb_bf16']:,.0f} / {c['real_checkpoint_mb_fp32']:,.0f} MB | {cl['forgetting']} | "
+                 f"{retention} | {cl['latency']} | {latency} |")
+ipd.display(ipd.Markdown("\n".join(lines)))
+results.record(seed_fact_check=[{k: v for k, v in c.items() if k != "claims"} for c in check],
+               real_size=real)
+
+# %%
+lora_all, lora_qv, adapter, prefix = (real["lora_all_linear"], real["lora_qv"], real["adapter"], real["prefix"])
+ipd.display(ipd.Markdown(
+    f"> **Fact check.**\n"
+    f"> * *Full fine-tuning, \"14 bytes/param\"*: the seeds' own recipe (bf16 weights and gradients, fp32 master "
+    f"copy and two fp32 Adam moments) is **{real['full_bytes_per_parameter']:.0f} bytes per parameter** before "
+    f"activations; the 14 came from counting activations as 2 bytes per parameter and forgetting the master copy.\n"
+    f"> * *LoRA r=16, \"~0.2%\" and \"under 50 MB\"*: on Llama-3.1-8B it is {lora_qv['trainable_percent']:.3f}% for "
+    f"q_proj and v_proj and {lora_all['trainable_percent']:.2f}% for all linear layers; the all-linear adapter is "
+    f"**{lora_all['checkpoint_bytes_bf16'] / 1e6:,.0f} MB in bf16 and {lora_all['checkpoint_bytes_fp32'] / 1e6:,.0f} MB "
+    f"in fp32** (peft keeps adapter weights in fp32 by default), not under 50 MB.\n"
+    f"> * *Adapters, \"~1-3%\" and \"50-200 MB\"*: bottleneck 64 on Llama-3.1-8B is "
+    f"**{adapter['trainable_percent']:.2f}%** ({adapter['trainable_parameters']:,} parameters), "
+    f"{adapter['checkpoint_bytes_bf16'] / 1e6:,.0f} MB in bf16.\n"
+    f"> * *Prefix tuning, \"~0.1%\"*: 20 virtual tokens are **{prefix['trainable_percent']:.3f}%** "
+    f"({prefix['trainable_parameters']:,}); Llama-3.1-8B's grouped-query attention keeps only 8 key/value heads, "
+    f"so the prefix is a quarter of what the seed's 32 × 2 × 20 × 4096 = 5,242,880 assumes.\n"
+    f"> * *Latency and forgetting* are measured above, on this budget: the seed's \"None\" for merged LoRA holds "
+    f"(merged, it is the base architecture); its forgetting labels are qualitative — the retention column is the "
+    f"measured version for this model and budget."))
+
+# %% [markdown]
+# ## 5. Try it
+
+# %%
+ex = coursekit.exercises.get("06.adapter_params")
+ex.show()
+# ex.check(0)
+
+# %%
+ex = coursekit.exercises.get("06.prefix_params")
+ex.show()
+# ex.check(0)
+
+# %%
+ex = coursekit.exercises.get("06.method_fits_gpu")
+ex.show()
+# ex.check("?")
+
+# %%
+coursekit.quiz.quiz_widget("06")

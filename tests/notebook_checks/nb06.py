@@ -1,0 +1,49 @@
+"""Lesson 06: every method on the same budget, and the seeds' table checked at real size."""
+
+EXPECTED = {"full", "lora", "qlora", "dora", "ia3", "prefix", "prompt", "adapter"}
+KEYS = {"method", "trainable_parameters", "peak_memory_bytes", "train_seconds", "task_metric", "general_retention",
+        "checkpoint_bytes", "latency_seconds_per_answer", "inference", "tokens_per_second"}
+TINY_PARAMETERS = 3_475_712
+
+
+def adapter_count(hidden, bottleneck, layers):
+    return layers * 2 * (2 * hidden * bottleneck + bottleneck + hidden)
+
+
+def check(results: dict) -> None:
+    rows = {r["method"]: r for r in results["methods"]}
+    failed = results["methods_failed"]
+    assert set(rows) | set(failed) == EXPECTED, (sorted(rows), failed)
+    # only QLoRA may be unavailable (bitsandbytes 4-bit needs a supported device); everything else must run
+    assert set(failed) <= {"qlora"}, failed
+    for m, r in rows.items():
+        assert KEYS <= set(r), (m, KEYS - set(r))
+        assert 0.0 <= r["task_metric"] <= 1.0 and r["train_seconds"] > 0 and r["peak_memory_bytes"] > 0, r
+        assert r["checkpoint_bytes"] > 0 and r["latency_seconds_per_answer"] > 0, r
+        assert 0.0 <= r["general_retention"] <= 2.0, r
+
+    full = rows["full"]
+    assert full["trainable_parameters"] == full["total_parameters"] == TINY_PARAMETERS
+    for m in EXPECTED - {"full"} - set(failed):
+        assert rows[m]["trainable_parameters"] < TINY_PARAMETERS / 5, (m, rows[m]["trainable_parameters"])
+        assert rows[m]["checkpoint_bytes"] < full["checkpoint_bytes"] / 5, m  # adapter-only checkpoints
+    # the Houlsby adapter (coursekit.scratch) has exactly the formula's parameters: 2 per layer, bottleneck 64
+    assert rows["adapter"]["trainable_parameters"] == adapter_count(256, 64, 4)
+    # LoRA rank 8 on every Linear of the 4 decoder layers
+    assert rows["lora"]["trainable_parameters"] == 4 * 8 * ((256 + 256) * 2 + (256 + 128) * 2 + (256 + 704) * 3)
+    assert rows["ia3"]["trainable_parameters"] < rows["lora"]["trainable_parameters"]
+    assert {rows[m]["inference"] for m in ("lora", "dora", "ia3")} == {"merged"}
+    assert {rows[m]["inference"] for m in ("prefix", "prompt", "adapter")} == {"unmerged"}
+
+    # the same budget, and LoRA learned something on it
+    assert results["steps_per_method"] > 0
+    assert rows["lora"]["task_metric"] > 0.0 or rows["full"]["task_metric"] > 0.0
+
+    # the fact check at real size (Llama-3.1-8B)
+    real = results["real_size"]
+    assert real["total_parameters"] == 8_030_261_248
+    assert real["adapter"]["trainable_parameters"] == adapter_count(4096, 64, 32)
+    assert real["prefix"]["trainable_parameters"] == 20 * 32 * 2 * 8 * 128
+    assert real["full_bytes_per_parameter"] == 16.0
+    assert real["lora_all_linear"]["checkpoint_bytes_bf16"] > 50e6  # the seed's "under 50 MB" does not hold
+    assert [c["method"] for c in results["seed_fact_check"]] == ["full", "lora", "qlora", "adapter", "prefix"]
