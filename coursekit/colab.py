@@ -68,7 +68,7 @@ def badge_markdown(notebook: str, repository: str = REPOSITORY) -> str:
 
 INSTALL_CELL = f'''\
 # Colab only: install coursekit and the packages Colab lacks (never torch or Jupyter). Elsewhere: nothing happens.
-COLAB_MODEL = "{REAL_SMALL_MODEL}"  # on a Colab GPU runtime lessons use this model; "tiny" keeps the embedded one
+COLAB_MODEL = "{REAL_SMALL_MODEL}"  # used on a Colab GPU; "tiny" keeps the embedded model
 import sys
 if "google.colab" in sys.modules:
     import subprocess

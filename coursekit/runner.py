@@ -53,7 +53,9 @@ LESSONS = [
 ]
 
 # A few figures per notebook for the summary table; a notebook not listed shows its first numeric figures.
-KEY_FIGURES: dict[str, list[str]] = {}
+KEY_FIGURES: dict[str, list[str]] = {
+    "00": ["device", "n_parameters", "probe_score", "train_examples"],
+}
 MAX_FIGURES_SHOWN = 4
 
 

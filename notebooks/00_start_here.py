@@ -33,7 +33,7 @@ RESULTS_PATH = None  # where the figures below are saved as JSON (set by the tes
 
 # %%
 # Colab only: install coursekit and the packages Colab lacks (never torch or Jupyter). Elsewhere: nothing happens.
-COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M"  # on a Colab GPU runtime lessons use this model; "tiny" keeps the embedded one
+COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M"  # used on a Colab GPU; "tiny" keeps the embedded model
 import sys
 if "google.colab" in sys.modules:
     import subprocess
