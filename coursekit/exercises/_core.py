@@ -15,7 +15,6 @@ import math
 import os
 import signal
 import threading
-import time
 from typing import Any, Callable
 
 from coursekit._results import ResultMixin
@@ -359,19 +358,16 @@ class CodeExercise(Exercise):
         for number, case in enumerate(cases, start=1):
             learner_args = tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in case)
             expected = self._reference(*case)
-            started = time.perf_counter()
             try:
                 got = run_with_time_limit(answer, learner_args, self.timeout_s)
             except TimeoutError as exc:
                 return "wrong", f"case {number}: {exc} (an endless loop?)."
             except Exception as exc:  # noqa: BLE001 - the learner's error, shown briefly
                 return "wrong", f"case {number}: your function raised {type(exc).__name__}: {exc}"
-            elapsed = time.perf_counter() - started
             problem = self._compare(got, expected, case)
             if problem:
                 kind, text = problem
                 return kind, f"case {number} (shapes {self._describe(case)}): {text}"
-            del elapsed
         return "correct", f"all {len(cases)} hidden cases match the reference."
 
     @staticmethod
