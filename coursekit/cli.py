@@ -16,6 +16,7 @@ COMMANDS = {
     "build-base-model": ("coursekit.models.build", "pretrain the embedded base model from its recipe"),
     "data": ("coursekit.data.cli", "write the generated datasets as JSONL files"),
     "quiz": ("coursekit.quiz.cli", "quizzes and the nbgrader course (quiz build --out DIR)"),
+    "compare": ("coursekit.comparison", "train every method on one budget and write the comparison report"),
 }
 
 
