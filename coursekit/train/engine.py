@@ -182,17 +182,24 @@ def _new_run_dir(runs_dir, method_name: str) -> Path:
     raise ValueError(f"could not create a new run folder under {root}")
 
 
-def _prepare_output_dir(cfg, method_name: str) -> Path:
+def _check_output_dir(cfg) -> None:
+    """Refuse to write over an earlier run (checked before anything else happens)."""
     if cfg["output_dir"] is None:
-        return _new_run_dir(cfg["runs_dir"], method_name)
+        return
     path = Path(cfg["output_dir"])
     if cfg["resume"]:
         if not any(path.glob("checkpoint-*")):
             raise ValueError(f"resume=True but {path} holds no checkpoint-* folder; run with save_every=N first")
-        return path
-    if path.exists() and any(path.iterdir()):
+    elif path.exists() and any(path.iterdir()):
         raise ValueError(f"output_dir {path} already holds an earlier run; pick a new folder, leave output_dir=None "
                          "for a new numbered one, or pass resume=True to continue it")
+
+
+def _make_output_dir(cfg, method_name: str) -> Path:
+    if cfg["output_dir"] is None:
+        return _new_run_dir(cfg["runs_dir"], method_name)
+    _check_output_dir(cfg)
+    path = Path(cfg["output_dir"])
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -266,40 +273,43 @@ def _folder_bytes(path: Path) -> int:
     return int(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()))
 
 
-def _estimate_memory(model, method_name, batch_size, seq_len, grad_checkpointing):
-    """The estimator's figure (coursekit.memory), or None when it is missing or cannot describe this model."""
-    try:
-        from coursekit.memory import estimate_memory
-    except Exception:
-        return None, None
-    import inspect
+_OPTIMIZER_NAMES = {  # Trainer's optim names -> the estimator's
+    "adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw_8bit": "adamw-8bit", "adamw_bnb_8bit": "adamw-8bit",
+    "paged_adamw_8bit": "paged-adamw-8bit", "paged_adamw_32bit": "paged-adamw", "paged_adamw": "paged-adamw",
+    "sgd": "sgd",
+}
 
+
+def _estimate_memory(model, method_name, cfg, batch_size, seq_len, device, bf16):
+    """The estimator's figure (coursekit.memory.estimate_memory) for this run, or None where it has no recipe
+    (methods other than full / lora / qlora, optimizers it does not model)."""
+    if method_name not in ("full", "lora", "qlora"):
+        return None
+    optimizer = _OPTIMIZER_NAMES.get(cfg["optim"])
+    if optimizer is None:
+        return None
     try:
-        params = inspect.signature(estimate_memory).parameters
-    except (TypeError, ValueError):
-        return None, None
-    kwargs = {}
-    candidates = {
-        "model": model, "config": getattr(model, "config", None), "method": method_name,
-        "batch_size": batch_size, "micro_batch_size": batch_size, "seq_len": seq_len, "sequence_length": seq_len,
-        "seq_length": seq_len, "gradient_checkpointing": grad_checkpointing,
-    }
-    for name in params:
-        if name in candidates:
-            kwargs[name] = candidates[name]
-    try:
-        est = estimate_memory(**kwargs)
-    except Exception:
-        return None, None
-    total = None
-    for attr in ("total_bytes", "total"):
-        v = getattr(est, attr, None) if not isinstance(est, dict) else est.get(attr)
-        if isinstance(v, (int, float)):
-            total = int(v)
-            break
-    if total is None and isinstance(est, (int, float)):
-        total = int(est)
-    return total, est
+        import torch
+
+        from coursekit.memory import estimate_memory
+
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        float_dtypes = {p.dtype for p in base.parameters() if p.dtype.is_floating_point}
+        if float_dtypes == {torch.bfloat16}:
+            precision = "bf16"
+        else:
+            precision = "amp-bf16" if bf16 else "fp32"
+        lora = {}
+        if method_name != "full":
+            lora = {"rank": int(cfg["rank"]), "targets": cfg["target_modules"], "lora_dropout": cfg["dropout"],
+                    "lora_dtype": "bf16" if method_name == "qlora" else "fp32"}
+        est = estimate_memory(base.config, method_name, precision=precision, optimizer=optimizer,
+                              batch_size=int(batch_size), seq_len=int(seq_len),
+                              checkpointing=bool(cfg["gradient_checkpointing"]),
+                              device="cuda" if device == "cuda" else "cpu", **lora)
+    except Exception:  # an architecture the estimator cannot describe: no estimate, the run goes on
+        return None
+    return int(est.total_bytes)
 
 
 def _measure(model, tokenizer, cfg, metric_rows, probe_ok=True):
@@ -413,8 +423,8 @@ def _train_once(trainer, resume: bool):
     return trainer.train(resume_from_checkpoint=True if resume else None)
 
 
-def _oom_message(model, method_name, batch_size, grad_accum, seq_len, gc_on):
-    est, _ = _estimate_memory(model, method_name, batch_size, seq_len, gc_on)
+def _oom_message(model, method_name, cfg, batch_size, grad_accum, seq_len, bf16):
+    est = _estimate_memory(model, method_name, cfg, batch_size, seq_len, "cuda", bf16)
     lines = [f"CUDA out of memory at micro-batch {batch_size} x accumulation {grad_accum}."]
     if est:
         lines.append(f"The estimator puts this run at {est / 1e9:.1f} GB ({est / 2**30:.1f} GiB).")
@@ -452,7 +462,7 @@ def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=N
     import torch
     from datasets import Dataset
 
-    from coursekit.env import resolve_device
+    from coursekit.env import bf16_supported, resolve_device
     from coursekit.train.callbacks import LossHistory, NotebookProgress, want_progress
 
     m = get_method(method)
@@ -462,7 +472,11 @@ def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=N
     if tokenizer is None or not callable(tokenizer):
         raise ValueError("tokenizer must be the model's tokenizer (load_base_model returns both)")
     device = resolve_device(cfg["device"])
+    if cfg["bf16"] and not bf16_supported(device):
+        raise ValueError(f"bf16=True but {device} does not train in bf16 here (CPU and MPS train in fp32); "
+                         "leave bf16=None (auto)")
     show = want_progress(cfg["progress"])
+    _check_output_dir(cfg)
     if m.needs_quantized_model and not _is_quantized(model):
         raise ValueError(f"method {m.name!r} trains on a 4-bit model; load it with "
                          "load_base_model(name, quantization='nf4')")
@@ -470,6 +484,8 @@ def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=N
     # data: fields, empty splits, lengths -- all before any training
     train_rows = to_prompt_completion(train, "train")
     eval_rows = to_prompt_completion(eval, "eval") if eval is not None else []
+    if cfg["early_stopping_patience"] and not eval_rows:
+        raise ValueError("early_stopping_patience watches the validation loss: pass an eval split")
     context = _model_context(model)
     if m.name == "prompt":
         context -= int(cfg["num_virtual_tokens"])
@@ -487,11 +503,10 @@ def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=N
 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    run_dir = _prepare_output_dir(cfg, m.name)
     torch.manual_seed(int(cfg["seed"]))
 
     result = RunResult(method=m.name, config={k: v for k, v in cfg.items() if k != "perplexity_texts"},
-                       device=device, output_dir=str(run_dir))
+                       device=device)
     before_model_device = next(model.parameters()).device
     if not _is_quantized(model) and str(before_model_device).split(":")[0] != device:
         model.to(device)
@@ -499,7 +514,10 @@ def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=N
         result.task_metric_before, result.general_probe_before, result.perplexity_before = _measure(
             model, tokenizer, cfg, metric_rows)
 
-    model = m.prepare(model, cfg, {"gradient_checkpointing": bool(cfg["gradient_checkpointing"]), "device": device})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)  # the libraries' renamed internals
+        model = m.prepare(model, cfg, {"gradient_checkpointing": bool(cfg["gradient_checkpointing"]),
+                                       "device": device})
     result.trainable_parameters, result.total_parameters = _parameter_counts(model)
     if result.trainable_parameters == 0:
         raise ValueError(f"method {m.name!r} left no trainable parameters")
@@ -507,9 +525,11 @@ def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=N
     batch_size, grad_accum = DEVICE_BATCH.get(device, (8, 2))
     batch_size = int(cfg["batch_size"] or batch_size)
     grad_accum = int(cfg["grad_accum"] or grad_accum)
-    result.estimated_memory_bytes, _ = _estimate_memory(model, m.name, batch_size, longest,
-                                                        bool(cfg["gradient_checkpointing"]))
+    bf16 = cfg["bf16"] if cfg["bf16"] is not None else bf16_supported(device)
+    result.estimated_memory_bytes = _estimate_memory(model, m.name, cfg, batch_size, longest, device, bf16)
 
+    run_dir = _make_output_dir(cfg, m.name)
+    result.output_dir = str(run_dir)
     train_ds = Dataset.from_list(train_rows)
     eval_ds = Dataset.from_list(eval_rows[: int(cfg["eval_size"])]) if eval_rows else None
     max_length = cfg["max_length"] or (context if cfg["packing"] else None)
@@ -534,8 +554,7 @@ def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=N
             except torch.OutOfMemoryError:
                 if batch_size == 1 or oom_retries >= int(cfg["max_oom_retries"]):
                     raise
-                print(_oom_message(model, m.name, batch_size, grad_accum, longest,
-                                   bool(cfg["gradient_checkpointing"])))
+                print(_oom_message(model, m.name, cfg, batch_size, grad_accum, longest, bf16))
                 del trainer
                 history.train_loss.clear()
                 history.eval_loss.clear()

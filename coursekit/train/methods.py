@@ -144,8 +144,9 @@ def _prepare_adapter(model, options, run):
     from coursekit import scratch  # imported here: it is another lesson's module
 
     before = {id(p) for p in model.parameters()}
-    out = scratch.inject_adapters(model, b)
-    model = model if out is None else out
+    out = scratch.inject_adapters(model, b)  # modifies the model in place
+    if hasattr(out, "parameters"):
+        model = out
     # Whatever inject_adapters left trainable, only the new adapter weights train.
     for p in model.parameters():
         p.requires_grad_(id(p) not in before)

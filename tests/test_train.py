@@ -1,0 +1,349 @@
+"""coursekit.train: bad input caught before training, the run's report, run folders, resume, out-of-memory retry.
+
+A randomly initialised copy of the embedded architecture and a tokenizer trained on the fly keep these tests
+independent of the embedded weights and fast (a few optimizer steps each).
+"""
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from coursekit.train import COMMON_OPTIONS, METHODS, finetune, mix_general_text, to_prompt_completion  # noqa: E402
+from coursekit.train import engine  # noqa: E402
+
+TINY_CONFIG = "coursekit/models/tiny"
+
+
+def _examples(n, split="train"):
+    from coursekit.data import make_examples
+
+    return make_examples(n, seed=0, split=split)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from coursekit.data import format_example, general_texts
+    from coursekit.models.build import train_tokenizer
+
+    return train_tokenizer([format_example(e) for e in _examples(200)] + general_texts("train", 300), 2048)
+
+
+@pytest.fixture
+def model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from coursekit.models import EMBEDDED_MODEL_DIR
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig.from_pretrained(EMBEDDED_MODEL_DIR))
+
+
+QUICK = dict(max_steps=3, batch_size=4, measure_task=False, measure_general=False, eval_size=8, progress=False,
+             device="cpu")
+
+
+def _no_runs(path):
+    return not path.exists() or not any(path.iterdir())
+
+
+# ------------------------------------------------------------------------------------------ bad input, no training
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"method": "houlsby"}, "unknown method 'houlsby'; known methods: full, lora, qlora"),
+    ({"method": "full", "rank": 4}, "option 'rank' does not apply to method 'full'; it is an option of lora"),
+    ({"method": "lora", "num_virtual_tokens": 4}, "does not apply to method 'lora'; it is an option of prefix"),
+    ({"method": "full", "colour": "red"}, "unknown option 'colour'"),
+    ({"learning_rate": 0}, "learning_rate must be a positive number, got 0"),
+    ({"learning_rate": -1e-4}, "learning_rate must be a positive number"),
+    ({"epochs": 0}, "epochs must be a positive number"),
+    ({"batch_size": 2.5}, "batch_size must be a positive integer"),
+    ({"warmup": -1}, "warmup must be >= 0"),
+    ({"bf16": True}, "bf16=True but cpu"),
+    ({"method": "lora", "rank": 0}, "rank must be a positive integer"),
+    ({"resume": True}, "resume=True needs output_dir"),
+    ({"early_stopping_patience": 2, "save_every": 5}, "set one of them, not both"),
+    ({"method": "qlora"}, "load_base_model(name, quantization='nf4')"),
+    ({"progress": "sometimes"}, "progress must be 'auto', True or False"),
+])
+def test_bad_options_raise_before_training(model, tokenizer, tmp_path, kwargs, message):
+    kwargs = {**QUICK, "runs_dir": tmp_path / "runs", **kwargs}
+    with pytest.raises(ValueError) as err:
+        finetune(model, tokenizer, _examples(8), _examples(4, "validation"), **kwargs)
+    assert message in str(err.value)
+    assert _no_runs(tmp_path / "runs")
+
+
+def test_bad_data_raises_before_training(model, tokenizer, tmp_path):
+    runs = tmp_path / "runs"
+    good = _examples(8)
+    cases = [
+        ([{"instruction": "Triage.", "input": "x"}], None, "train example 0 is missing field(s) ['output']"),
+        ([], None, "the train split is empty"),
+        (good, [], "the eval split is empty"),
+        ([{"prompt": "a", "completion": "b"}, {"question": "?"}], None, "train example 1 is missing field(s)"),
+        (good, [{"instruction": "Triage.", "input": "x", "output": ""}], "eval example 0 has an empty 'output'"),
+    ]
+    for train, eval_, message in cases:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+                           .replace("]", r"\]")):
+            finetune(model, tokenizer, train, eval_, runs_dir=runs, **QUICK)
+    with pytest.raises(ValueError, match="early_stopping_patience watches the validation loss"):
+        finetune(model, tokenizer, good, None, runs_dir=runs, early_stopping_patience=1, **QUICK)
+    assert _no_runs(runs)
+
+
+def test_too_long_sequences_raise_before_training(model, tokenizer, tmp_path):
+    context = model.config.max_position_embeddings
+    long_row = {"instruction": "Summarize.", "input": "word " * (2 * context), "output": "short"}
+    with pytest.raises(ValueError, match=rf"train example 1 is \d+ tokens long, more than the {context} the model"):
+        finetune(model, tokenizer, [_examples(1)[0], long_row], None, runs_dir=tmp_path, **QUICK)
+    with pytest.raises(ValueError, match="more than the 20 the model takes"):
+        finetune(model, tokenizer, _examples(4), None, runs_dir=tmp_path, max_length=20, **QUICK)
+    assert _no_runs(tmp_path)
+
+
+def test_option_defaults_are_documented():
+    assert COMMON_OPTIONS["lr_scheduler"] == "cosine" and COMMON_OPTIONS["warmup"] == 0.1
+    assert set(METHODS) >= {"full", "lora", "qlora", "dora", "ia3", "prefix", "prompt", "adapter"}
+    assert METHODS["qlora"].optim == "paged_adamw_8bit" and METHODS["qlora"].needs_quantized_model
+    assert METHODS["full"].saves == "model" and METHODS["lora"].saves == "adapter"
+
+
+# -------------------------------------------------------------------------------------------------- data helpers
+
+
+def test_rows_become_prompt_completion():
+    from coursekit.data import format_prompt
+
+    ex = _examples(1)[0]
+    rows = to_prompt_completion([ex, {"text": "The sky is blue."}, {"prompt": "Q: ", "completion": "A"}])
+    assert rows[0] == {"prompt": format_prompt(ex), "completion": ex["output"]}
+    assert rows[0]["prompt"].endswith("### Response:\n")
+    assert rows[1] == {"prompt": "", "completion": "The sky is blue."}
+    assert rows[2] == {"prompt": "Q: ", "completion": "A"}
+
+
+def test_mix_general_text_fraction():
+    mixed = mix_general_text(_examples(30), ["general one", "general two"], fraction=0.25, seed=1)
+    general = [r for r in mixed if r["prompt"] == ""]
+    assert len(mixed) == 40 and len(general) == 10
+    assert mixed != sorted(mixed, key=lambda r: r["prompt"] == "")  # shuffled in
+    with pytest.raises(ValueError, match=r"fraction must be in \[0, 1\)"):
+        mix_general_text(_examples(3), ["x"], fraction=1.0)
+    with pytest.raises(ValueError, match="at least one general text"):
+        mix_general_text(_examples(3), [], fraction=0.5)
+
+
+# ------------------------------------------------------------------------------------------------------- real runs
+
+
+def test_full_run_report_and_numbered_folders(model, tokenizer, tmp_path):
+    runs = tmp_path / "runs"
+    r = finetune(model, tokenizer, _examples(24), _examples(8, "validation"), runs_dir=runs, learning_rate=1e-3,
+                 log_every=1, **QUICK)
+    assert r.method == "full" and r.steps == 3 and r.device == "cpu"
+    assert [s for s, _ in r.train_loss] == [1, 2, 3]
+    assert r.eval_loss[0][0] == 0 and r.eval_loss[-1][0] == 3  # validation before training and at the end
+    assert r.eval_loss[-1][1] < r.eval_loss[0][1]  # it learned something
+    assert r.trainable_parameters == r.total_parameters == 3_475_712
+    # 3 steps x 4 examples, padding excluded: between the shortest and longest example each time
+    lengths = [len(ids) for ids in tokenizer([x["prompt"] + x["completion"] for x in
+                                              to_prompt_completion(_examples(24))])["input_ids"]]
+    assert 12 * min(lengths) <= r.train_tokens <= 12 * (max(lengths) + 1)
+    assert r.tokens_per_second == pytest.approx(r.train_tokens / r.train_seconds)
+    assert r.peak_memory_bytes >= 4 * 3_475_712  # at least the fp32 weights
+    assert r.estimated_memory_bytes and r.estimated_memory_bytes > 4 * 3_475_712
+    assert r.output_dir == str(runs / "full-001")
+    final = runs / "full-001" / "final"
+    assert (final / "model.safetensors").exists()
+    assert 4 * 3_475_712 <= r.checkpoint_bytes <= 4 * 3_475_712 * 1.05  # every weight once (tied embedding)
+    d = r.to_dict()
+    assert json.loads(json.dumps(d))["train_loss"][0][0] == 1
+    r2 = finetune(r.model, tokenizer, _examples(8), None, runs_dir=runs, save_final=False, **QUICK)
+    assert r2.output_dir == str(runs / "full-002") and r2.eval_loss == [] and r2.checkpoint_bytes == 0
+
+
+def test_explicit_output_dir_is_never_overwritten(model, tokenizer, tmp_path):
+    out = tmp_path / "mine"
+    finetune(model, tokenizer, _examples(8), None, output_dir=out, **{**QUICK, "max_steps": 1})
+    before = sorted(p.name for p in out.rglob("*"))
+    with pytest.raises(ValueError, match="already holds an earlier run"):
+        finetune(model, tokenizer, _examples(8), None, output_dir=out, **{**QUICK, "max_steps": 1})
+    assert sorted(p.name for p in out.rglob("*")) == before
+
+
+def test_lora_saves_only_the_adapter(model, tokenizer, tmp_path):
+    r = finetune(model, tokenizer, _examples(16), _examples(4, "validation"), method="lora", rank=4,
+                 runs_dir=tmp_path, **QUICK)
+    assert r.output_dir.endswith("lora-001")
+    # rank 4 on q,k,v,o,gate,up,down of 4 layers: 4 * 4 * (3*(256+256) + ... ) exactly as peft counts
+    assert r.trainable_parameters == 4 * 4 * ((256 + 256) + (256 + 128) * 2 + (256 + 256)
+                                              + (256 + 704) * 2 + (704 + 256))
+    assert r.total_parameters == 3_475_712 + r.trainable_parameters
+    assert (tmp_path / "lora-001" / "final" / "adapter_model.safetensors").exists()
+    assert r.checkpoint_bytes < 4 * r.trainable_parameters + 20_000  # the adapter (fp32) and its config only
+
+
+def test_task_metric_and_probe_before_and_after(model, tokenizer, tmp_path):
+    calls = []
+    from coursekit import evaluate
+
+    real = evaluate.task_metric
+
+    def spy(m, tok, examples, **kw):
+        calls.append(len(examples))
+        return real(m, tok, examples, max_new_tokens=4, **kw)
+
+    evaluate.task_metric = spy
+    try:
+        r = finetune(model, tokenizer, _examples(8), _examples(6, "validation"), test=_examples(5, "test"),
+                     runs_dir=tmp_path, save_final=False, perplexity_texts=["The sky is blue."],
+                     **{**QUICK, "measure_task": True, "max_steps": 1, "metric_examples": 3})
+    finally:
+        evaluate.task_metric = real
+    assert calls == [3, 3]  # before and after, on the first metric_examples of test
+    assert r.task_metric_before == 0.0 and r.task_metric_after == 0.0  # a random model gets nothing right
+    assert r.general_probe_before is None and r.general_probe_after is None  # switched off
+    assert r.perplexity_before > 100 and r.perplexity_after > 1
+
+
+def test_resume_from_checkpoint(model, tokenizer, tmp_path):
+    out = tmp_path / "run"
+    r1 = finetune(model, tokenizer, _examples(32), None, output_dir=out, save_every=2, save_final=False,
+                  **{**QUICK, "max_steps": 4})
+    assert (out / "checkpoint-4").is_dir() and r1.steps == 4
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    fresh = LlamaForCausalLM(LlamaConfig.from_pretrained(TINY_CONFIG))
+    r2 = finetune(fresh, tokenizer, _examples(32), None, output_dir=out, resume=True, save_every=2,
+                  **{**QUICK, "max_steps": 6})
+    assert r2.steps == 6
+    assert [s for s, _ in r2.train_loss][0] > 4  # it went on from step 4, not from 0
+    with pytest.raises(ValueError, match="holds no checkpoint"):
+        finetune(fresh, tokenizer, _examples(8), None, output_dir=tmp_path / "empty", resume=True, **QUICK)
+
+
+def test_early_stopping_on_validation_loss(model, tokenizer, tmp_path):
+    # a learning rate far too high makes the validation loss climb: training stops after 2 bad evaluations
+    r = finetune(model, tokenizer, _examples(64), _examples(8, "validation"), runs_dir=tmp_path,
+                 early_stopping_patience=2, eval_every=1, learning_rate=0.5, warmup=0, save_final=False,
+                 **{**QUICK, "max_steps": 12})
+    assert r.stopped_early and r.steps < 12
+    assert len(r.eval_loss) >= 3
+
+
+def test_out_of_memory_retries_with_half_batch(model, tokenizer, tmp_path, monkeypatch, capsys):
+    seen = []
+    real = engine._train_once
+
+    def flaky(trainer, resume):
+        seen.append((trainer.args.per_device_train_batch_size, trainer.args.gradient_accumulation_steps))
+        if len(seen) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(trainer, resume)
+
+    monkeypatch.setattr(engine, "_train_once", flaky)
+    r = finetune(model, tokenizer, _examples(16), None, runs_dir=tmp_path, save_final=False,
+                 **{**QUICK, "batch_size": 4, "grad_accum": 2, "max_steps": 1})
+    assert seen == [(4, 2), (2, 4)]  # same effective batch of 8
+    assert (r.batch_size, r.grad_accum, r.oom_retries) == (2, 4, 1)
+    out = capsys.readouterr().out
+    assert "out of memory at micro-batch 4 x accumulation 2" in out
+    assert "The estimator puts this run at" in out and "micro-batch 2 x accumulation 4" in out
+
+
+def test_out_of_memory_gives_up_at_batch_one(model, tokenizer, tmp_path, monkeypatch):
+    def always(trainer, resume):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(engine, "_train_once", always)
+    with pytest.raises(torch.OutOfMemoryError):
+        finetune(model, tokenizer, _examples(8), None, runs_dir=tmp_path, **{**QUICK, "batch_size": 2})
+
+
+def test_loss_is_on_the_response_only(model, tokenizer, tmp_path, monkeypatch):
+    """The labels the trainer sees mask every prompt token (-100) and keep every response token."""
+    captured = {}
+    real = engine._train_once
+
+    def grab(trainer, resume):
+        captured["row"] = trainer.train_dataset[0]
+        return real(trainer, resume)
+
+    monkeypatch.setattr(engine, "_train_once", grab)
+    ex = _examples(1)[0]
+    finetune(model, tokenizer, [ex] * 4, None, runs_dir=tmp_path, save_final=False, **{**QUICK, "max_steps": 1})
+    ids, labels = captured["row"]["input_ids"], captured["row"]["labels"]
+    n_prompt = len(tokenizer(to_prompt_completion([ex])[0]["prompt"])["input_ids"])
+    assert all(v == -100 for v in labels[:n_prompt])
+    assert labels[n_prompt:] == ids[n_prompt:] and ids[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(ids[n_prompt:], skip_special_tokens=True) == ex["output"]
+
+
+@pytest.mark.parametrize("method, options", [
+    ("dora", {"rank": 4}), ("ia3", {}), ("prefix", {"num_virtual_tokens": 4}), ("prompt", {"num_virtual_tokens": 4}),
+])
+def test_peft_methods_train(model, tokenizer, tmp_path, method, options):
+    r = finetune(model, tokenizer, _examples(8), _examples(4, "validation"), method=method, runs_dir=tmp_path,
+                 learning_rate=1e-2, **{**QUICK, "max_steps": 2}, **options)
+    assert 0 < r.trainable_parameters < r.total_parameters / 10
+    assert r.steps == 2 and len(r.train_loss) == 2
+    assert 0 < r.checkpoint_bytes < 1_000_000
+
+
+def test_houlsby_adapter_method(model, tokenizer, tmp_path):
+    pytest.importorskip("coursekit.scratch.adapter")
+    r = finetune(model, tokenizer, _examples(8), None, method="adapter", bottleneck=8, runs_dir=tmp_path,
+                 learning_rate=1e-3, **{**QUICK, "max_steps": 2})
+    assert 0 < r.trainable_parameters < 100_000
+    assert (tmp_path / "adapter-001" / "final" / "adapter_model.safetensors").exists()
+    assert r.checkpoint_bytes < 4 * r.trainable_parameters + 10_000
+
+
+def test_qlora_on_a_4bit_model(tokenizer, tmp_path):
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from coursekit.models import quantization_config
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig.from_pretrained(TINY_CONFIG)).save_pretrained(tmp_path / "base")
+    q = AutoModelForCausalLM.from_pretrained(tmp_path / "base", quantization_config=quantization_config("nf4"),
+                                             device_map={"": "cpu"}, dtype=torch.float32)
+    r = finetune(q, tokenizer, _examples(8), None, method="qlora", rank=4, runs_dir=tmp_path / "runs",
+                 **{**QUICK, "max_steps": 2})
+    assert r.config["optim"] == "paged_adamw_8bit"
+    assert r.steps == 2 and 0 < r.trainable_parameters < 100_000
+    from coursekit.memory import estimate_memory
+
+    full = estimate_memory(LlamaConfig.from_pretrained(TINY_CONFIG), "full", precision="fp32", optimizer="adamw",
+                           batch_size=4, seq_len=128, checkpointing=False, device="cpu")
+    assert 0 < r.estimated_memory_bytes < full.total_bytes  # 4-bit frozen weights, no full optimizer state
+
+
+# ---------------------------------------------------------------------------------------------- progress and plots
+
+
+def test_progress_is_quiet_outside_a_notebook(monkeypatch):
+    from coursekit.train.callbacks import want_progress
+
+    monkeypatch.delenv("COURSEKIT_PROGRESS", raising=False)
+    assert want_progress("auto") is False  # pytest: no notebook
+    assert want_progress(True) is True and want_progress(False) is False
+    monkeypatch.setenv("COURSEKIT_PROGRESS", "1")
+    assert want_progress("auto") is True
+
+
+def test_plots():
+    from coursekit.plots import plot_loss_curves, plot_sweep
+
+    fig = plot_loss_curves([(1, 3.0), (2, 2.0)], [(0, 3.5), (2, 2.5)], title="t")
+    ax = fig.axes[0]
+    assert [list(line.get_ydata()) for line in ax.get_lines()] == [[3.0, 2.0], [3.5, 2.5]]
+    fig = plot_sweep([1e-5, 1e-4], {"task": [0.1, 0.9], "probe": [1.0, 0.5]}, xlabel="learning rate")
+    assert len(fig.axes[0].get_lines()) == 2 and fig.axes[0].get_xscale() == "log"
+    with pytest.raises(ValueError, match="has 1 values for 2 x values"):
+        plot_sweep([1, 2], {"task": [0.1]}, xlabel="x")
+    with pytest.raises(ValueError, match="list of \\(step, value\\) pairs"):
+        plot_loss_curves([1, 2, 3])
