@@ -167,7 +167,7 @@ def doctor(device: str = "auto", requirements: str | os.PathLike = REQUIREMENTS)
         if have is None:
             status = "MISSING"
             if name in REQUIRED:
-                problems.append((f"{name} is not installed", f"pip install -r requirements.txt (or `make setup`)"))
+                problems.append((f"{name} is not installed", "pip install -r requirements.txt (or `make setup`)"))
         elif want and have.split("+")[0] != want.split("+")[0]:
             status = "differs (untested)"
         else:

@@ -128,8 +128,8 @@ def build(out_dir: str | Path = EMBEDDED_MODEL_DIR, recipe: Recipe | None = None
     """Pretrain and save the embedded model to ``out_dir``; return what was written to ``recipe.json``."""
     import torch
 
-    from coursekit.evaluate import general_probe_score, perplexity
     from coursekit.data import general_texts
+    from coursekit.evaluate import general_probe_score, perplexity
 
     recipe = recipe or Recipe()
     out = Path(out_dir)

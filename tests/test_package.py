@@ -1,0 +1,63 @@
+import json
+import subprocess
+import sys
+
+
+def _run(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+def test_import_coursekit_loads_no_heavy_library():
+    out = _run("import sys, coursekit; coursekit.__version__; "
+               "print([m for m in ('torch', 'transformers', 'peft', 'trl', 'datasets') if m in sys.modules])")
+    assert out.strip() == "[]"
+
+
+def test_lazy_public_names_resolve():
+    import coursekit
+
+    assert callable(coursekit.load_base_model) and callable(coursekit.doctor)
+    import pytest
+
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        coursekit.no_such_thing  # noqa: B018
+
+
+def test_cli_lists_commands_and_rejects_unknown():
+    ok = subprocess.run([sys.executable, "-m", "coursekit", "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "doctor" in ok.stdout and "memory" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "coursekit", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "known commands" in bad.stderr
+
+
+def test_doctor_reports_versions_device_and_bitsandbytes():
+    res = subprocess.run([sys.executable, "-m", "coursekit", "doctor", "--json"], capture_output=True, text=True)
+    report = json.loads(res.stdout)
+    assert res.returncode == (0 if report["ok"] else 1)
+    names = {p["name"]: p for p in report["packages"]}
+    assert names["torch"]["installed"] and names["transformers"]["pinned"]
+    assert report["device"] in {"cpu", "cuda", "mps"}
+    assert report["bnb_4bit"] is True  # bitsandbytes >= 0.50 runs NF4 on CPU too
+
+
+def test_doctor_flags_a_missing_required_package(tmp_path, monkeypatch):
+    from coursekit import env
+
+    real = env.installed_version
+    monkeypatch.setattr(env, "installed_version", lambda n: None if n == "peft" else real(n))
+    report = env.doctor()
+    assert not report.ok
+    assert any("peft" in what and "pip install" in fix for what, fix in report.problems)
+    assert "MISSING" in report.table()
+
+
+def test_results_recorder_writes_json(tmp_path):
+    from coursekit.notebook import Results
+
+    r = Results(tmp_path / "out" / "r.json", notebook="99_x")
+    r.record(a=1, b=[1.5, 2])
+    assert json.loads((tmp_path / "out" / "r.json").read_text()) == {"notebook": "99_x", "a": 1, "b": [1.5, 2]}
+    import pytest
+
+    with pytest.raises(ValueError):
+        r.record()
