@@ -20,7 +20,13 @@ import math
 from dataclasses import dataclass, field
 
 from coursekit._results import ResultMixin
-from coursekit.archs.count import ALL_LINEAR, ArchSpec, count_lora_parameters, lora_target_modules, resolve_arch
+from coursekit.archs.count import (
+    ALL_LINEAR,
+    ArchSpec,
+    count_lora_parameters,
+    lora_target_modules,
+    resolve_arch,
+)
 from coursekit.memory.recipes import (
     ATTENTIONS,
     BNB_MIN_8BIT_SIZE,

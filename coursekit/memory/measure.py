@@ -237,15 +237,7 @@ def measure_peak_memory(arch, method: str = "lora", *, precision: str = "fp32", 
     adapter = stored_weight_bytes(model, include_lora=True)
 
     def step():
-        if autocast is not None:
-            with autocast:
-                loss = model(input_ids=ids, labels=ids).loss
-        else:
-            loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return float(loss)
+        return _train_step(model, opt, ids, autocast)
 
     grads_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     if dev == "cuda":
@@ -286,10 +278,23 @@ def measure_peak_memory(arch, method: str = "lora", *, precision: str = "fp32", 
                                           device="cuda" if dev == "cuda" else "cpu",
                                           quantization=QuantOptions(other_dtype="fp32" if PRECISIONS[precision].frozen_bytes == 4 else "bf16")
                                           if method == "qlora" else None)
-    del model, opt
+    model = opt = step = None  # drop the references before emptying the CUDA cache
     if dev == "cuda":
         torch.cuda.empty_cache()
     return result
+
+
+def _train_step(model, opt, ids, autocast) -> float:
+    """One causal-LM training step on ``ids`` (labels = inputs), under ``autocast`` when one is given."""
+    if autocast is not None:
+        with autocast:
+            loss = model(input_ids=ids, labels=ids).loss
+    else:
+        loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return float(loss)
 
 
 def _optimizer_bytes(opt) -> int:
