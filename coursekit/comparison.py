@@ -40,8 +40,7 @@ class MethodRow(ResultMixin):
     memory_measured_as: str
     train_seconds: float
     tokens_per_second: float
-    task_metric: float  # after training, exact answers
-    task_metric_before: float
+    task_metric: float  # after training, exact answers, scored on the served model
     general_probe_before: float
     general_probe_after: float
     general_retention: float  # general_probe_after / general_probe_before (1.0: nothing forgotten)
@@ -82,6 +81,7 @@ class MethodComparison(ResultMixin):
     rows: list = field(default_factory=list)  # MethodRow
     settings: dict = field(default_factory=dict)
     base_latency_seconds_per_answer: float = 0.0  # the untouched base model, for reference
+    base_task_metric: float = 0.0  # the untouched base model on the same test examples
     errors: dict = field(default_factory=dict)  # method -> message, for a method that could not run here
 
     def row(self, method: str) -> MethodRow:
@@ -185,25 +185,35 @@ def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eva
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     fixed = {"max_steps": max_steps, "batch_size": batch_size, "metric_examples": metric_examples, "seed": seed}
-    clash = sorted(set(common) & (set(fixed) | {"device", "runs_dir", "progress", "test", "output_dir"}))
+    clash = sorted(set(common) & (set(fixed) | {"device", "runs_dir", "progress", "test", "output_dir",
+                                                 "measure_task"}))
     if clash:
         raise ValueError(f"{', '.join(clash)} set twice: pass them as compare_methods arguments, not in **common")
     methods = _check_methods(methods, method_options, {**common, **fixed})
     if train is None:
         raise ValueError("train is required: the examples every method trains on")
-    if latency_prompts is None:
-        from coursekit.data import format_prompt
+    from coursekit.data import format_prompt
+    from coursekit.evaluate import evaluate_task
+    from coursekit.prompting import ANSWER_TOKENS
 
-        source = test if test is not None else eval if eval is not None else train
-        rows = source.to_list() if hasattr(source, "to_list") else list(source)
-        latency_prompts = [format_prompt(r) for r in rows[:4]]
+    source = test if test is not None else eval if eval is not None else train
+    rows = source.to_list() if hasattr(source, "to_list") else list(source)
+    metric_rows = [r for r in rows if "instruction" in r and "output" in r][:metric_examples]
+    if not metric_rows:
+        raise ValueError("test (or eval) holds no instruction/input/output examples to score the task on")
+    if latency_prompts is None:
+        latency_prompts = [format_prompt(r) for r in metric_rows[:4]]
 
     out = MethodComparison(settings={"model": model_name, "methods": methods, "max_steps": max_steps,
                                      "batch_size": batch_size, "metric_examples": metric_examples,
                                      "latency_new_tokens": latency_new_tokens, "seed": seed,
                                      "method_options": method_options, **common})
+    def task_metric(model, tokenizer) -> float:
+        return float(evaluate_task(model, tokenizer, metric_rows, max_new_tokens=ANSWER_TOKENS).metric)
+
     base, tokenizer = load_base_model(model_name, device=device)
     out.base_latency_seconds_per_answer = measure_latency(base, tokenizer, latency_prompts, latency_new_tokens)
+    out.base_task_metric = task_metric(base, tokenizer)
     del base
     for m in methods:
         spec = get_method(m)
@@ -211,7 +221,7 @@ def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eva
             model, tokenizer = load_base_model(model_name, device=device,
                                                quantization="nf4" if spec.needs_quantized_model else None)
             run = finetune(model, tokenizer, train, eval, method=m, test=test, device=device, runs_dir=runs_dir,
-                           progress=progress, title=f"{m} ({max_steps} steps)",
+                           progress=progress, title=f"{m} ({max_steps} steps)", measure_task=False,
                            **{**common, **fixed, **method_options.get(m, {})})
         except Exception as exc:  # noqa: BLE001 - reported per method when on_error="record"
             if on_error == "raise" or isinstance(exc, ValueError):
@@ -220,13 +230,14 @@ def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eva
             continue
         served = serving_model(run.model, m)
         latency = measure_latency(served, tokenizer, latency_prompts, latency_new_tokens)
+        metric = task_metric(served, tokenizer)
         before, after = run.general_probe_before, run.general_probe_after
         out.rows.append(MethodRow(
             method=m, trainable_parameters=run.trainable_parameters, total_parameters=run.total_parameters,
             trainable_percent=100.0 * run.trainable_parameters / run.total_parameters,
             peak_memory_bytes=run.peak_memory_bytes, memory_measured_as=run.memory_measured_as,
             train_seconds=run.train_seconds, tokens_per_second=run.tokens_per_second,
-            task_metric=float(run.task_metric_after or 0.0), task_metric_before=float(run.task_metric_before or 0.0),
+            task_metric=metric,
             general_probe_before=float(before or 0.0), general_probe_after=float(after or 0.0),
             general_retention=float(after / before) if before else float("nan"),
             checkpoint_bytes=run.checkpoint_bytes, inference=inference_mode(m),

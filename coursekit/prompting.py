@@ -26,6 +26,9 @@ from coursekit._results import ResultMixin
 
 SHOT_SEPARATOR = "\n\n"
 DEFAULT_KS = (0, 1, 2, 4, 8)
+#: New tokens generated per answer: the support task's answers are 83-92 tokens with the embedded tokenizer
+#: (JSON line + reply, order numbers digit by digit), plus the end-of-sequence token.
+ANSWER_TOKENS = 96
 _WORD = re.compile(r"[a-z]+")
 
 
@@ -171,13 +174,15 @@ class PromptingRow(ResultMixin):
 
     strategy: str  # "zero-shot", "few-shot", "retrieval", or a name you give (e.g. "fine-tuned (LoRA)")
     k: int  # examples in the prompt
-    task_metric: float  # fraction of answers exactly right
+    task_metric: float | None  # fraction of answers exactly right (None: the prompts do not fit the context)
     fields: dict  # fraction right per field (json_valid, intent, order, priority, reply)
     prompt_tokens_mean: float
-    seconds_per_answer: float  # latency: one request at a time (batch 1), greedy
-    throughput_seconds_per_answer: float  # the scoring pass, batched: what a batch job pays per answer
+    seconds_per_answer: float | None  # latency: one request at a time (batch 1), greedy
+    throughput_seconds_per_answer: float | None  # the scoring pass, batched: what a batch job pays per answer
     n: int  # examples scored
     latency_n: int  # examples timed at batch 1
+    fits_context: bool = True  # False: the longest prompt + max_new_tokens exceeds the model's context
+    prompt_tokens_max: int = 0
 
 
 def _context_limit(model) -> int | None:
@@ -187,11 +192,12 @@ def _context_limit(model) -> int | None:
 
 
 def measure_prompts(model, tokenizer, examples, prompts: list[str] | None = None, *, strategy: str = "zero-shot",
-                    k: int = 0, max_new_tokens: int = 64, batch_size: int = 32, latency_examples: int = 8
-                    ) -> PromptingRow:
+                    k: int = 0, max_new_tokens: int = ANSWER_TOKENS, batch_size: int = 32, latency_examples: int = 8,
+                    too_long: str = "raise") -> PromptingRow:
     """Score ``prompts`` (None: zero-shot prompts) on ``examples`` and time ``latency_examples`` answers at batch 1.
 
-    Raises a ValueError when a prompt plus ``max_new_tokens`` does not fit the model's context.
+    When a prompt plus ``max_new_tokens`` does not fit the model's context: ``too_long="raise"`` raises a
+    ValueError; ``"skip"`` returns a row with ``fits_context=False``, the prompt lengths, and no metric or latency.
     """
     from coursekit.evaluate import evaluate_task, generate
 
@@ -210,13 +216,20 @@ def measure_prompts(model, tokenizer, examples, prompts: list[str] | None = None
     prompts = list(prompts)
     if len(prompts) != len(examples):
         raise ValueError(f"{len(prompts)} prompts for {len(examples)} examples; they must match one to one")
+    if too_long not in ("raise", "skip"):
+        raise ValueError(f"too_long must be 'raise' or 'skip', got {too_long!r}")
     limit = _context_limit(model)
-    if limit:
-        longest = max(len(tokenizer(p)["input_ids"]) for p in prompts)
-        if longest + max_new_tokens > limit:
-            raise ValueError(f"the longest {strategy} prompt (k={k}) is {longest} tokens; with {max_new_tokens} new "
-                             f"tokens it exceeds the model's context of {limit}. Use fewer shots or a model with a "
-                             "longer context")
+    lengths = [len(tokenizer(p)["input_ids"]) for p in prompts]
+    longest = max(lengths)
+    if limit and longest + max_new_tokens > limit:
+        if too_long == "skip":
+            return PromptingRow(strategy=strategy, k=k, task_metric=None, fields={},
+                                prompt_tokens_mean=sum(lengths) / len(lengths), seconds_per_answer=None,
+                                throughput_seconds_per_answer=None, n=0, latency_n=0, fits_context=False,
+                                prompt_tokens_max=longest)
+        raise ValueError(f"the longest {strategy} prompt (k={k}) is {longest} tokens; with {max_new_tokens} new "
+                         f"tokens it exceeds the model's context of {limit}. Use fewer shots or a model with a "
+                         "longer context")
     ev = evaluate_task(model, tokenizer, examples, prompts=prompts, max_new_tokens=max_new_tokens,
                        batch_size=batch_size)
     timed = prompts[:latency_examples]
@@ -229,7 +242,7 @@ def measure_prompts(model, tokenizer, examples, prompts: list[str] | None = None
     return PromptingRow(strategy=strategy, k=k, task_metric=float(ev.metric), fields=dict(ev.fields),
                         prompt_tokens_mean=float(ev.prompt_tokens_mean), seconds_per_answer=latency,
                         throughput_seconds_per_answer=float(ev.seconds_per_answer), n=len(examples),
-                        latency_n=len(timed))
+                        latency_n=len(timed), prompt_tokens_max=longest)
 
 
 @dataclass(repr=False)
@@ -258,6 +271,10 @@ class PromptingComparison(ResultMixin):
         head = f"{'strategy':<22}{'k':>3}{'task metric':>13}{'prompt tokens':>15}{'latency s/answer':>18}"
         lines = [head, "-" * len(head)]
         for r in self.rows:
+            if not r.fits_context:
+                lines.append(f"{r.strategy:<22}{r.k:>3}{'—':>13}{r.prompt_tokens_mean:>15.1f}{'—':>18}"
+                             f"  does not fit the context ({r.prompt_tokens_max} tokens + answer)")
+                continue
             lines.append(f"{r.strategy:<22}{r.k:>3}{r.task_metric:>13.3f}{r.prompt_tokens_mean:>15.1f}"
                          f"{r.seconds_per_answer:>18.4f}")
         return "\n".join(lines)
@@ -278,7 +295,10 @@ class PromptingComparison(ResultMixin):
                   ("latency (s per answer, batch 1)", [r.seconds_per_answer for r in self.rows])]
         for i, (title, values) in enumerate(panels):
             ax = fig.add_subplot(1, 3, i + 1)
-            ax.barh(range(len(values)), values, color=colours)
+            ax.barh(range(len(values)), [0 if v is None else v for v in values], color=colours)
+            for y, v in enumerate(values):
+                if v is None:
+                    ax.text(0, y, " does not fit the context", va="center", fontsize=8, color="gray")
             ax.set_yticks(range(len(values)))
             ax.set_yticklabels(labels if i == 0 else [""] * len(values))
             ax.invert_yaxis()
@@ -290,11 +310,13 @@ class PromptingComparison(ResultMixin):
 
 
 def compare_prompting(model, tokenizer, examples, pool, ks=DEFAULT_KS, retrieval_k: int | None = 4, seed: int = 0,
-                      max_new_tokens: int = 64, batch_size: int = 32, latency_examples: int = 8
-                      ) -> PromptingComparison:
+                      max_new_tokens: int = ANSWER_TOKENS, batch_size: int = 32, latency_examples: int = 8,
+                      too_long: str = "skip") -> PromptingComparison:
     """Zero-shot and few-shot for each k in ``ks`` (k = 0 is zero-shot), then retrieval with ``retrieval_k`` shots.
 
     ``pool`` is where the shots come from (the training split); ``examples`` what is scored (never in the pool).
+    A strategy whose prompts do not fit the model's context is kept as a row with ``fits_context=False`` (its
+    prompt length measured, nothing else), unless ``too_long="raise"``.
     """
     ks = list(ks)
     if not ks:
@@ -307,8 +329,11 @@ def compare_prompting(model, tokenizer, examples, pool, ks=DEFAULT_KS, retrieval
         _check_k(retrieval_k, "retrieval_k")
         if retrieval_k == 0:
             raise ValueError("retrieval_k=0 retrieves nothing (that is zero-shot); use at least 1, or None to skip")
+    if too_long not in ("raise", "skip"):
+        raise ValueError(f"too_long must be 'raise' or 'skip', got {too_long!r}")
     examples, pool = _rows(examples, "examples"), _rows(pool, "pool")
-    common = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, latency_examples=latency_examples)
+    common = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, latency_examples=latency_examples,
+                  too_long=too_long)
     out = PromptingComparison()
     for k in sorted(ks):
         prompts = few_shot_prompts(examples, pool, k, seed=seed)
@@ -320,6 +345,6 @@ def compare_prompting(model, tokenizer, examples, pool, ks=DEFAULT_KS, retrieval
     return out
 
 
-__all__ = ["DEFAULT_KS", "PromptingComparison", "PromptingRow", "TfidfRetriever", "choose_shots", "compare_prompting",
+__all__ = ["ANSWER_TOKENS", "DEFAULT_KS", "PromptingComparison", "PromptingRow", "TfidfRetriever", "choose_shots", "compare_prompting",
            "few_shot_prompt", "few_shot_prompts", "measure_prompts", "query_text", "retrieval_prompts", "shot_text",
            "words"]

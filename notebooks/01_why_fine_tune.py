@@ -60,7 +60,7 @@ results = coursekit.Results(RESULTS_PATH, notebook="01_why_fine_tune")
 torch.manual_seed(SEED)
 N_EVAL = {"cpu": 48, "gpu": 300}[SIZE]  # test examples scored per strategy
 KS = (0, 1, 2, 4, 8)  # examples in the prompt
-RETRIEVAL_K = 4  # examples retrieved per ticket
+RETRIEVAL_K = 3  # examples retrieved per ticket (4 would not fit the 1,024-token context with the answer)
 LORA_STEPS = {"cpu": 150, "gpu": 600}[SIZE]  # the short LoRA fine-tune
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson01-"))
 
@@ -117,8 +117,8 @@ widget
 plan = recommend_method(num_examples=10_000, goal="style", prompting_exhausted=True, max_quality=True,
                         model="llama-3.1-8b", gpu="A100 80GB")
 print(plan.summary())
-results.record(plan_approach=plan.approach, plan_method=plan.method,
-               plan_memory_bytes=plan.memory_bytes, plan_fits=plan.fits)
+_ = results.record(plan_approach=plan.approach, plan_method=plan.method,
+                   plan_memory_bytes=plan.memory_bytes, plan_fits=plan.fits)
 
 # %%
 ipd.display(ipd.Markdown(
@@ -138,7 +138,8 @@ ipd.display(ipd.Markdown(
 #
 # * **zero-shot** — the instruction and the ticket, nothing else;
 # * **few-shot, k = 1, 2, 4, 8** — k solved training examples in front of every ticket;
-# * **retrieval** — for each ticket, the `RETRIEVAL_K` = 4 most similar training tickets (TF-IDF over words, a miniature RAG);
+# * **retrieval** — for each ticket, the `RETRIEVAL_K` = 3 most similar training tickets (TF-IDF over words, a
+#   miniature RAG);
 # * **a short LoRA fine-tune** — the zero-shot prompt, on a model trained for a few minutes.
 #
 # For each: the task metric, the mean prompt length in tokens, and the latency per answer (one request at a time,
@@ -171,7 +172,7 @@ print("\nreference:\n" + test[0]["output"])
 # %%
 lora = finetune(model, tokenizer, data["train"], data["validation"], method="lora", test=test, max_steps=LORA_STEPS,
                 seed=SEED, device=DEVICE, runs_dir=RUNS_DIR, measure_general=False, measure_before=False,
-                save_final=False, title="LoRA for lesson 01")
+                measure_task=False, save_final=False, title="LoRA for lesson 01")
 tuned = lora.model.merge_and_unload()
 finetuned = comparison.add(measure_prompts(tuned, tokenizer, test, strategy="fine-tuned (LoRA)", k=0))
 print(comparison.table())
@@ -184,9 +185,11 @@ fig
 # %%
 few = {k: comparison.row("zero-shot" if k == 0 else "few-shot", k) for k in KS}
 retrieval = comparison.row("retrieval")
-best_prompt = max([*few.values(), retrieval], key=lambda r: r.task_metric)
-results.record(
+fitting = [r for r in [*few.values(), retrieval] if r.fits_context]
+best_prompt = max(fitting, key=lambda r: r.task_metric)
+_ = results.record(
     fewshot_task_metric={k: r.task_metric for k, r in few.items()},
+    fewshot_fits_context={k: r.fits_context for k, r in few.items()},
     retrieval_task_metric=retrieval.task_metric,
     finetuned_task_metric=finetuned.task_metric,
     fewshot_prompt_tokens={k: r.prompt_tokens_mean for k, r in few.items()},
@@ -198,44 +201,65 @@ results.record(
     best_prompting_strategy=f"{best_prompt.strategy} k={best_prompt.k}",
     best_prompting_task_metric=best_prompt.task_metric,
     lora_steps=lora.steps, lora_train_seconds=lora.train_seconds, n_eval=len(test),
+    context_tokens=model.config.max_position_embeddings,
 )
 
 # %%
 gain = finetuned.task_metric - best_prompt.task_metric
+too_long = [k for k, r in few.items() if not r.fits_context]
 ipd.display(ipd.Markdown(
     f"**What the measurement says.** The best prompting strategy, *{best_prompt.strategy}* with k = "
     f"{best_prompt.k}, gets {best_prompt.task_metric:.0%} of the {len(test)} test tickets exactly right; the "
     f"base model zero-shot gets {few[0].task_metric:.0%}. A {lora.steps}-step LoRA fine-tune "
     f"({lora.train_seconds:.0f} s on this machine) gets {finetuned.task_metric:.0%} with the zero-shot prompt: "
-    f"{'+' if gain >= 0 else ''}{gain * 100:.0f} points over the best prompt. "
-    f"Retrieval brought the examples that matter (same kind of ticket) and scored "
-    f"{retrieval.task_metric:.0%}"
-    + (f", against {few[RETRIEVAL_K].task_metric:.0%} for {RETRIEVAL_K} random examples." if RETRIEVAL_K in few
-       else ".")))
+    f"{'+' if gain >= 0 else ''}{gain * 100:.0f} points over the best prompt."
+    + (f" Retrieval brought examples of the same kind of ticket and scored {retrieval.task_metric:.0%}."
+       if retrieval.fits_context else "")
+    + (f" With k = {', '.join(map(str, too_long))} the prompt (about "
+       f"{few[too_long[0]].prompt_tokens_mean:,.0f} tokens and more) plus the answer does not fit the model's "
+       f"context of {model.config.max_position_embeddings:,} tokens at all: a hard limit of few-shot prompting that "
+       "a fine-tuned model does not have." if too_long else "")))
+
+# %% [markdown]
+# A caveat that matters here: the embedded model is tiny (3.5M parameters) and was pretrained on 256-token
+# sequences, so it has little in-context learning ability to begin with — long prompts are unfamiliar territory for
+# it. Large models are much better few-shot learners, so on a real model the gap between prompting and fine-tuning
+# is smaller than here (run this notebook with `SIZE = "gpu"` and a real `MODEL` to see by how much). The method —
+# measure prompting first, on the same held-out set, with the same metric — is what carries over.
 
 # %% [markdown]
 # ## 4. "3× faster, 5× cheaper"? Check the cost and latency claims
 #
 # The seed claims that a fine-tuned model versus RAG is *"500 ms retrieval + 1000 tokens"* against *"0 ms retrieval
 # + 200 tokens"*, hence *"3× faster, 5× cheaper"*. Those are made-up inputs, not a measurement. Here is what ours
-# shows, on prompt tokens (what an API bills per request) and latency per answer:
+# shows, on prompt tokens (what an API bills per request) and latency per answer, for the longest few-shot prompt
+# that fits the context and for retrieval:
 
 # %%
-K_MAX = max(KS)
-token_ratio_8 = few[K_MAX].prompt_tokens_mean / finetuned.prompt_tokens_mean
+K_MAX = max(k for k, r in few.items() if r.fits_context)
+token_ratio_k = few[K_MAX].prompt_tokens_mean / finetuned.prompt_tokens_mean
 token_ratio_rag = retrieval.prompt_tokens_mean / finetuned.prompt_tokens_mean
-latency_ratio_8 = few[K_MAX].seconds_per_answer / finetuned.seconds_per_answer
-latency_ratio_rag = retrieval.seconds_per_answer / finetuned.seconds_per_answer
-results.record(token_ratio_fewshot8=token_ratio_8, token_ratio_retrieval=token_ratio_rag,
-               latency_ratio_fewshot8=latency_ratio_8, latency_ratio_retrieval=latency_ratio_rag)
+latency_ratio_k = few[K_MAX].seconds_per_answer / finetuned.seconds_per_answer
+latency_ratio_rag = (retrieval.seconds_per_answer / finetuned.seconds_per_answer if retrieval.fits_context
+                     else None)
+_ = results.record(token_ratio_fewshot_max=token_ratio_k, fewshot_k_max_fitting=K_MAX,
+                   token_ratio_retrieval=token_ratio_rag, latency_ratio_fewshot_max=latency_ratio_k,
+                   latency_ratio_retrieval=latency_ratio_rag)
+
+
+def _ms(seconds):
+    return "—" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
 ipd.display(ipd.Markdown(
     f"| versus the fine-tuned model | prompt tokens | latency per answer |\n|---|---|---|\n"
     f"| {K_MAX}-shot prompt | {few[K_MAX].prompt_tokens_mean:,.0f} vs {finetuned.prompt_tokens_mean:,.0f} "
-    f"(**{token_ratio_8:.1f}×**) | {few[K_MAX].seconds_per_answer * 1000:,.0f} ms vs "
-    f"{finetuned.seconds_per_answer * 1000:,.0f} ms (**{latency_ratio_8:.1f}×**) |\n"
-    f"| retrieval, 4 examples | {retrieval.prompt_tokens_mean:,.0f} vs {finetuned.prompt_tokens_mean:,.0f} "
-    f"(**{token_ratio_rag:.1f}×**) | {retrieval.seconds_per_answer * 1000:,.0f} ms vs "
-    f"{finetuned.seconds_per_answer * 1000:,.0f} ms (**{latency_ratio_rag:.1f}×**) |"))
+    f"(**{token_ratio_k:.1f}×**) | {_ms(few[K_MAX].seconds_per_answer)} vs "
+    f"{_ms(finetuned.seconds_per_answer)} (**{latency_ratio_k:.1f}×**) |\n"
+    f"| retrieval, {RETRIEVAL_K} examples | {retrieval.prompt_tokens_mean:,.0f} vs "
+    f"{finetuned.prompt_tokens_mean:,.0f} (**{token_ratio_rag:.1f}×**) | {_ms(retrieval.seconds_per_answer)} vs "
+    f"{_ms(finetuned.seconds_per_answer)}"
+    + (f" (**{latency_ratio_rag:.1f}×**) |" if latency_ratio_rag else " |")))
 
 # %% [markdown]
 # **Fact check, with the caveats stated.**
@@ -257,7 +281,7 @@ ipd.display(ipd.Markdown(
 # ## 5. Try it
 #
 # * Change `KS` to `(0, 16)`: what happens to prompt tokens, and does the embedded model's 1,024-token context hold?
-# * Retrieval with 1 example (`RETRIEVAL_K = 1`) vs 4: is the nearest example enough?
+# * Retrieval with 1 example (`RETRIEVAL_K = 1`) vs 3: is the nearest example enough?
 # * Set `LORA_STEPS` to 30: how much training does it take before fine-tuning beats the best prompt?
 
 # %%

@@ -107,9 +107,10 @@ comparison = compare_methods(MODEL, METHODS, train=train, eval=data["validation"
 print(comparison.table())
 
 # %%
-results.record(methods=comparison.records(), methods_failed=comparison.errors,
-               base_latency_seconds_per_answer=comparison.base_latency_seconds_per_answer,
-               steps_per_method=STEPS, batch_size=BATCH, device=device)
+_ = results.record(methods=comparison.records(), methods_failed=comparison.errors,
+                   base_latency_seconds_per_answer=comparison.base_latency_seconds_per_answer,
+                   base_task_metric=comparison.base_task_metric,
+                   steps_per_method=STEPS, batch_size=BATCH, device=device)
 if comparison.errors:
     ipd.display(ipd.Markdown("**Not measured on this machine:** " + "; ".join(
         f"`{m}`: {e}" for m, e in comparison.errors.items())))
@@ -174,8 +175,8 @@ for c in check:
                  f"{c['real_checkpoint_mb_bf16']:,.0f} / {c['real_checkpoint_mb_fp32']:,.0f} MB | {cl['forgetting']} | "
                  f"{retention} | {cl['latency']} | {latency} |")
 ipd.display(ipd.Markdown("\n".join(lines)))
-results.record(seed_fact_check=[{k: v for k, v in c.items() if k != "claims"} for c in check],
-               real_size=real)
+_ = results.record(seed_fact_check=[{k: v for k, v in c.items() if k != "claims"} for c in check],
+                   real_size=real)
 
 # %%
 lora_all, lora_qv, adapter, prefix = (real["lora_all_linear"], real["lora_qv"], real["adapter"], real["prefix"])

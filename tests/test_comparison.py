@@ -63,7 +63,7 @@ def test_seed_table_fact_check_without_and_with_measurements():
     assert "measured_retention" not in adapter
     row = MethodRow(method="lora", trainable_parameters=10, total_parameters=1000, trainable_percent=1.0,
                     peak_memory_bytes=5, memory_measured_as="x", train_seconds=1.0, tokens_per_second=1.0,
-                    task_metric=0.5, task_metric_before=0.0, general_probe_before=0.8, general_probe_after=0.6,
+                    task_metric=0.5, general_probe_before=0.8, general_probe_after=0.6,
                     general_retention=0.75, checkpoint_bytes=40, inference="merged",
                     latency_seconds_per_answer=0.2, latency_ms_per_token=1.0, final_eval_loss=None, steps=3,
                     learning_rate=3e-4)

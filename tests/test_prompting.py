@@ -102,6 +102,7 @@ def test_retrieval_pulls_in_examples_of_the_same_intent():
     (lambda: compare_prompting(None, None, QUERIES, POOL, ks=(0, 1, 1)), "repeated"),
     (lambda: compare_prompting(None, None, QUERIES, POOL, ks=(0, -2)), "non-negative"),
     (lambda: compare_prompting(None, None, QUERIES, POOL, retrieval_k=0), "retrieves nothing"),
+    (lambda: compare_prompting(None, None, QUERIES, POOL, too_long="truncate"), "too_long"),
     (lambda: PromptingComparison().row("few-shot"), "no row"),
     (lambda: PromptingComparison().add({"k": 1}), "PromptingRow"),
     (lambda: PromptingComparison().plot(), "nothing to plot"),
@@ -150,6 +151,14 @@ def test_a_prompt_longer_than_the_context_is_refused(small_model):
     try:
         with pytest.raises(ValueError, match="exceeds the model's context of 200"):
             measure_prompts(model, tok, QUERIES[:2], few_shot_prompts(QUERIES[:2], POOL, 4), strategy="few-shot", k=4)
+        cmp = compare_prompting(model, tok, QUERIES[:2], POOL, ks=(0, 4), retrieval_k=None, max_new_tokens=4,
+                                latency_examples=1)
+        skipped = cmp.row("few-shot", 4)
+        assert not skipped.fits_context and skipped.task_metric is None and skipped.seconds_per_answer is None
+        assert skipped.prompt_tokens_max + 4 > 200 and skipped.prompt_tokens_mean > cmp.row("zero-shot").prompt_tokens_mean
+        assert cmp.row("zero-shot").fits_context and cmp.fewshot_task_metric == {0: 0.0, 4: None}
+        assert "does not fit the context" in cmp.table()
+        assert len(cmp.plot().axes) == 3
     finally:
         model.config.max_position_embeddings = old
 
