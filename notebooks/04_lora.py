@@ -1,0 +1,282 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fine-tuning-course/fine-tuning-llms/blob/main/notebooks/04_lora.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/fine-tuning-course/fine-tuning-llms/main?urlpath=lab/tree/notebooks/04_lora.ipynb)
+#
+# # 04 · LoRA: low-rank adaptation
+#
+# Full fine-tuning (lesson 03) changes every weight and pays for it: gradients and optimizer state for every
+# parameter, a full copy of the model per task, and forgetting. LoRA freezes the model and learns a small update
+# beside each chosen weight matrix. In this lesson you build the LoRA layer yourself, check it against peft to the
+# last digit, then train with peft: how rank, alpha, dropout and target modules matter, what the saved adapter costs on
+# disk, and how merging makes it free at inference.
+
+# %% tags=["parameters"]
+MODEL = "tiny"  # the embedded model; on a GPU try "HuggingFaceTB/SmolLM2-135M"
+DEVICE = "auto"
+SIZE = "cpu"  # "cpu": laptop defaults; "gpu": real-size runs
+SEED = 0
+RESULTS_PATH = None
+
+# %%
+# Colab only: install coursekit and the packages Colab lacks (never torch or Jupyter). Elsewhere: nothing happens.
+COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M"
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "coursekit @ git+https://github.com/fine-tuning-course/fine-tuning-llms@main"], check=True)
+    import coursekit.colab
+    MODEL, DEVICE, SIZE = coursekit.colab.setup(MODEL, DEVICE, SIZE, colab_model=COLAB_MODEL)
+
+# %%
+import tempfile
+from pathlib import Path
+
+import IPython.display as ipd
+import matplotlib.pyplot as plt
+import torch
+
+import coursekit
+from coursekit.data import load_task_dataset
+from coursekit.scratch import LoRALinear, count_trainable_parameters, inject_lora, lora_parameter_count
+from coursekit.train import finetune
+
+results = coursekit.Results(RESULTS_PATH, notebook="04_lora")
+results.record(model=MODEL, size=SIZE)
+torch.manual_seed(SEED)
+# The training budget: optimizer steps and micro-batch per run, examples scored, and the ranks swept.
+STEPS = {"cpu": 30, "gpu": 400}[SIZE]
+SWEEP_STEPS = {"cpu": 15, "gpu": 400}[SIZE]
+BATCH = {"cpu": 8, "gpu": None}[SIZE]  # None: the engine's default for the device
+N_METRIC = {"cpu": 32, "gpu": 200}[SIZE]
+RANKS = {"cpu": [1, 8, 64], "gpu": [1, 2, 4, 8, 16, 32, 64]}[SIZE]
+BUDGET = dict(batch_size=BATCH, metric_examples=N_METRIC, seed=SEED, device=DEVICE)
+RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson04-"))
+
+# %% [markdown]
+# ## 1. The idea: the update has low rank
+#
+# Fine-tuning changes a weight matrix $W$ (out × in) into $W + \Delta W$. Aghajanyan et al. and Hu et al. observed
+# that for adapting a pretrained model, $\Delta W$ has a low *intrinsic rank*: a few directions carry most of the
+# change. LoRA therefore writes the update as a product
+#
+# $$\Delta W = \frac{\alpha}{r}\, B A,\qquad A \in \mathbb{R}^{r\times \text{in}},\; B \in \mathbb{R}^{\text{out}\times r},\; r \ll \min(\text{in}, \text{out})$$
+#
+# and trains only $A$ and $B$: $r\,(\text{in} + \text{out})$ numbers instead of $\text{in}\times\text{out}$.
+#
+# * **Why B starts at zero.** With $B = 0$ the update is zero, so training starts from exactly the pretrained model;
+#   $A$ is random so that the first gradient for $B$ is not zero too.
+# * **Why $\alpha / r$.** The update's size grows with $r$; dividing by $r$ keeps it comparable when you change the
+#   rank, so a learning rate tuned at one rank still works at another. $\alpha$ is then a second learning-rate knob
+#   (a common choice is $\alpha = 2r$).
+
+# %%
+in_f = out_f = 4096  # one attention projection of a 7B model
+rank = 16
+full_update = in_f * out_f
+lora_update = lora_parameter_count(in_f, out_f, rank)
+ipd.Markdown(f"A {in_f}×{out_f} projection has {full_update:,} weights; a rank-{rank} LoRA update has "
+             f"{lora_update:,}, **{full_update / lora_update:.0f}× fewer** (the seed's 131,072 and 128× check out).")
+
+# %% [markdown]
+# ## 2. The layer from scratch
+#
+# `coursekit.scratch.LoRALinear` is about forty lines: read it with `??LoRALinear`. It wraps a frozen `nn.Linear`,
+# holds `lora_A` and `lora_B`, and computes `base(x) + scaling * (x @ A.T) @ B.T`. Below: it starts as the base
+# layer, and `merge()` folds the update into the weight.
+
+# %%
+base = torch.nn.Linear(256, 256)
+layer = LoRALinear(base, r=8, alpha=16)
+x = torch.randn(4, 256)
+starts_exact = torch.equal(layer(x), base(x))
+with torch.no_grad():
+    layer.lora_B.normal_(std=0.02)  # pretend it trained
+y_unmerged = layer(x)
+layer.merge()
+scratch_merge_diff = (layer(x) - y_unmerged).abs().max().item()
+layer.unmerge()
+print(f"starts as the base layer: {starts_exact}; merged vs unmerged max |diff| = {scratch_merge_diff:.2e}")
+results.record(scratch_starts_exact=starts_exact, scratch_merge_diff=scratch_merge_diff)
+
+# %% [markdown]
+# `inject_lora(model, r, alpha, target_modules)` freezes a model and swaps the named linear layers for `LoRALinear`.
+# The tests of `coursekit.scratch` check it against peft: same outputs for the same A and B, same trainable count,
+# and the same loss curve over a short training run.
+
+# %%
+model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
+scratch_model = inject_lora(model, r=8, alpha=16, target_modules=["q_proj", "v_proj"])
+scratch_trainable = count_trainable_parameters(scratch_model)
+print(f"from scratch, r=8 on q_proj and v_proj: {scratch_trainable:,} trainable parameters")
+
+# %% [markdown]
+# ## 3. The same with peft
+#
+# peft's `LoraConfig` holds the choices; `get_peft_model` wraps the model; `print_trainable_parameters` reports.
+# `target_modules` picks the layers: the original paper adapted only the query and value projections
+# (`["q_proj", "v_proj"]`); QLoRA showed that adapting **every linear layer** (`"all-linear"`) matters more than the
+# rank. `lora_dropout` drops inputs of the LoRA path only, a light regulariser for small datasets.
+
+# %%
+from peft import LoraConfig, get_peft_model
+
+counts = {}
+for targets in (["q_proj", "v_proj"], "all-linear"):
+    fresh, _ = coursekit.load_base_model(MODEL, device=DEVICE)
+    peft_model = get_peft_model(fresh, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=targets,
+                                                  task_type="CAUSAL_LM"))
+    peft_model.print_trainable_parameters()
+    counts[str(targets)] = peft_model.get_nb_trainable_parameters()[0]
+peft_qv = counts[str(["q_proj", "v_proj"])]
+ipd.Markdown(f"peft counts {peft_qv:,} trainable parameters for q,v at r=8, the from-scratch model "
+             f"{scratch_trainable:,}: {'the same' if peft_qv == scratch_trainable else 'DIFFERENT'}. "
+             f"All linear layers: {counts['all-linear']:,}.")
+
+# %%
+results.record(scratch_trainable=scratch_trainable, peft_trainable_qv=peft_qv,
+               peft_trainable_all_linear=counts["all-linear"])
+
+# %% [markdown]
+# ## 4. Train it
+#
+# `coursekit.train.finetune(..., method="lora")` is lesson 03's training loop with peft's LoRA on all linear layers
+# (rank 8, alpha 16, dropout 0.05 by default). It measures the task metric and the general-skills probe before and
+# after, so we can see both what LoRA learned and what it forgot.
+
+# %%
+data = load_task_dataset(size=SIZE, seed=SEED)
+model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
+lora = finetune(model, tokenizer, data["train"], data["validation"], method="lora", test=data["test"],
+                max_steps=STEPS, runs_dir=RUNS_DIR, title="LoRA r=8", **BUDGET)
+lora
+
+# %%
+results.record(lora_task_metric=lora.task_metric_after, lora_task_metric_before=lora.task_metric_before,
+               lora_general_before=lora.general_probe_before, lora_general_after=lora.general_probe_after,
+               lora_trainable=lora.trainable_parameters, lora_train_seconds=lora.train_seconds,
+               lora_first_eval_loss=lora.eval_loss[0][1], lora_last_eval_loss=lora.eval_loss[-1][1])
+ipd.Markdown(f"Task metric {lora.task_metric_before:.2f} → **{lora.task_metric_after:.2f}** after {lora.steps} "
+             f"steps ({lora.train_seconds:.0f} s), training {lora.trainable_parameters:,} of "
+             f"{lora.total_parameters:,} parameters ({100 * lora.trainable_parameters / lora.total_parameters:.2f}%).")
+
+# %% [markdown]
+# ## 5. Forgetting: LoRA against full fine-tuning
+#
+# Lesson 03 saw full fine-tuning lose general skills. Here is the same comparison in the same budget on the same probe:
+# a full fine-tuning run next to the LoRA run above.
+
+# %%
+model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
+full = finetune(model, tokenizer, data["train"], data["validation"], method="full", test=data["test"],
+                max_steps=STEPS, runs_dir=RUNS_DIR, title="full fine-tuning", save_final=False, **BUDGET)
+forgetting = {"full": full.general_probe_before - full.general_probe_after,
+              "lora": lora.general_probe_before - lora.general_probe_after}
+results.record(full_task_metric=full.task_metric_after, full_general_after=full.general_probe_after,
+               forgetting_full=forgetting["full"], forgetting_lora=forgetting["lora"])
+ipd.Markdown(f"General probe: full fine-tuning {full.general_probe_before:.2f} → {full.general_probe_after:.2f}, "
+             f"LoRA {lora.general_probe_before:.2f} → {lora.general_probe_after:.2f}. Task metric: full "
+             f"{full.task_metric_after:.2f}, LoRA {lora.task_metric_after:.2f}.")
+
+# %% [markdown]
+# ## 6. A rank sweep
+#
+# How much rank does the task need? Each run below trains LoRA on all linear layers with a different rank, the same
+# budget (shorter than above on a CPU), and alpha = 2r (so the scale alpha/r stays 2).
+
+# %%
+sweep = []
+for r in RANKS:
+    model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
+    run = finetune(model, tokenizer, data["train"], data["validation"], method="lora", test=data["test"],
+                   rank=r, alpha=2 * r, max_steps=SWEEP_STEPS, runs_dir=RUNS_DIR, measure_general=False,
+                   measure_before=False, save_final=False, title=f"LoRA r={r}", **BUDGET)
+    sweep.append({"rank": r, "trainable_parameters": run.trainable_parameters, "task_metric": run.task_metric_after,
+                  "train_seconds": run.train_seconds})
+results.record(rank_sweep=[{k: row[k] for k in ("rank", "trainable_parameters", "task_metric")} for row in sweep])
+
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+ranks = [row["rank"] for row in sweep]
+for ax, key, label in zip(axes, ("trainable_parameters", "task_metric", "train_seconds"),
+                          ("trainable parameters", "task metric", "training time (s)")):
+    ax.plot(ranks, [row[key] for row in sweep], "o-")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("rank r")
+    ax.set_title(label)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Trainable parameters grow linearly with r; the task metric saturates early, which is the low-rank hypothesis at
+# work; time barely moves, because the frozen model's forward and backward dominate.
+
+# %% [markdown]
+# ## 7. Save, reload, merge
+#
+# A LoRA checkpoint holds only A and B. Load it onto a fresh copy of the base model with `PeftModel.from_pretrained`,
+# then `merge_and_unload()` folds every update into its weight and removes the LoRA layers: the merged model is a
+# plain model, as fast as the base, and gives the same outputs.
+
+# %%
+from peft import PeftModel
+
+adapter_dir = RUNS_DIR / "lora-adapter"
+lora.model.save_pretrained(adapter_dir)
+adapter_bytes = sum(f.stat().st_size for f in adapter_dir.rglob("*") if f.is_file())
+model_bytes = sum(p.numel() * p.element_size() for p in lora.model.get_base_model().parameters())
+
+fresh, _ = coursekit.load_base_model(MODEL, device=DEVICE)
+reloaded = PeftModel.from_pretrained(fresh, adapter_dir).eval()
+batch = tokenizer([data["test"][i]["instruction"] for i in range(4)], return_tensors="pt", padding=True)
+batch = {k: v.to(reloaded.device) for k, v in batch.items()}
+with torch.no_grad():
+    unmerged_logits = reloaded(**batch).logits
+    merged = reloaded.merge_and_unload()
+    merged_logits = merged(**batch).logits
+merged_max_abs_diff = (merged_logits - unmerged_logits).abs().max().item()
+results.record(adapter_bytes=adapter_bytes, model_bytes=model_bytes, merged_max_abs_diff=merged_max_abs_diff,
+               merged_has_lora=any("lora" in n for n, _ in merged.named_parameters()))
+ipd.Markdown(f"The adapter takes **{adapter_bytes / 1e6:.2f} MB** on disk (MB = 1e6 bytes) against "
+             f"{model_bytes / 1e6:.1f} MB for the model's weights. Merged and unmerged logits differ by at most "
+             f"{merged_max_abs_diff:.1e}: float rounding, nothing more.")
+
+# %% [markdown]
+# ## Try it
+#
+# * Train with `target_modules=["q_proj", "v_proj"]` (`finetune(..., target_modules=[...])`) and compare with
+#   all-linear in the same budget.
+# * Change `alpha` at a fixed rank: what does doubling it do to the loss curve?
+# * Set `MODEL` to a real model on a GPU and `SIZE = "gpu"`: the same cells run unchanged.
+#
+# Exercises with hints: write the LoRA forward pass yourself, then count and scale.
+
+# %%
+import coursekit.exercises
+
+ex = coursekit.exercises.get("04.lora_forward")
+ex.show()
+# def lora_forward(x, W, A, B, scaling):
+#     ...
+# ex.check(lora_forward)
+
+# %%
+for exercise_id in ("04.lora_params_matrix", "04.lora_scaling", "04.why_zero_b"):
+    coursekit.exercises.get(exercise_id).show()
+# e.g. coursekit.exercises.check("04.lora_scaling", 2.0)
+
+# %%
+import coursekit.quiz
+
+coursekit.quiz.quiz_widget("04")

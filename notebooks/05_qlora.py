@@ -1,0 +1,311 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fine-tuning-course/fine-tuning-llms/blob/main/notebooks/05_qlora.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/fine-tuning-course/fine-tuning-llms/main?urlpath=lab/tree/notebooks/05_qlora.ipynb)
+#
+# # 05 · QLoRA: LoRA on a 4-bit model
+#
+# LoRA (lesson 04) makes the *trainable* part small, but the frozen model still sits in memory in 16 bits: 140 GB for
+# a 70B model. QLoRA stores the frozen weights in 4 bits and trains LoRA adapters on top, in 16 bits. Three ideas make
+# it work: the **NF4** data type, **double quantization** of the scaling constants, and **paged optimizers**. You will
+# build the first two from scratch and match bitsandbytes bit for bit, then train a real QLoRA run and compare it with
+# LoRA.
+
+# %% tags=["parameters"]
+MODEL = "tiny"  # the embedded model; on a GPU try "HuggingFaceTB/SmolLM2-135M"
+DEVICE = "auto"
+SIZE = "cpu"  # "cpu": laptop defaults; "gpu": real-size runs
+SEED = 0
+RESULTS_PATH = None
+
+# %%
+# Colab only: install coursekit and the packages Colab lacks (never torch or Jupyter). Elsewhere: nothing happens.
+COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M"
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "coursekit @ git+https://github.com/fine-tuning-course/fine-tuning-llms@main"], check=True)
+    import coursekit.colab
+    MODEL, DEVICE, SIZE = coursekit.colab.setup(MODEL, DEVICE, SIZE, colab_model=COLAB_MODEL)
+
+# %%
+import tempfile
+from pathlib import Path
+
+import bitsandbytes.functional as bnbf
+import IPython.display as ipd
+import matplotlib.pyplot as plt
+import torch
+
+import coursekit
+from coursekit.scratch import (
+    dequantize_nf4,
+    double_quant_overhead_bits,
+    fp4_levels,
+    int4_levels,
+    nf4_levels,
+    quantize_nf4,
+    single_quant_overhead_bits,
+)
+from coursekit.scratch.double_quant import double_quant_saving_bytes
+from coursekit.scratch.nf4 import quantization_error
+
+results = coursekit.Results(RESULTS_PATH, notebook="05_qlora")
+results.record(model=MODEL, size=SIZE)
+torch.manual_seed(SEED)
+GB, GIB = 1e9, 2**30
+STEPS = {"cpu": 30, "gpu": 400}[SIZE]
+BATCH = {"cpu": 8, "gpu": None}[SIZE]  # None: the engine's default for the device
+N_METRIC = {"cpu": 32, "gpu": 200}[SIZE]
+BUDGET = dict(max_steps=STEPS, batch_size=BATCH, metric_examples=N_METRIC, seed=SEED, device=DEVICE,
+              measure_general=False)
+RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson05-"))
+
+# %% [markdown]
+# ## 1. Quantization arithmetic
+#
+# Storing a weight in fewer bits shrinks the model proportionally. For 7B and 70B parameters (GB = 1e9 bytes):
+
+# %%
+BITS = {"fp32": 32, "fp16 / bf16": 16, "int8": 8, "int4": 4}
+table = {size: {name: size * bits / 8 / GB for name, bits in BITS.items()} for size in (7e9, 70e9)}
+rows = "\n".join(f"| {name} | {table[7e9][name]:.1f} GB | {table[70e9][name]:.1f} GB |" for name in BITS)
+results.record(weights_gb_70b={name: table[70e9][name] for name in BITS})
+ipd.Markdown("| storage | 7B | 70B |\n|---|---|---|\n" + rows + "\n\nThe seed's 280 / 140 / 70 / 35 GB for 70B "
+             "are right for the raw weights; section 3 adds what 4-bit storage really costs on top.")
+
+# %% [markdown]
+# ## 2. NF4 from scratch
+#
+# A 4-bit type has 16 values. Which 16? Pretrained weights are close to normally distributed, so NF4 places its levels
+# at **quantiles of the normal distribution**: each level then receives about the same number of weights. To keep an
+# exact zero, the paper builds the halves separately (8 positive quantiles, 7 negative, and 0), then divides by the
+# largest so the levels span [-1, 1]. `nf4_levels()` does exactly that with `torch.special.ndtri` (the normal inverse
+# CDF); compare it with the table bitsandbytes ships.
+
+# %%
+levels = nf4_levels()
+bnb_table = bnbf.get_4bit_type("nf4", device="cpu")
+nf4_table_matches = bool(torch.equal(levels, bnb_table))
+print([round(v, 4) for v in levels.tolist()])
+print("identical to bitsandbytes' table, bit for bit:", nf4_table_matches)
+results.record(nf4_table_matches=nf4_table_matches)
+
+# %% [markdown]
+# **Blockwise absmax.** A tensor is cut into blocks of 64 values; each block is divided by its largest absolute value
+# (kept as a float32 *absmax*), so it lies in [-1, 1]; each value becomes the index of the nearest level; two 4-bit
+# indices share a byte. One outlier then only costs precision in its own block. `quantize_nf4` and `dequantize_nf4`
+# are that, and they give the same bytes as `bitsandbytes.functional.quantize_4bit` on a real weight of our model:
+
+# %%
+model, tokenizer = coursekit.load_base_model(MODEL, device="cpu", dtype=torch.float32)
+weight = model.model.layers[0].self_attn.q_proj.weight.detach()
+packed, absmax = quantize_nf4(weight)
+ref_packed, ref_state = bnbf.quantize_4bit(weight, blocksize=64, quant_type="nf4")
+restored = dequantize_nf4(packed, absmax, weight.shape)
+nf4_bytes_match = bool(torch.equal(packed, ref_packed) and torch.equal(absmax, ref_state.absmax))
+nf4_restore_match = bool(torch.equal(restored, bnbf.dequantize_4bit(ref_packed, ref_state, quant_type="nf4")))
+results.record(nf4_bytes_match=nf4_bytes_match, nf4_restore_match=nf4_restore_match)
+print(f"{tuple(weight.shape)} weight -> {packed.numel():,} bytes of codes + {absmax.numel()} absmax values; "
+      f"same bytes as bitsandbytes: {nf4_bytes_match}; same restored values: {nf4_restore_match}")
+
+# %% [markdown]
+# **NF4 against int4 and fp4.** The same blockwise scheme with three tables of 16 levels, on every linear weight of
+# the model: evenly spaced integers (int4), bitsandbytes' 4-bit float (fp4: sign, 2 exponent bits, 1 mantissa bit),
+# and NF4.
+
+# %%
+tables = {"int4": torch.cat([int4_levels(), torch.zeros(1)]).sort().values, "fp4": fp4_levels(), "nf4": levels}
+linears = [m.weight.detach() for name, m in model.named_modules()
+           if isinstance(m, torch.nn.Linear) and "layers." in name]
+errors = {k: torch.cat([quantization_error(w, t).flatten() for w in linears]) for k, t in tables.items()}
+rmse = {k: e.pow(2).mean().sqrt().item() for k, e in errors.items()}
+fig, ax = plt.subplots(figsize=(7, 3))
+span = max(e.abs().quantile(0.999).item() for e in errors.values())
+for k, e in errors.items():
+    ax.hist(e.clamp(-span, span).numpy(), bins=120, histtype="step", label=f"{k} (RMSE {rmse[k]:.2e})")
+ax.set_xlabel("dequantized − original")
+ax.set_yscale("log")
+ax.legend()
+plt.show()
+results.record(rmse_int4=rmse["int4"], rmse_fp4=rmse["fp4"], rmse_nf4=rmse["nf4"])
+ipd.Markdown(f"Root-mean-square error over {sum(w.numel() for w in linears):,} weights: int4 {rmse['int4']:.2e}, "
+             f"fp4 {rmse['fp4']:.2e}, NF4 **{rmse['nf4']:.2e}**.")
+
+# %% [markdown]
+# ## 3. Double quantization
+#
+# One float32 absmax per 64 weights costs 32 / 64 = 0.5 bits per weight: 12.5% on top of the 4 bits. Double
+# quantization quantizes those constants too: to 8 bits, in blocks of 256, each block keeping one float32 constant.
+
+# %%
+single_bits = single_quant_overhead_bits(64)
+double_bits = double_quant_overhead_bits(64, 256)
+saved_bits = single_bits - double_bits
+seed_double_bits = 8 / 64 + 32 / 1024  # the seed's second term
+savings_gb = {size: double_quant_saving_bytes(size) / GB for size in (7e9, 70e9)}
+results.record(double_quant_bits=double_bits, double_quant_saving_gb_70b=savings_gb[70e9],
+               double_quant_saving_gb_7b=savings_gb[7e9])
+ipd.Markdown(
+    f"Overhead: {single_bits} bits per weight without, **{double_bits:.4f}** with double quantization "
+    f"(8/64 + 32/(64·256)); saved {saved_bits:.3f} bits per weight: {savings_gb[7e9]:.2f} GB for 7B, "
+    f"{savings_gb[70e9]:.2f} GB for 70B.\n\n"
+    f"> **Fact check.** The seed writes the overhead as 8/64 + 32/1024 ≈ {seed_double_bits:.2f} bits and the saving "
+    f"as 0.34 bits (≈ 3 GB for 70B). The second-level constant covers 256 blocks of 64 weights, i.e. 16,384 "
+    f"weights, not 1,024: the overhead is {double_bits:.3f} bits, the saving {saved_bits:.3f} bits, "
+    f"{savings_gb[70e9]:.2f} GB for 70B. And a 70B model in NF4 takes "
+    f"{70e9 * (4 + double_bits) / 8 / GB:.1f} GB, not 35 GB, before anything else is loaded.")
+
+# %% [markdown]
+# ## 4. Paged optimizers, honestly
+#
+# `optim="paged_adamw_8bit"` combines two things.
+#
+# * **8-bit optimizer state.** Adam keeps two numbers per trainable weight. bitsandbytes stores them in 8 bits
+#   (blockwise quantized, like above) instead of 32: a quarter of the memory. Measured below.
+# * **Paging.** The state is allocated in CUDA *unified memory*: when the GPU runs short (a long sequence makes a
+#   memory spike), the driver moves state pages to CPU RAM and back when the optimizer step needs them. It moves
+#   **only the optimizer state**, not weights, activations or gradients, and it is slow when it happens: it smooths
+#   spikes, it does not make a model fit that does not fit. On a CPU there is nothing to page: bitsandbytes allocates
+#   the state in ordinary memory and the "paged" optimizer behaves like the unpaged one.
+
+# %%
+import bitsandbytes as bnb
+
+probe_param = torch.nn.Parameter(torch.randn(4096, 1024) * 0.02)
+state_bytes = {}
+for name, make in {"AdamW (torch, fp32 state)": lambda p: torch.optim.AdamW([p]),
+                   "AdamW8bit (bitsandbytes)": lambda p: bnb.optim.AdamW8bit([p]),
+                   "PagedAdamW8bit (bitsandbytes)": lambda p: bnb.optim.PagedAdamW8bit([p])}.items():
+    p = torch.nn.Parameter(probe_param.detach().clone())
+    opt = make(p)
+    p.grad = torch.randn_like(p) * 1e-3
+    opt.step()
+    tensors = [t for t in opt.state[p].values() if torch.is_tensor(t) and t.numel() > 1]
+    state_bytes[name] = sum(t.numel() * t.element_size() for t in tensors)
+    paged = any(getattr(t, "is_paged", False) for t in tensors)
+    print(f"{name:32s} {state_bytes[name] / p.numel():.3f} bytes per parameter, paged: {paged}")
+results.record(adam_state_bytes_per_param=state_bytes["AdamW (torch, fp32 state)"] / probe_param.numel(),
+               adam8bit_state_bytes_per_param=state_bytes["AdamW8bit (bitsandbytes)"] / probe_param.numel())
+
+# %% [markdown]
+# ## 5. QLoRA, for real
+#
+# `coursekit.load_base_model(MODEL, quantization="nf4")` is `from_pretrained` with
+# `BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+# bnb_4bit_compute_dtype=torch.bfloat16)`. First, the weights it holds, measured, against lesson 02's estimator
+# for the same architecture. (Measure before running the model: on CPUs with AVX512-BF16, bitsandbytes repacks a
+# 4-bit weight for its CPU kernel at the first inference, with bf16 absmax.)
+
+# %%
+from coursekit.memory import weight_bytes
+from coursekit.memory.measure import stored_weight_bytes
+
+qmodel, qtokenizer = coursekit.load_base_model(MODEL, device=DEVICE, quantization="nf4")
+qlora_weight_bytes_measured = stored_weight_bytes(qmodel)
+# embeddings, norms and lm_head stay in the dtype the model was loaded in (fp32 on a CPU, bf16 on most GPUs)
+other_dtype = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}[qmodel.dtype]
+qlora_weight_bytes_estimated = weight_bytes(qmodel.config, quantization={"quant_type": "nf4", "double_quant": True,
+                                                                        "other_dtype": other_dtype})
+results.record(qlora_weight_bytes_measured=qlora_weight_bytes_measured,
+               qlora_weight_bytes_estimated=qlora_weight_bytes_estimated)
+ipd.Markdown(f"4-bit model weights: measured {qlora_weight_bytes_measured / 1e6:.3f} MB, estimated "
+             f"{qlora_weight_bytes_estimated / 1e6:.3f} MB "
+             f"({100 * (qlora_weight_bytes_estimated / qlora_weight_bytes_measured - 1):+.2f}%). "
+             "(On the tiny model the embeddings, kept in 16/32 bits, are a large share; on a 7B model the "
+             "4-bit linears dominate.)")
+
+# %% [markdown]
+# Now train: `finetune(..., method="qlora")` runs `prepare_model_for_kbit_training` (casts the non-quantized
+# parameters to fp32, enables input gradients), adds LoRA on all linear layers, and uses `paged_adamw_8bit`. Beside it,
+# LoRA on the 16/32-bit model with the same rank, data and steps.
+
+# %%
+from coursekit.data import load_task_dataset
+from coursekit.train import finetune
+
+data = load_task_dataset(size=SIZE, seed=SEED)
+qlora = finetune(qmodel, qtokenizer, data["train"], data["validation"], method="qlora", test=data["test"],
+                 runs_dir=RUNS_DIR, title="QLoRA", **BUDGET)
+model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
+lora = finetune(model, tokenizer, data["train"], data["validation"], method="lora", test=data["test"],
+                runs_dir=RUNS_DIR, save_final=False, title="LoRA", **BUDGET)
+results.record(qlora_task_metric=qlora.task_metric_after, lora_task_metric=lora.task_metric_after,
+               qlora_peak_memory_bytes=qlora.peak_memory_bytes, lora_peak_memory_bytes=lora.peak_memory_bytes,
+               qlora_train_seconds=qlora.train_seconds, lora_train_seconds=lora.train_seconds,
+               memory_measured_as=qlora.memory_measured_as)
+ipd.Markdown(
+    f"| | LoRA | QLoRA |\n|---|---|---|\n"
+    f"| task metric | {lora.task_metric_after:.2f} | {qlora.task_metric_after:.2f} |\n"
+    f"| peak memory ({qlora.memory_measured_as}) | {lora.peak_memory_bytes / 1e6:.0f} MB | "
+    f"{qlora.peak_memory_bytes / 1e6:.0f} MB |\n"
+    f"| training time | {lora.train_seconds:.1f} s | {qlora.train_seconds:.1f} s |\n\n"
+    f"QLoRA is {qlora.train_seconds / lora.train_seconds:.2f}× LoRA's time here: every forward and backward "
+    "dequantizes the 4-bit weights first. The seeds' \"20–30% slower\" is a GPU figure; on a CPU the ratio differs.")
+
+# %% [markdown]
+# ## 6. Why a 4-bit model cannot be merged as it is
+#
+# A LoRA update merges into a 16-bit weight with one addition (lesson 04). A 4-bit weight is packed codes plus
+# constants: to merge, you dequantize, add, and then either **re-quantize** (the update is usually smaller than the
+# gap between neighbouring NF4 levels, so rounding throws most of it away) or **keep the merged weight in 16/32 bits**.
+# `four_bit_merge_report` measures the first; `dequantize_and_merge` does the second.
+
+# %%
+from coursekit.scratch import dequantize_and_merge, four_bit_merge_report
+
+trained = qlora.model
+layer = trained.base_model.model.model.layers[0].self_attn.q_proj
+print("4-bit weight:", layer.get_base_layer().weight.dtype, tuple(layer.get_base_layer().weight.shape),
+      " LoRA update:", tuple(layer.get_delta_weight("default").shape))
+report = four_bit_merge_report(trained)
+report
+
+# %%
+batch = qtokenizer([data["test"][i]["instruction"] for i in range(4)], return_tensors="pt", padding=True)
+batch = {k: v.to(trained.device) for k, v in batch.items()}
+trained.train()  # the 4-bit layers' plain dequantize-then-matmul path, in both models
+with torch.no_grad():
+    unmerged_logits = trained(**batch).logits.float()
+merged = dequantize_and_merge(trained).eval()
+with torch.no_grad():
+    merged_logits = merged(**batch).logits.float()
+dequant_merge_max_abs_diff = (merged_logits - unmerged_logits).abs().max().item()
+logit_scale = unmerged_logits.abs().max().item()
+results.record(merge_relative_error_requantized=report.relative_error,
+               dequant_merge_max_abs_diff=dequant_merge_max_abs_diff,
+               dequant_merge_relative_diff=dequant_merge_max_abs_diff / logit_scale)
+ipd.Markdown(f"Re-quantizing after the merge loses the update: the rounding error is {report.relative_error:.2f}× "
+             f"the update itself. Dequantize-then-merge keeps it: the merged 16/32-bit model's logits differ from the "
+             f"unmerged QLoRA model's by at most {dequant_merge_max_abs_diff:.1e} (logits reach {logit_scale:.1f}; the "
+             "unmerged model computes in the 4-bit layers' compute dtype).")
+
+# %% [markdown]
+# ## Try it
+#
+# * Re-run section 2 with `blocksize=256` and watch the error grow; with 32 watch the overhead grow.
+# * Set `MODEL` to a real model on a GPU with `SIZE = "gpu"`: the same cells run; section 5 then shows real memory.
+
+# %%
+import coursekit.exercises
+
+for exercise_id in ("05.absmax_block", "05.double_quant_bits", "05.nf4_weights_gb", "05.adapter_precision"):
+    coursekit.exercises.get(exercise_id).show()
+# e.g. coursekit.exercises.check("05.double_quant_bits", 0.127)
+
+# %%
+import coursekit.quiz
+
+coursekit.quiz.quiz_widget("05")

@@ -1,0 +1,37 @@
+"""Lesson 04 (LoRA): the from-scratch layer, peft counts, a trained adapter, the rank sweep, save / reload / merge."""
+from __future__ import annotations
+
+import math
+
+
+def check(results: dict) -> None:
+    assert results["notebook"] == "04_lora"
+    assert results["scratch_starts_exact"] is True  # B = 0: the LoRA layer starts as the base layer
+    assert results["scratch_merge_diff"] < 1e-5
+    # the from-scratch injection and peft train the same number of parameters
+    assert results["scratch_trainable"] == results["peft_trainable_qv"] > 0
+    assert results["peft_trainable_all_linear"] > results["peft_trainable_qv"]
+    if results.get("model", "tiny") == "tiny":
+        assert results["peft_trainable_qv"] == 28_672  # 4 layers x 8 x ((256+256) + (256+128))
+
+    # training helped on the task, and the validation loss fell
+    assert 0.0 <= results["lora_task_metric"] <= 1.0
+    assert results["lora_task_metric"] > results["lora_task_metric_before"]
+    assert results["lora_last_eval_loss"] < results["lora_first_eval_loss"]
+
+    # forgetting: LoRA loses no more general skill than full fine-tuning in the same budget (small slack)
+    assert math.isfinite(results["forgetting_full"]) and math.isfinite(results["forgetting_lora"])
+    assert results["forgetting_lora"] <= results["forgetting_full"] + 0.05
+
+    sweep = results["rank_sweep"]
+    assert len(sweep) >= 3 and all(set(row) == {"rank", "trainable_parameters", "task_metric"} for row in sweep)
+    ranks = [row["rank"] for row in sweep]
+    assert ranks == sorted(ranks) and ranks[0] == 1 and ranks[-1] == 64
+    per_rank = {row["trainable_parameters"] / row["rank"] for row in sweep}
+    assert len(per_rank) == 1  # trainable parameters are exactly proportional to the rank
+    assert all(0.0 <= row["task_metric"] <= 1.0 for row in sweep)
+
+    # the adapter is small on disk, and merging changes nothing but rounding
+    assert 0 < results["adapter_bytes"] < results["model_bytes"] / 2
+    assert results["merged_max_abs_diff"] < 1e-3
+    assert results["merged_has_lora"] is False

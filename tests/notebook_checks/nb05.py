@@ -1,0 +1,34 @@
+"""Lesson 05 (QLoRA): NF4 and double quantization from scratch, 8-bit optimizer state, QLoRA vs LoRA, merging."""
+from __future__ import annotations
+
+
+def check(results: dict) -> None:
+    assert results["notebook"] == "05_qlora"
+    gb = results["weights_gb_70b"]
+    assert gb == {"fp32": 280.0, "fp16 / bf16": 140.0, "int8": 70.0, "int4": 35.0}
+
+    # NF4 from scratch equals bitsandbytes, and beats int4 on the model's real weights
+    assert results["nf4_table_matches"] is True
+    assert results["nf4_bytes_match"] is True and results["nf4_restore_match"] is True
+    assert results["rmse_nf4"] < results["rmse_int4"]
+    assert results["rmse_nf4"] < results["rmse_fp4"]
+
+    # double quantization: 8/64 + 32/(64*256) bits, 0.373 bits saved = 3.26 GB for 70B (the seed says ~0.16 / ~3 GB)
+    assert results["double_quant_bits"] == 0.126953125
+    assert abs(results["double_quant_saving_gb_70b"] - 3.264) < 1e-3
+    assert abs(results["double_quant_saving_gb_7b"] - 0.3264) < 1e-4
+
+    # Adam state: 8 bytes per parameter in fp32, about 2 in 8-bit (plus blockwise absmax)
+    assert results["adam_state_bytes_per_param"] == 8.0
+    assert 2.0 <= results["adam8bit_state_bytes_per_param"] < 2.1
+
+    # the goals of the lesson: the 4-bit weights as estimated within 2%, QLoRA within 0.05 of LoRA
+    measured, estimated = results["qlora_weight_bytes_measured"], results["qlora_weight_bytes_estimated"]
+    assert measured > 0 and abs(estimated / measured - 1) < 0.02
+    assert 0.0 <= results["qlora_task_metric"] <= 1.0 and 0.0 <= results["lora_task_metric"] <= 1.0
+    assert abs(results["qlora_task_metric"] - results["lora_task_metric"]) <= 0.05
+    assert results["qlora_train_seconds"] > 0 and results["lora_train_seconds"] > 0
+
+    # merging into 4 bits loses the update; dequantize-then-merge keeps the model's outputs
+    assert results["merge_relative_error_requantized"] > 0.3
+    assert results["dequant_merge_relative_diff"] < 0.05
