@@ -1,0 +1,366 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fine-tuning-course/fine-tuning-llms/blob/main/notebooks/03_full_fine_tuning.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/fine-tuning-course/fine-tuning-llms/main?urlpath=lab/tree/notebooks/03_full_fine_tuning.ipynb)
+#
+# # 03 · Full fine-tuning, hyperparameters and catastrophic forgetting
+#
+# Full fine-tuning (supervised fine-tuning, SFT) updates every weight of the model with backpropagation. In this
+# lesson you run the whole pipeline for real on the course's embedded model: data in instruction / input / output
+# form, tokenization with the loss on the response only, training with a cosine schedule and warmup, evaluation,
+# and generation before and after. Then you explore the hyperparameters with a small sweep, and you watch
+# *catastrophic forgetting* happen, measure it, and try the remedies.
+#
+# On a laptop CPU the embedded model (3.5 million parameters) trains in seconds. On a GPU, set `MODEL` to a real
+# model and `SIZE = "gpu"`: the same cells run unchanged.
+
+# %% tags=["parameters"]
+MODEL = "tiny"  # the embedded model; on a GPU try "HuggingFaceTB/SmolLM2-135M"
+DEVICE = "auto"
+SIZE = "cpu"  # "cpu": laptop defaults; "gpu": real-size runs
+SEED = 0
+RESULTS_PATH = None
+
+# %%
+# Colab only: install coursekit and the packages Colab lacks (never torch or Jupyter). Elsewhere: nothing happens.
+COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M"
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "coursekit @ git+https://github.com/fine-tuning-course/fine-tuning-llms@main"], check=True)
+    import coursekit.colab
+    MODEL, DEVICE, SIZE = coursekit.colab.setup(MODEL, DEVICE, SIZE, colab_model=COLAB_MODEL)
+
+# %%
+import tempfile
+from pathlib import Path
+
+import IPython.display as ipd
+import torch
+
+import coursekit
+from coursekit import evaluate
+from coursekit.data import format_prompt, general_texts, load_task_dataset, tokenize_with_labels
+from coursekit.plots import plot_runs, plot_sweep
+from coursekit.train import COMMON_OPTIONS, finetune, mix_general_text
+
+results = coursekit.Results(RESULTS_PATH, notebook="03_full_fine_tuning")
+results.record(model=MODEL, size=SIZE)
+torch.manual_seed(SEED)
+RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson03-"))
+
+# The size knob: how much data and how many passes. The learning rates are scaled to the model: the embedded model
+# was pretrained at a peak learning rate of 3e-3, a 7B model at about 3e-4, so the seeds' 2e-5 for a 7B model
+# becomes roughly ten times larger here.
+BUDGET = {
+    "cpu": dict(train_examples=320, eval_examples=48, metric_examples=64, batch_size=16, grad_accum=1,
+                gentle=dict(learning_rate=3e-4, epochs=3), aggressive=dict(learning_rate=3e-3, epochs=8),
+                sweep_learning_rates=[1e-4, 3e-4, 1e-3, 3e-3], sweep_epochs=3, mix_fraction=0.3),
+    "gpu": dict(train_examples=10_000, eval_examples=300, metric_examples=200, batch_size=4, grad_accum=4,
+                gentle=dict(learning_rate=2e-5, epochs=3), aggressive=dict(learning_rate=2e-4, epochs=10),
+                sweep_learning_rates=[5e-6, 2e-5, 5e-5, 2e-4], sweep_epochs=1, mix_fraction=0.3),
+}[SIZE]
+BUDGET
+
+# %% [markdown]
+# ## 1. The data: instruction, input, output
+#
+# The task is the course's running example: a customer-support ticket comes in, and the model must answer with a
+# one-line JSON triage (intent, order number, priority) followed by a reply in the house style. Each example has the
+# three fields the seeds use.
+
+# %%
+data = load_task_dataset(size=SIZE, seed=SEED)
+train = data["train"].shuffle(seed=SEED).select(range(BUDGET["train_examples"]))
+val = data["validation"].select(range(BUDGET["eval_examples"]))
+test = data["test"].select(range(BUDGET["metric_examples"]))
+example = test[0]
+print({k: example[k] for k in ("instruction", "input", "output")})
+print(f"\ntrain {len(train)} / validation {len(val)} / test {len(test)} examples "
+      f"(of {len(data['train']):,} / {len(data['validation']):,} / {len(data['test']):,} available)")
+
+# %% [markdown]
+# The prompt template from the seeds turns an example into text; the model learns to continue it with the output
+# and an end-of-sequence token. Only the **response** should count in the loss: the model is not asked to predict the
+# ticket, which it could never know. `tokenize_with_labels` shows the mechanism: labels are the token ids, with the
+# prompt positions set to -100, which the cross-entropy ignores. `finetune` does the same through TRL's
+# prompt/completion datasets.
+
+# %%
+model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
+print(format_prompt(example) + "⟨response follows⟩")
+enc = tokenize_with_labels(example, tokenizer, max_length=model.config.max_position_embeddings)
+n_masked = sum(label == -100 for label in enc["labels"])
+n_tokens = len(enc["input_ids"])
+lengths = [len(tokenize_with_labels(e, tokenizer, 4096)["input_ids"]) for e in train]
+ipd.Markdown(f"This example is {n_tokens} tokens: {n_masked} prompt tokens are masked, {n_tokens - n_masked} "
+             f"response tokens (and the end-of-sequence token) are learned. Training examples are "
+             f"{min(lengths)} to {max(lengths)} tokens long (mean {sum(lengths) / len(lengths):.0f}).")
+
+# %% [markdown]
+# > **Fact check: padding.** The seeds tokenize with `padding="max_length"` and `max_length=512`, so every example
+# > costs 512 positions of compute. Padding each batch to its longest example instead (what `finetune` does) wastes
+# > far less:
+
+# %%
+batch = BUDGET["batch_size"]
+dynamic = sum(max(lengths[i:i + batch]) * len(lengths[i:i + batch]) for i in range(0, len(lengths), batch))
+padding_share_max_length = 1 - sum(lengths) / (512 * len(lengths))
+padding_share_dynamic = 1 - sum(lengths) / dynamic
+results.record(padding_share_max_length=padding_share_max_length, padding_share_dynamic=padding_share_dynamic,
+               prompt_tokens_masked=n_masked, example_tokens=n_tokens)
+ipd.Markdown(f"With `padding='max_length'` (512), **{padding_share_max_length:.0%}** of the positions computed are "
+             f"padding; padding per batch of {batch}, {padding_share_dynamic:.0%}.")
+
+# %% [markdown]
+# > **Fact check: today's argument names.** The seeds' training script was written for older libraries. In the
+# > versions this course pins, some of its arguments are gone or renamed (checked below on the installed classes),
+# > and its `DataCollatorForLanguageModeling(mlm=False)` trains on the prompt tokens too.
+
+# %%
+import transformers
+from transformers import TrainingArguments
+
+fields = TrainingArguments.__dataclass_fields__
+renames = {
+    "evaluation_strategy": "eval_strategy",
+    "warmup_ratio": "warmup_steps (a float below 1 is a fraction of the steps)",
+    "gradient_checkpointing": "activation_checkpointing (the old name is a deprecated alias)",
+}
+rows = [f"| `{old}` | {'still accepted' if old in fields else 'gone'} | `{new}` |" for old, new in renames.items()]
+ipd.Markdown(f"transformers {transformers.__version__}:\n\n| seeds' argument | today | use |\n|---|---|---|\n"
+             + "\n".join(rows) + "\n| `AutoModelForCausalLM.from_pretrained(torch_dtype=...)` | deprecated | `dtype=` |")
+
+# %% [markdown]
+# ## 2. The base model before fine-tuning
+#
+# Three measurements, used before and after every run in this lesson:
+#
+# * the **task metric**: the fraction of test tickets answered exactly right (triage JSON and reply);
+# * the **general-skills probe**: short questions outside the task (facts, arithmetic, copying) that the base
+#   model learned in pretraining. A drop is forgetting;
+# * **held-out perplexity** on general text the model never saw: how well it still models ordinary language.
+
+# %%
+heldout = general_texts("heldout", 64)
+task_base = evaluate.task_metric(model, tokenizer, test)
+probe_base = evaluate.general_probe_score(model, tokenizer)
+ppl_base = evaluate.perplexity(model, tokenizer, heldout)
+results.record(task_metric_base=task_base, general_probe_base=probe_base, perplexity_base=ppl_base)
+before = evaluate.generate(model, tokenizer, [format_prompt(example)], max_new_tokens=64)[0]
+print("base model's answer:\n" + before)
+ipd.Markdown(f"Base model: task metric **{task_base:.2f}**, general probe **{probe_base:.2f}**, held-out perplexity "
+             f"**{ppl_base:.2f}**. It continues text but does not know the task's format.")
+
+# %% [markdown]
+# ## 3. The seeds' recipe, scaled to this model
+#
+# `finetune` runs TRL's `SFTTrainer` with the seeds' choices: AdamW, a cosine schedule with 10% warmup, weight decay
+# 0.01, evaluation on the validation set during training (and once before the first step), and the loss on the
+# response only. The "gentle" recipe is the seeds' low learning rate and few epochs, scaled to this model. In a
+# notebook you see a progress bar and the loss curves drawn live.
+
+# %%
+def run(title, train_rows=train, **options):
+    """A fresh copy of the base model, fine-tuned with the lesson's budget plus ``options``."""
+    m, tok = coursekit.load_base_model(MODEL, device=DEVICE)
+    settings = dict(batch_size=BUDGET["batch_size"], grad_accum=BUDGET["grad_accum"], seed=SEED, device=DEVICE,
+                    runs_dir=RUNS_DIR, metric_examples=BUDGET["metric_examples"], measure_before=False,
+                    perplexity_texts=heldout, save_final=False, title=title)
+    return finetune(m, tok, train_rows, val, test=test, **{**settings, **options})
+
+
+gentle = run("gentle", **BUDGET["gentle"])
+gentle_kept = gentle.general_probe_after / probe_base
+results.record(task_metric_finetuned=gentle.task_metric_after, general_probe_gentle=gentle.general_probe_after,
+               general_probe_kept_gentle=gentle_kept, perplexity_gentle=gentle.perplexity_after,
+               gentle_eval_loss_first=gentle.eval_loss[0][1], gentle_eval_loss_last=gentle.eval_loss[-1][1],
+               gentle_train_seconds=gentle.train_seconds, gentle_tokens_per_second=gentle.tokens_per_second,
+               gentle_steps=gentle.steps, gentle_peak_memory_bytes=gentle.peak_memory_bytes,
+               gentle_estimated_memory_bytes=gentle.estimated_memory_bytes,
+               trainable_parameters=gentle.trainable_parameters)
+ipd.Markdown(
+    f"Gentle run ({gentle.config['learning_rate']:g} learning rate, {gentle.config['epochs']} epochs, "
+    f"{gentle.steps} optimizer steps, {gentle.train_seconds:.0f} s at {gentle.tokens_per_second:,.0f} tokens/s): "
+    f"task metric {task_base:.2f} → **{gentle.task_metric_after:.2f}**, general probe {probe_base:.2f} → "
+    f"**{gentle.general_probe_after:.2f}** ({gentle_kept:.0%} kept), held-out perplexity {ppl_base:.2f} → "
+    f"{gentle.perplexity_after:.2f}. All {gentle.trainable_parameters:,} parameters trained.")
+
+# %%
+after = evaluate.generate(gentle.model, tokenizer, [format_prompt(example)], max_new_tokens=64)[0]
+print("reference:\n" + example["output"] + "\n\nfine-tuned model:\n" + after)
+plot_runs({"gentle": gentle}, title="gentle full fine-tuning")
+
+# %% [markdown]
+# Memory: the run's peak is measured (on CPU, the weights plus what the process grew by while training; on CUDA,
+# `torch.cuda.max_memory_allocated`) and shown beside lesson 02's estimator for the same settings.
+
+# %%
+est = gentle.estimated_memory_bytes
+ipd.Markdown(f"Peak memory measured: **{gentle.peak_memory_bytes / 1e6:,.0f} MB** ({gentle.memory_measured_as}); "
+             + (f"estimated: **{est / 1e6:,.0f} MB**." if est else "no estimate for this model.")
+             + " On CPU the measurement also counts the process's own growth (allocator caches, libraries loading "
+             "lazily), so it sits above the estimate.")
+
+# %% [markdown]
+# ## 4. Hyperparameters: a learning-rate sweep
+#
+# The seeds give ranges for each hyperparameter (for a 7B model):
+#
+# * **learning rate** 2e-5 to 5e-5; 1e-4 and above risks forgetting and instability, 1e-6 barely learns;
+# * **epochs** 3-5 typical, 1-2 for large datasets, 5-10 for small ones (watch for overfitting);
+# * **batch**: an effective batch of 16-32, reached with gradient accumulation (micro-batch × accumulation steps);
+# * **warmup**: about 10% of the steps, so the first updates of a freshly started optimizer stay small.
+#
+# The learning rate matters most. Here is the same budget at four learning rates: what the model learned, what it
+# kept, and the validation loss at the end.
+
+# %%
+sweep = []
+for lr in BUDGET["sweep_learning_rates"]:
+    r = gentle if lr == BUDGET["gentle"]["learning_rate"] and BUDGET["sweep_epochs"] == BUDGET["gentle"]["epochs"] \
+        else run(f"lr {lr:g}", learning_rate=lr, epochs=BUDGET["sweep_epochs"])
+    sweep.append({"learning_rate": lr, "task_metric": r.task_metric_after,
+                  "general_probe_kept": r.general_probe_after / probe_base, "final_eval_loss": r.final_eval_loss})
+results.record(lr_sweep=sweep)
+plot_sweep([row["learning_rate"] for row in sweep],
+           {"task metric": [row["task_metric"] for row in sweep],
+            "general probe kept (after / before)": [row["general_probe_kept"] for row in sweep],
+            "final validation loss": [row["final_eval_loss"] for row in sweep]},
+           xlabel="learning rate", title=f"{BUDGET['sweep_epochs']} epochs, full fine-tuning")
+
+# %%
+best = max(sweep, key=lambda row: (row["task_metric"] >= 0.9, row["general_probe_kept"], row["task_metric"]))
+ipd.Markdown(
+    "| learning rate | task metric | general probe kept | final validation loss |\n|---|---|---|---|\n"
+    + "\n".join(f"| {row['learning_rate']:g} | {row['task_metric']:.2f} | {row['general_probe_kept']:.0%} | "
+                f"{row['final_eval_loss']:.3f} |" for row in sweep)
+    + f"\n\nToo low and the model does not learn the task in this budget; too high and it learns the task while "
+      f"losing general skill. Here {best['learning_rate']:g} is the best compromise.")
+
+# %% [markdown]
+# ## 5. Catastrophic forgetting
+#
+# Now the seeds' warning made real: a high learning rate and many epochs. The model sees nothing but support
+# tickets, step after step, with large updates; whatever in its weights served other skills is overwritten.
+
+# %%
+aggressive = run("aggressive", **BUDGET["aggressive"])
+aggressive_kept = aggressive.general_probe_after / probe_base
+results.record(general_probe_aggressive=aggressive.general_probe_after, general_probe_kept_aggressive=aggressive_kept,
+               task_metric_aggressive=aggressive.task_metric_after, perplexity_aggressive=aggressive.perplexity_after,
+               aggressive_steps=aggressive.steps)
+ipd.Markdown(
+    f"Aggressive run ({aggressive.config['learning_rate']:g}, {aggressive.config['epochs']} epochs, "
+    f"{aggressive.steps} steps): task metric **{aggressive.task_metric_after:.2f}**, general probe {probe_base:.2f} → "
+    f"**{aggressive.general_probe_after:.2f}** (only {aggressive_kept:.0%} kept), held-out perplexity "
+    f"{ppl_base:.2f} → **{aggressive.perplexity_after:.2f}**.")
+
+# %% [markdown]
+# What forgetting looks like: the same probe questions, answered by the base model and by the aggressively
+# fine-tuned one.
+
+# %%
+base_model, _ = coursekit.load_base_model(MODEL, device=DEVICE)
+before_answers = evaluate.probe_answers(base_model, tokenizer)
+after_answers = evaluate.probe_answers(aggressive.model, tokenizer)
+lost = [(b, a) for b, a in zip(before_answers, after_answers) if b["correct"] and not a["correct"]]
+results.record(probe_items_lost_aggressive=len(lost))
+ipd.Markdown(f"{len(lost)} probe questions the base model answered right are now wrong. A few:\n\n"
+             "| question | base model | after aggressive fine-tuning |\n|---|---|---|\n"
+             + "\n".join(f"| `{b['prompt'].strip()[-60:]!r}` | {b['prediction']!r} | {a['prediction']!r} |"
+                         for b, a in lost[:6]))
+
+# %% [markdown]
+# ### How to detect it
+#
+# The task's own validation loss does not show forgetting: it is measured on support tickets. Forgetting shows only
+# on a measurement **outside** the task, taken before and after: a general-skills probe, or perplexity on general
+# held-out text. Plot the gentle and the aggressive run side by side: both validation losses fall.
+
+# %%
+plot_runs({"gentle": gentle, "aggressive": aggressive}, which="eval", title="validation loss (task data)")
+
+# %% [markdown]
+# ### Remedies
+#
+# The seeds list four: a lower learning rate, fewer epochs, validation monitoring with early stopping, and mixing
+# general examples into the training data. The first two are the gentle run. Here are the other two, applied to the
+# aggressive recipe:
+#
+# * **early stopping**: evaluate often and stop when the validation loss has not improved for two evaluations,
+#   keeping the best checkpoint (`early_stopping_patience=2`);
+# * **mixing in general data**: a share of the training rows is general text from the pretraining distribution
+#   (`mix_general_text`), so the model keeps practising what it knew.
+
+# %%
+stopped = run("aggressive + early stopping", **BUDGET["aggressive"], early_stopping_patience=2,
+              eval_every=max(1, aggressive.steps // 20))
+mixed_rows = mix_general_text(train, general_texts("train", 4000), fraction=BUDGET["mix_fraction"], seed=SEED)
+mixed = run("aggressive + general data", train_rows=mixed_rows, **BUDGET["aggressive"])
+runs = {"base model": None, "gentle (lower LR, fewer epochs)": gentle, "aggressive": aggressive,
+        "aggressive + early stopping": stopped, f"aggressive + {BUDGET['mix_fraction']:.0%} general data": mixed}
+table = []
+for name, r in runs.items():
+    table.append({"run": name,
+                  "task_metric": task_base if r is None else r.task_metric_after,
+                  "general_probe": probe_base if r is None else r.general_probe_after,
+                  "general_probe_kept": 1.0 if r is None else r.general_probe_after / probe_base,
+                  "heldout_perplexity": ppl_base if r is None else r.perplexity_after,
+                  "steps": 0 if r is None else r.steps})
+results.record(remedies=table, general_probe_kept_early_stopping=stopped.general_probe_after / probe_base,
+               general_probe_kept_mixed=mixed.general_probe_after / probe_base,
+               task_metric_early_stopping=stopped.task_metric_after, task_metric_mixed=mixed.task_metric_after,
+               early_stopping_stopped=stopped.stopped_early, early_stopping_steps=stopped.steps)
+ipd.Markdown("| run | task metric | general probe | kept | held-out perplexity | steps |\n|---|---|---|---|---|---|\n"
+             + "\n".join(f"| {row['run']} | {row['task_metric']:.2f} | {row['general_probe']:.2f} | "
+                         f"{row['general_probe_kept']:.0%} | {row['heldout_perplexity']:.2f} | {row['steps']} |"
+                         for row in table))
+
+# %% [markdown]
+# Read the table from the top: the gentle recipe learns the task and keeps the general skills; the aggressive one
+# learns the task as well and pays for it outside the task. Early stopping only helps as far as the *task's*
+# validation loss notices overtraining; mixing general data protects the general skills directly, at the price of
+# more steps per epoch.
+
+# %%
+ipd.Markdown(f"Every run above is a `RunResult` (see `gentle`); `finetune` accepts {len(COMMON_OPTIONS)} common "
+             f"options (`coursekit.train.COMMON_OPTIONS`), including `gradient_checkpointing`, `save_every` and "
+             f"`resume` for checkpoints that continue an interrupted run.")
+
+# %% [markdown]
+# ## Try it
+#
+# * Set the gentle learning rate to the aggressive one but keep 3 epochs: which hurts more, the learning rate or
+#   the epochs?
+# * Change `BUDGET["mix_fraction"]` to 0.1 and 0.5: how much general data does it take to keep the probe?
+# * Run `finetune(..., method="full", gradient_checkpointing=True)` and compare `peak_memory_bytes` and
+#   `train_seconds` with the gentle run.
+# * On a GPU, set `MODEL` to a real model and `SIZE = "gpu"`: the same cells run the seeds' numbers (2e-5, 3 epochs,
+#   batch 4 × accumulation 4).
+#
+# Exercises with hints:
+
+# %%
+import coursekit.exercises
+
+for exercise_id in ("03.effective_batch", "03.warmup_steps", "03.forgetting_signal"):
+    coursekit.exercises.get(exercise_id).show()
+# e.g. coursekit.exercises.check("03.effective_batch", 32)
+
+# %%
+import coursekit.quiz
+
+coursekit.quiz.quiz_widget("03")

@@ -1,0 +1,43 @@
+"""Lesson 03 (full fine-tuning): the pipeline learns the task, the sweep, forgetting measured, remedies tried."""
+from __future__ import annotations
+
+import math
+
+
+def check(results: dict) -> None:
+    assert results["notebook"] == "03_full_fine_tuning"
+    for key in ("task_metric_base", "task_metric_finetuned", "general_probe_base", "general_probe_gentle",
+                "general_probe_aggressive"):
+        assert 0.0 <= results[key] <= 1.0, key
+
+    # the data: the response is learned, the prompt masked; per-batch padding wastes less than max_length=512
+    assert 0 < results["prompt_tokens_masked"] < results["example_tokens"]
+    assert 0 <= results["padding_share_dynamic"] < results["padding_share_max_length"] < 1
+
+    # the gentle run learned the task: validation loss fell, the metric rose
+    assert results["gentle_eval_loss_last"] < results["gentle_eval_loss_first"]
+    assert results["task_metric_finetuned"] > results["task_metric_base"]
+    assert results["gentle_tokens_per_second"] > 0 and results["gentle_peak_memory_bytes"] > 0
+
+    # forgetting: the aggressive run keeps less of the general probe than the gentle one, and general text
+    # becomes harder to predict
+    assert results["general_probe_kept_aggressive"] < results["general_probe_kept_gentle"]
+    assert results["perplexity_aggressive"] > results["perplexity_base"]
+    assert results["probe_items_lost_aggressive"] > 0
+
+    sweep = results["lr_sweep"]
+    lrs = [row["learning_rate"] for row in sweep]
+    assert len(sweep) >= 3 and lrs == sorted(lrs)
+    assert all(math.isfinite(row["final_eval_loss"]) for row in sweep)
+
+    remedies = {row["run"]: row for row in results["remedies"]}
+    assert remedies["base model"]["general_probe_kept"] == 1.0
+    # mixing general data in protects the general skills better than the aggressive recipe alone
+    assert results["general_probe_kept_mixed"] > results["general_probe_kept_aggressive"]
+
+    if results.get("model", "tiny") == "tiny" and results.get("size", "cpu") == "cpu":
+        # the lesson's goals on the embedded model at CPU defaults
+        assert results["task_metric_base"] <= 0.10
+        assert results["task_metric_finetuned"] >= 0.90
+        assert results["general_probe_kept_gentle"] >= 0.90
+        assert results["general_probe_kept_aggressive"] <= 0.80
