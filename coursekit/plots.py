@@ -20,6 +20,7 @@ def _new_axes(ax, figsize=(6, 3.5)):
 
     if ax is not None:
         return ax.figure, ax
+    import matplotlib.pyplot  # noqa: F401 - loads the backend: in a notebook, that lets a Figure display itself
     from matplotlib.figure import Figure
 
     matplotlib.rcParams.setdefault("figure.dpi", 100)

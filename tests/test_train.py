@@ -9,8 +9,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from coursekit.train import COMMON_OPTIONS, METHODS, finetune, mix_general_text, to_prompt_completion  # noqa: E402
-from coursekit.train import engine  # noqa: E402
+from coursekit.train import (  # noqa: E402
+    COMMON_OPTIONS,
+    METHODS,
+    engine,  # noqa: E402
+    finetune,
+    mix_general_text,
+    to_prompt_completion,
+)
 
 TINY_CONFIG = "coursekit/models/tiny"
 
