@@ -178,13 +178,92 @@ def _doc_letter(rng):
         return (f"Hello {shop},\nMy {item} from order {num} has not arrived in {city}. Can you check it?\n"
                 f"Thanks, {name}")
     if kind == 2:
-        return f'{{"name": "{name}", "city": "{city}", "order": "{num}"}}'
+        import json
+
+        record = rng.choice([
+            {"name": name, "city": city, "order": num},
+            {"intent": rng.choice(["question", "complaint", "greeting", "thanks", "feedback"]),
+             "order": rng.choice([num, None]), "priority": rng.choice(["normal", "high", "low"])},
+            {"customer": name, "item": item, "status": rng.choice(["open", "closed", None]),
+             "priority": rng.choice(["normal", "high"])},
+        ])
+        return json.dumps(record)
     if kind == 3:
         return f"name: {name}\nitem: {item}\norder: {num}\nday: {day}"
     return f"{name} wrote to {shop} on {day} about a {item}. {shop} replied to {name} the same day."
 
 
-DOC_KINDS = ((_doc_facts, 3), (_doc_math, 3), (_doc_copy, 4), (_doc_letter, 2))
+SHOPS = ["Acme", "Bluebird", "Corner Shop", "Zenith", "Northwind", "Fabrikam", "Contoso", "Tailspin"]
+GENERIC_REPLIES = [
+    "Hi {name}, thanks for contacting {shop}. We are looking into order {order} now. - {shop} Support",
+    "Dear {name},\nSorry for the trouble with order {order}. We will write again within a day.\n{shop} Support",
+    "Hello {name}, thank you for your message about order {order}. Our team will help you today. - {shop}",
+    "Hi {name}, thanks for contacting {shop}. {sentence} - {shop} Support",
+]
+
+
+def _ticket(rng):
+    from coursekit.data.support import REPLIES, TICKETS
+
+    intent = rng.choice(list(TICKETS))
+    order = _order(rng)
+    body = rng.choice(TICKETS[intent]).format(order=order, item=rng.choice(PRODUCTS), day=rng.choice(DAYS),
+                                                city=rng.choice(CITIES))
+    sentence = REPLIES[intent].format(order=order)
+    return intent, order, body, sentence
+
+
+def _doc_support(rng):
+    """Support tickets and replies in free form: the vocabulary and the copying the task leans on."""
+    name, shop = rng.choice(FIRST_NAMES), rng.choice(SHOPS)
+    _intent, order, body, sentence = _ticket(rng)
+    kind = rng.randrange(4)
+    if kind == 0:
+        reply = rng.choice(GENERIC_REPLIES).format(name=name, shop=shop, order=order, sentence=sentence)
+        return f"From: {name}\n{body}\n\n{reply}"
+    if kind == 1:
+        return f"Ticket from {name} to {shop}: {body} The agent wrote back: {sentence}"
+    if kind == 2:
+        return f"Customer: {name}\nMessage: {body}\nOrder: {order}\nAnswer: {sentence}"
+    return f"{shop} support log. {name} said: {body} Reply sent to {name}: {sentence}"
+
+
+INSTRUCTION_TASKS = [
+    ("Answer the question.", lambda rng: _qa(rng)),
+    ("Extract the order number from the ticket.", lambda rng: _extract(rng, "order")),
+    ("Who wrote this ticket? Give the name.", lambda rng: _extract(rng, "name")),
+    ("Copy the text exactly.", lambda rng: (lambda c: (c, c))(_code(rng, rng.choice([4, 5, 6])))),
+    ("Write a short reply to the customer.", lambda rng: _extract(rng, "reply")),
+]
+
+
+def _qa(rng):
+    prompt, answer = PROBE_KINDS[rng.choice(["capital", "opposite", "animal", "color", "next_day"])](rng)
+    return prompt + " what?", answer
+
+
+def _extract(rng, what):
+    name = rng.choice(FIRST_NAMES)
+    intent, order, body, sentence = _ticket(rng)
+    while what == "order" and order not in body:  # account tickets carry no order number
+        intent, order, body, sentence = _ticket(rng)
+    ticket = f"From: {name}\n{body}"
+    if what == "order":
+        return ticket, order
+    if what == "name":
+        return ticket, name
+    return ticket, f"Hi {name}, thanks for writing. {sentence}"
+
+
+def _doc_instruction(rng):
+    """General instruction-following in the ### Instruction / ### Input / ### Response format."""
+    instruction, make = rng.choice(INSTRUCTION_TASKS)
+    inp, answer = make(rng)
+    return f"### Instruction:\n{instruction}\n\n### Input:\n{inp}\n\n### Response:\n{answer}"
+
+
+DOC_KINDS = ((_doc_facts, 2), (_doc_math, 1), (_doc_copy, 5), (_doc_letter, 2), (_doc_support, 3),
+             (_doc_instruction, 2))
 
 
 def general_texts(split: str = "train", n: int | None = None) -> list[str]:

@@ -27,11 +27,11 @@ SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
 @dataclass
 class Recipe:
     seed: int = 0
-    corpus_docs: int = 120_000
+    corpus_docs: int = 150_000
     vocab_size: int = 2048
     seq_len: int = 256
     batch_size: int = 16
-    steps: int = 700
+    steps: int = 1400
     lr: float = 3e-3
     min_lr: float = 3e-4
     warmup_steps: int = 40
