@@ -38,12 +38,12 @@ def test_each_control_changes_the_figure_and_matches_the_estimator():
     c = memory_calculator(model="llama-3.1-8b", method="lora")
     seen = {c.figure_text}
     for key, value in [("rank", 64), ("targets", "q_proj,v_proj"), ("batch_size", 8), ("seq_len", 4096),
-                       ("precision", "bf16"), ("optimizer", "adamw-8bit"), ("checkpointing", False),
+                       ("precision", "fp32"), ("optimizer", "adamw-8bit"), ("checkpointing", False),
                        ("method", "qlora"), ("model", "llama-3.1-70b")]:
         c.controls[key].value = value
         assert c.figure_text not in seen, key
         seen.add(c.figure_text)
-    expected = estimate_memory("llama-3.1-70b", "qlora", precision="bf16", optimizer="adamw-8bit", rank=64,
+    expected = estimate_memory("llama-3.1-70b", "qlora", precision="fp32", optimizer="adamw-8bit", rank=64,
                                targets="q_proj,v_proj", batch_size=8, seq_len=4096, checkpointing=False)
     assert c.total_bytes == expected.total_bytes
     assert c.controls["model"].value == "llama-3.1-70b"  # choosing a preset moves the slider, not back to custom
