@@ -1,0 +1,415 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fine-tuning-course/fine-tuning-llms/blob/main/notebooks/02_memory_math.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/fine-tuning-course/fine-tuning-llms/main?urlpath=lab/tree/notebooks/02_memory_math.ipynb)
+#
+# # 02 · Memory math: will it fit?
+#
+# The difference between full fine-tuning, LoRA and QLoRA is measured in gigabytes. Before you rent a GPU you can
+# work out, component by component, what a training run needs: the **weights**, the **gradients**, the **optimizer
+# state**, the **activations** autograd keeps for the backward pass, and the framework's own **overhead**.
+#
+# This lesson first reproduces the back-of-the-envelope arithmetic the course's source material uses, then redoes
+# it exactly with `coursekit.memory` (exact parameter counts from the real architectures, real precision recipes,
+# activations from the model's shapes), checks the estimator against memory measured during real training steps,
+# and ends with a calculator you can drag around. Every number below is computed when you run the notebook.
+# Units: **GB = 10⁹ bytes** (how GPUs are sold), **GiB = 2³⁰ bytes** (what many tools print). They differ by 7.4 %.
+
+# %% tags=["parameters"]
+MODEL = "tiny"  # the embedded model, measured below; the memory math itself covers real 1B-70B architectures
+DEVICE = "auto"
+SIZE = "cpu"  # "cpu": laptop defaults; "gpu": also measure Llama-3.2-1B-shaped models on CUDA
+SEED = 0
+RESULTS_PATH = None
+
+# %%
+# Colab only: install coursekit and the packages Colab lacks (never torch or Jupyter). Elsewhere: nothing happens.
+COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M"  # used on a Colab GPU; "tiny" keeps the embedded model
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "coursekit @ git+https://github.com/fine-tuning-course/fine-tuning-llms@main"], check=True)
+    import coursekit.colab
+    MODEL, DEVICE, SIZE = coursekit.colab.setup(MODEL, DEVICE, SIZE, colab_model=COLAB_MODEL)
+
+# %%
+import warnings
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+import coursekit
+import coursekit.exercises
+import coursekit.quiz
+from coursekit.archs import count_lora_parameters, count_parameters, parameters_by_kind
+from coursekit.env import resolve_device
+from coursekit.memory import GB, GIB, estimate_memory, measure_peak_memory, weight_bytes
+from coursekit.memory.hardware import fit_table, hardware_fit, seed_suggest_batch_size, suggest_batch_size
+from coursekit.widgets.memory import memory_calculator
+
+results = coursekit.Results(RESULTS_PATH, notebook="02_memory_math")
+results.record(model=MODEL, size=SIZE)
+# One training setup for every real-size estimate in this lesson (the seeds give none): one sequence of 2,048
+# tokens, gradient checkpointing on, on a CUDA GPU.
+SETUP = dict(batch_size=1, seq_len=2048, checkpointing=True)
+N8B, N70B = "llama-3.1-8b", "llama-3.1-70b"
+
+
+def gb(n_bytes):
+    return f"{n_bytes / GB:,.1f} GB"
+
+
+def fact_check(claim, computed):
+    """A fact-check box: what the source material says, and what the course computes."""
+    display(Markdown(f"> **Fact check.** The source material says: {claim}\n>\n> **Computed:** {computed}"))
+
+
+# %% [markdown]
+# ## 1. The source material's estimate for an 8B model
+#
+# The seed lesson prices three approaches for an 8-billion-parameter model with a few constants: weights 2 bytes per
+# parameter (bf16), gradients the same, Adam 8 bytes (two fp32 moments), 4 GB of activations; LoRA trains "about
+# 1 %" of the parameters; QLoRA stores weights at half a byte and keeps LoRA gradients in fp32. Here is that
+# arithmetic, written out:
+
+# %%
+def seed_estimate_bytes(params, approach):
+    """The seed lesson's constants (reproduced to check them, not to use)."""
+    lora = params * 0.01
+    if approach == "full_ft":
+        return params * 2 + params * 2 + params * 8 + 4e9
+    if approach == "lora_bf16":
+        return params * 2 + lora * 2 + lora * 8 + 4e9
+    return params * 0.5 + lora * 4 + lora * 8 + 2e9  # qlora_4bit
+
+
+seed_8b = {a: seed_estimate_bytes(8e9, a) for a in ("full_ft", "lora_bf16", "qlora_4bit")}
+seed_70b = {a: seed_estimate_bytes(70e9, a) for a in ("full_ft", "lora_bf16", "qlora_4bit")}
+display(pd.DataFrame({"8e9 params, GB": {a: b / GB for a, b in seed_8b.items()},
+                      "70e9 params, GB": {a: b / GB for a, b in seed_70b.items()}}).round(1))
+results.record(seed_8b_bytes=seed_8b, seed_70b_bytes=seed_70b)
+
+# %%
+seed_before_activations = 8e9 * (2 + 2 + 8)
+fact_check("*full fine-tuning an 8B model with Adam occupies roughly 56 GB (weights, gradients and both optimizer "
+           "moments) before a single activation is stored.*",
+           f"its own constants give 8e9 × (2 + 2 + 8) bytes = **{gb(seed_before_activations)}** before activations "
+           f"({gb(seed_8b['full_ft'])} with its 4 GB of activations), not 56 GB. No common recipe gives 56 GB: "
+           f"the exact counts are in section 3.")
+results.record(seed_full_8b_before_activations_bytes=seed_before_activations)
+
+# %% [markdown]
+# ## 2. Exact parameter counts
+#
+# "8B" is a rounded name. `coursekit.count_parameters` builds the real architecture on PyTorch's *meta* device
+# (shapes, no storage, no download) and sums `p.numel()` exactly as `model.parameters()` would. LoRA adds
+# $r \cdot (\text{in} + \text{out})$ parameters per wrapped Linear layer; `count_lora_parameters` counts them the way
+# peft does (tests/test_archs.py checks this against peft itself).
+
+# %%
+n8b, n70b = count_parameters(N8B), count_parameters(N70B)
+lora_8b = count_lora_parameters(N8B, 16, "all-linear")
+lora_70b = count_lora_parameters(N70B, 16, "all-linear")
+n3b = count_parameters("llama-3.2-3b")
+lora_3b_qv = count_lora_parameters("llama-3.2-3b", 16, ["q_proj", "v_proj"])
+display(pd.DataFrame([
+    {"model": N8B, "parameters": f"{n8b:,}", "LoRA r=16, all linear": f"{lora_8b:,}",
+     "trainable %": f"{100 * lora_8b / n8b:.3f}"},
+    {"model": N70B, "parameters": f"{n70b:,}", "LoRA r=16, all linear": f"{lora_70b:,}",
+     "trainable %": f"{100 * lora_70b / n70b:.3f}"},
+]).set_index("model"))
+display(pd.Series(parameters_by_kind(N8B), name=f"{N8B} parameters by module kind").map("{:,}".format))
+results.record(llama_3_1_8b_parameters=n8b, llama_3_1_70b_parameters=n70b, lora_r16_all_linear_8b=lora_8b,
+               lora_r16_all_linear_70b=lora_70b, llama_3_2_3b_parameters=n3b, lora_r16_qv_3b=lora_3b_qv)
+
+# %%
+SEED_QV_3B, SEED_ALL_3B = 6_815_744, 3_219_565_568
+fact_check(f"*LoRA with r=16 on q_proj and v_proj of Llama-3.2-3B prints trainable params: {SEED_QV_3B:,} || "
+           f"all params: {SEED_ALL_3B:,}.*",
+           f"q_proj is 3072 → 3072 and v_proj 3072 → 1024 (8 key/value heads of 128), so each layer adds "
+           f"16 × (3072 + 3072) + 16 × (3072 + 1024) = {16 * (3072 + 3072) + 16 * (3072 + 1024):,} and 28 layers add "
+           f"**{lora_3b_qv:,}** trainable parameters; all parameters are {n3b:,} + {lora_3b_qv:,} = "
+           f"**{n3b + lora_3b_qv:,}** ({100 * lora_3b_qv / (n3b + lora_3b_qv):.4f} % trainable). "
+           f"{SEED_QV_3B:,} would be q and v at full width (a pre-GQA model).")
+results.record(seed_lora_qv_3b=SEED_QV_3B)
+
+# %% [markdown]
+# ## 3. Full fine-tuning of Llama 3.1 8B, component by component
+#
+# How many bytes a parameter costs depends on the **precision recipe**, not on "bf16" alone:
+#
+# * `fp32`: weights, gradients and both Adam moments in fp32: 4 + 4 + 8 = 16 bytes.
+# * `bf16`: the model loaded in bf16 with torch's AdamW, whose moments take the parameter's dtype: 2 + 2 + 4 = 8.
+# * `amp-bf16`: fp32 weights with bf16 autocast (what `Trainer(bf16=True)` does): 16 bytes plus bf16 weight copies.
+# * `mixed-bf16`: the textbook mixed precision: bf16 weights and gradients, an fp32 master copy and fp32 moments:
+#   2 + 2 + 4 + 8 = 16 bytes.
+#
+# Activations depend on the batch, the sequence length and the shapes, not on the parameter count; the
+# estimator counts what autograd keeps per layer (see `coursekit.memory.estimator.activation_breakdown`).
+
+# %%
+rows = []
+for precision in ("fp32", "bf16", "amp-bf16", "mixed-bf16"):
+    e = estimate_memory(N8B, "full", precision=precision, **SETUP)
+    rows.append({"recipe": precision, **{k: v / GB for k, v in e.components.items()}, "total (peak) GB": e.total_gb,
+                 "total GiB": e.total_gib})
+full_8b = pd.DataFrame(rows).set_index("recipe").round(2)
+display(full_8b)
+full_8b_mixed = estimate_memory(N8B, "full", precision="mixed-bf16", **SETUP)
+print(full_8b_mixed.table())
+results.record(full_8b_components_bytes={r["recipe"]: {k: int(round(r[k] * GB)) for k in
+                                                        ("weights", "gradients", "optimizer", "activations")}
+                                         for r in rows},
+               full_8b_total_bytes={r["recipe"]: int(round(r["total (peak) GB"] * GB)) for r in rows})
+
+# %%
+adam_fp32_8b = 2 * 4 * n8b
+fact_check("*you need ~60 GB just for the optimizer state* (8B, Adam).",
+           f"two fp32 moments are 8 bytes × {n8b:,} = **{gb(adam_fp32_8b)} = {adam_fp32_8b / GIB:,.1f} GiB**: "
+           f"'~60' is right only in GiB. With the fp32 master copy that mixed precision also keeps, the optimizer "
+           f"holds {gb(full_8b_mixed.optimizer)}.")
+results.record(adam_fp32_state_8b_bytes=adam_fp32_8b)
+
+# %% [markdown]
+# ## 4. The "14 bytes per parameter" helper
+#
+# A second seed prices full fine-tuning at 14 bytes per parameter (2 weights + 2 gradients + 8 Adam + "2 for
+# activations"), divides by 1024³ and calls the result GB, then compares it with GPUs sold in GB. Reproduced:
+
+# %%
+def seed_14_bytes(billions):
+    """The seed helper's arithmetic: 14 bytes per parameter, divided by 1024**3 but labelled GB."""
+    return billions * 1e9 * 14
+
+
+SEED_PRINTED_GB = {1.0: 13.1, 3.0: 39.2, 7.0: 91.5, 13.0: 170.1, 70.0: 915.5}  # what the seed shows
+REAL = {1.0: "llama-3.2-1b", 3.0: "llama-3.2-3b", 7.0: "llama-2-7b", 13.0: "llama-2-13b", 70.0: N70B}
+rows = []
+for b, printed in SEED_PRINTED_GB.items():
+    est = estimate_memory(REAL[b], "full", precision="mixed-bf16", **SETUP)
+    rows.append({"seed size": f"{b:g}B", "seed prints 'GB'": printed,
+                 "its formula in GiB": seed_14_bytes(b) / GIB, "its formula in GB": seed_14_bytes(b) / GB,
+                 "real model": REAL[b], "coursekit estimate GB": est.total_gb})
+seed14 = pd.DataFrame(rows).set_index("seed size").round(1)
+display(seed14)
+results.record(seed_14_bytes_table=rows)
+
+# %%
+fact_check("*Total: ~14 bytes per parameter for AdamW + bf16*, printed as `7.0B parameters: 91.5 GB`.",
+           f"the helper divides by 1024³, so its numbers are GiB: 98e9 bytes is **{seed_14_bytes(7) / GIB:.1f} GiB = "
+           f"{seed_14_bytes(7) / GB:.1f} GB**, and its printed figures do not match its own formula either "
+           f"(91.5 vs {seed_14_bytes(7) / GIB:.1f}). Comparing GiB with an '80 GB' A100 understates every need by "
+           f"7.4 %. And activations do not scale with parameters: for {REAL[7.0]} at one 2,048-token sequence with "
+           f"checkpointing they are {gb(estimate_memory(REAL[7.0], 'full', precision='mixed-bf16', **SETUP).activations)}"
+           f", while 2 bytes per parameter would say {gb(2 * count_parameters(REAL[7.0]))}.")
+
+# %% [markdown]
+# ## 5. LoRA and QLoRA, 8B and 70B
+#
+# LoRA freezes the base: its weights need no gradient and no optimizer state, so only the adapters (here r=16 on all
+# seven projections, in fp32) pay the 4 + 4 + 8 bytes. QLoRA also stores the frozen decoder Linear layers in 4-bit
+# NF4 with blockwise absmax constants (double-quantized); embeddings, the output layer and norms stay in bf16.
+# The third seed prints these lists:
+
+# %%
+SEED_LISTS_GB = {N8B: {"full": 60, "lora": 18, "qlora": 6}, N70B: {"full": 500, "lora": 150, "qlora": 48}}
+by_method = {}
+rows = []
+for arch, seed_list in SEED_LISTS_GB.items():
+    for method, seed_gb in seed_list.items():
+        e = estimate_memory(arch, method, precision="mixed-bf16", **SETUP)
+        by_method[(arch, method)] = e
+        rows.append({"model": arch, "method": method, "seed says GB": seed_gb,
+                     **{k: round(v / GB, 2) for k, v in e.components.items()},
+                     "coursekit total GB": round(e.total_gb, 1), "total GiB": round(e.total_gib, 1)})
+methods_table = pd.DataFrame(rows).set_index(["model", "method"])
+display(methods_table)
+results.record(method_totals_bytes={f"{a}/{m}": e.total_bytes for (a, m), e in by_method.items()},
+               method_components_bytes={f"{a}/{m}": e.components for (a, m), e in by_method.items()})
+
+# %%
+for arch in (N8B, N70B):
+    s = SEED_LISTS_GB[arch]
+    fact_check(f"*{arch}: full fine-tuning ~{s['full']} GB, LoRA ~{s['lora']} GB, QLoRA ~{s['qlora']} GB.*",
+               "at one 2,048-token sequence with checkpointing, mixed precision: full fine-tuning "
+               f"**{gb(by_method[(arch, 'full')].total_bytes)}**, LoRA **{gb(by_method[(arch, 'lora')].total_bytes)}**, "
+               f"QLoRA **{gb(by_method[(arch, 'qlora')].total_bytes)}**. The seed's full fine-tuning figure is "
+               "far too low (16 bytes per parameter before any activation); its LoRA and QLoRA figures are in the "
+               "right range but need the weights of the real model, not a rounded name.")
+
+# %%
+nf4_70b = weight_bytes(N70B, "nf4")
+nf4_70b_plain = weight_bytes(N70B, {"double_quant": False})
+fact_check("*with 4-bit quantization the 70 billion parameter model needs only 35 GB*; double quantization saves "
+           "*~0.34 bit per parameter, 0.34 × 70e9 / 8 / 1e9 ≈ 3 GB*.",
+           f"NF4 keeps one absmax per 64 weights and leaves embeddings, output layer and norms in bf16: the "
+           f"stored weights are **{gb(nf4_70b)}** with double quantization ({gb(nf4_70b_plain)} without). "
+           f"Double quantization saves (32 − 8 − 32/256) / 64 = {(32 - 8 - 32 / 256) / 64:.3f} bit per "
+           f"quantized weight: **{gb(nf4_70b_plain - nf4_70b)}** for this model.")
+results.record(nf4_weights_70b_bytes=nf4_70b, nf4_weights_70b_no_double_quant_bytes=nf4_70b_plain,
+               double_quant_saving_70b_bytes=nf4_70b_plain - nf4_70b)
+
+# %% [markdown]
+# ### Try it: change PARAMS to 70e9
+#
+# The seed's try-it: rerun its estimate with `PARAMS = 70e9`. Which approaches still fit one A100 80GB? Answer
+# before you read the fit table below.
+
+# %%
+ex_fit = coursekit.exercises.get("02.fits_a100_70b")
+ex_fit.show()
+
+# %%
+answer = None  # your choice: "a", "b", "c" or "d"
+if answer is not None:
+    ex_fit.check(answer)
+
+# %% [markdown]
+# ## 6. Which GPU does it fit?
+#
+# `hardware_fit` compares each estimate with the memory a GPU is sold with (GB) and gives the headroom (negative:
+# short by that much). Remember that a CUDA context and the allocator's slack come on top of tensors; the estimate
+# includes a stated overhead for it.
+
+# %%
+fits = {}
+for arch in (N8B, N70B):
+    rows_fit = hardware_fit(arch, precision="mixed-bf16", **SETUP)
+    print(arch)
+    print(fit_table(rows_fit))
+    print()
+    fits[arch] = {r.method: r.fits for r in rows_fit if r.gpu == "A100 80GB"}
+results.record(fits_a100_80gb=fits)
+display(Markdown(
+    f"On one A100 80GB, {N70B} fits with: "
+    f"**{', '.join(m for m, ok in fits[N70B].items() if ok) or 'none of the methods'}**; "
+    f"{N8B} fits with: **{', '.join(m for m, ok in fits[N8B].items() if ok)}**."))
+
+# %% [markdown]
+# ### The batch-size helper
+#
+# The third seed suggests a micro-batch from the free memory left after loading the 4-bit model, which it computes
+# as `model_size_b * quantization_bits / 8 / 1e9`: billions divided by 10⁹ again.
+
+# %%
+seed_pick = seed_suggest_batch_size(24, 8)
+seed_model_gb = 8 * 4 / 8 / 1e9
+good = suggest_batch_size(N8B, "RTX 4090", method="qlora", effective_batch_size=8, seq_len=2048,
+                          precision="mixed-bf16")
+fact_check("*`suggest_batch_size(gpu_vram_gb=24, model_size_b=8)` prints Batch size: 4, Gradient accumulation: 2.*",
+           f"the helper as written returns **{seed_pick}** (batch, accumulation): it thinks the 4-bit 8B model "
+           f"weighs {seed_model_gb:.0e} GB instead of about {8 * 4 / 8:.0f} GB, so every GPU looks empty and its "
+           "printed output is not what its code returns. Pricing the real run (QLoRA, 2,048-token sequences, "
+           f"effective batch 8) with the estimator: micro-batch **{good.batch_size}** × accumulation "
+           f"**{good.gradient_accumulation_steps}**, peak {gb(good.total_bytes)} of 24 GB.")
+results.record(seed_suggest_batch_size_24gb_8b=list(seed_pick),
+               suggest_batch_size_4090_8b=[good.batch_size, good.gradient_accumulation_steps],
+               suggest_batch_size_4090_8b_total_bytes=good.total_bytes)
+
+# %% [markdown]
+# ## 7. Estimate vs measured
+#
+# An estimator is only as good as its agreement with a real run. `measure_peak_memory` builds a randomly
+# initialised model of the architecture (memory does not depend on the values), runs two real training steps
+# (the second one has optimizer state) and reports the peak per component. On CPU every tensor is tracked as it is
+# created and freed (PyTorch's `MemTracker`); on CUDA the allocator's own counter, `torch.cuda.max_memory_allocated`,
+# gives the total. Here: the embedded model, batch 2 × 64 tokens, fp32, each method.
+
+# %%
+device = resolve_device(DEVICE)
+measure_device = "cuda" if device == "cuda" else "cpu"
+pairs, rows = [], []
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    for method in ("full", "lora", "qlora"):
+        m = measure_peak_memory("tiny", method, device=measure_device, precision="fp32", batch_size=2, seq_len=64,
+                                checkpointing=False, seed=SEED)
+        for component, c in m.comparison().items():
+            pairs.append({"method": method, "component": component, "estimated_bytes": c["estimate"],
+                          "measured_bytes": c["measured"]})
+            rows.append({"method": method, "component": component, "estimated MB": c["estimate"] / 1e6,
+                         "measured MB": c["measured"] / 1e6, "error %": 100 * c["error"]})
+display(pd.DataFrame(rows).set_index(["method", "component"]).round(2))
+total_errors = [abs(r["error %"]) for r in rows if r["component"] == "total"]
+results.record(estimate_vs_measured=pairs, measured_on=measure_device, measured_with=m.tool)
+display(Markdown(f"Measured on **{measure_device}** with `{m.tool}`: the estimated peak is within "
+                 f"**{max(total_errors):.1f} %** of the measured peak for every method."))
+
+# %% [markdown]
+# On a CUDA GPU (`SIZE = "gpu"`), the same comparison at real size: Llama-3.2-1B-shaped models with random
+# weights, one 512-token sequence, bf16 and checkpointing. `benchmarks/memory_grid.py` runs the whole grid
+# (1B and 3B, both sequence lengths, checkpointing on and off) and writes `reports/memory-grid.md`.
+
+# %%
+if SIZE == "gpu" and device == "cuda":
+    gpu_rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for method in ("full", "lora", "qlora"):
+            m = measure_peak_memory("llama-3.2-1b", method, device="cuda", precision="bf16", batch_size=1,
+                                    seq_len=512, checkpointing=True, seed=SEED)
+            est = m.estimate.tensor_bytes
+            gpu_rows.append({"method": method, "estimated GB": est / GB, "measured GB": m.peak_bytes / GB,
+                             "error %": 100 * (est - m.peak_bytes) / m.peak_bytes})
+    display(pd.DataFrame(gpu_rows).set_index("method").round(2))
+    results.record(gpu_estimate_vs_measured=gpu_rows)
+else:
+    print(f"No CUDA run here (device {device}, SIZE {SIZE!r}): set SIZE = 'gpu' on a GPU to see the table.")
+
+# %% [markdown]
+# ## 8. The memory calculator
+#
+# Drag the size (a Llama-3-shaped model of that many parameters) or pick a real architecture, then change the
+# method, the LoRA rank and targets, the batch, the sequence length, the precision recipe, the optimizer and
+# checkpointing. The bar stacks the components; the dashed lines are GPU sizes.
+
+# %%
+calc = memory_calculator(model=N8B, method="full")
+calc
+
+# %%
+before = calc.figure_text
+calc.controls["parameters_b"].value = 70.0  # what dragging the slider to 70 does
+after = calc.figure_text
+calc.set(model=N8B)  # back to the start for you
+results.record(calculator_8b_full_text=before, calculator_70b_full_text=after,
+               calculator_8b_full_bytes=calc.total_bytes)
+display(Markdown(f"Dragging to 70 billion changes the figure from *{before}* to *{after}*."))
+
+# %% [markdown]
+# ## 9. Try it
+#
+# Three more questions, checked instantly. Run the cell to see a question, write your answer in the next one.
+
+# %%
+for exercise_id in ("02.full_ft_adam_8b", "02.llama_adam_state_gb", "02.adam_state_bytes"):
+    coursekit.exercises.get(exercise_id).show()
+
+# %%
+my_full_ft_gb = None  # your answer in GB
+my_adam_state_gb = None  # your answer in GB
+if my_full_ft_gb is not None:
+    coursekit.exercises.check("02.full_ft_adam_8b", my_full_ft_gb)
+if my_adam_state_gb is not None:
+    coursekit.exercises.check("02.llama_adam_state_gb", my_adam_state_gb)
+# def adam_state_bytes(n_params, state_bytes_per_value=4):
+#     ...
+# coursekit.exercises.check("02.adam_state_bytes", adam_state_bytes)
+
+# %% [markdown]
+# ## Quiz
+
+# %%
+coursekit.quiz.quiz_widget("02")

@@ -1,0 +1,61 @@
+"""Lesson 02: exact counts, the seeds' figures against coursekit's, the fit table, estimate vs measured."""
+
+GB, GIB = 1e9, 2**30
+
+
+def check(results: dict) -> None:
+    assert results["llama_3_1_8b_parameters"] == 8_030_261_248
+    assert results["llama_3_1_70b_parameters"] == 70_553_706_496
+    assert results["lora_r16_all_linear_8b"] == 41_943_040
+    assert results["lora_r16_qv_3b"] == 4_587_520 != results["seed_lora_qv_3b"]
+
+    # the seed's own constants: 96 GB before activations, not the 56 GB its prose says
+    assert results["seed_full_8b_before_activations_bytes"] == 96e9
+    assert results["seed_8b_bytes"]["full_ft"] == 100e9
+    # Adam's two fp32 moments for 8B: 64.2 GB, which is the seed's "~60" only in GiB
+    adam = results["adam_fp32_state_8b_bytes"]
+    assert adam == 8 * 8_030_261_248 and 59 < adam / GIB < 60 < 64 < adam / GB
+
+    full = results["full_8b_components_bytes"]
+    assert full["mixed-bf16"]["optimizer"] == 12 * 8_030_261_248
+    assert full["bf16"]["weights"] == 2 * 8_030_261_248
+    totals = results["full_8b_total_bytes"]
+    assert totals["bf16"] < totals["fp32"] and totals["mixed-bf16"] > 16 * 8_030_261_248
+
+    # the 14 bytes/param helper: its formula is GiB; coursekit's estimate is larger for every real model
+    for row in results["seed_14_bytes_table"]:
+        assert abs(row["its formula in GB"] / row["its formula in GiB"] - GIB / GB) < 1e-9
+        assert row["coursekit estimate GB"] > row["its formula in GiB"]
+
+    # methods at real size: full > lora > qlora; 70B QLoRA fits 80 GB, nothing else does
+    t = results["method_totals_bytes"]
+    for arch in ("llama-3.1-8b", "llama-3.1-70b"):
+        assert t[f"{arch}/full"] > t[f"{arch}/lora"] > t[f"{arch}/qlora"]
+    assert results["fits_a100_80gb"]["llama-3.1-70b"] == {"full": False, "lora": False, "qlora": True}
+    assert results["fits_a100_80gb"]["llama-3.1-8b"] == {"full": False, "lora": True, "qlora": True}
+    assert 35e9 < results["nf4_weights_70b_bytes"] < 42e9  # not the seed's 35 GB: absmax and bf16 embeddings
+    assert 2.5e9 < results["double_quant_saving_70b_bytes"] < 3.5e9
+
+    # the seed's batch helper returns (8, 1) whatever it printed; the estimator's suggestion fits 24 GB
+    assert results["seed_suggest_batch_size_24gb_8b"] == [8, 1]
+    b, accum = results["suggest_batch_size_4090_8b"]
+    assert b * accum >= 8 and results["suggest_batch_size_4090_8b_total_bytes"] <= 24e9
+
+    # estimate vs measured on the tiny model: every method, exact for the stored tensors, total within 12 %
+    pairs = results["estimate_vs_measured"]
+    assert {p["method"] for p in pairs} == {"full", "lora", "qlora"}
+    for p in pairs:
+        assert p["measured_bytes"] >= 0 and p["estimated_bytes"] >= 0
+        if p["component"] in ("gradients", "optimizer", "adapter_weights"):
+            assert abs(p["estimated_bytes"] - p["measured_bytes"]) <= 0.01 * max(p["measured_bytes"], 1), p
+        if p["component"] == "total":
+            assert p["measured_bytes"] > 0
+            assert abs(p["estimated_bytes"] - p["measured_bytes"]) / p["measured_bytes"] < 0.12, p
+    full_total = next(p for p in pairs if p["method"] == "full" and p["component"] == "total")
+    qlora_total = next(p for p in pairs if p["method"] == "qlora" and p["component"] == "total")
+    assert qlora_total["measured_bytes"] < full_total["measured_bytes"]
+
+    # the calculator showed a figure, and dragging the slider to 70B changed it
+    assert results["calculator_8b_full_text"] != results["calculator_70b_full_text"]
+    assert "GB" in results["calculator_70b_full_text"] and "GiB" in results["calculator_70b_full_text"]
+    assert results["calculator_8b_full_bytes"] == totals["mixed-bf16"]
