@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 
 from coursekit._results import ResultMixin
 
+# Room for a whole support answer (triage JSON + reply: about 56 tokens with the embedded tokenizer, 80-95 with
+# larger vocabularies' tokenizers) and its end-of-sequence token.
+ANSWER_TOKENS = 96
+
 
 def _device_of(model):
     return next(model.parameters()).device
@@ -52,7 +56,7 @@ class TaskEval(ResultMixin):
     samples: list = field(default_factory=list)  # a few (prompt, prediction, reference)
 
 
-def evaluate_task(model, tokenizer, examples, prompts: list[str] | None = None, max_new_tokens: int = 64,
+def evaluate_task(model, tokenizer, examples, prompts: list[str] | None = None, max_new_tokens: int = ANSWER_TOKENS,
                   batch_size: int = 64, n_samples: int = 3) -> TaskEval:
     """Score generated answers against the references, field by field (``coursekit.data.score_answer``).
 

@@ -23,12 +23,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from coursekit._results import ResultMixin
+from coursekit.evaluate import ANSWER_TOKENS  # new tokens per answer: a whole triage JSON + reply, then eos
 
 SHOT_SEPARATOR = "\n\n"
 DEFAULT_KS = (0, 1, 2, 4, 8)
-#: New tokens generated per answer: the support task's answers are 83-92 tokens with the embedded tokenizer
-#: (JSON line + reply, order numbers digit by digit), plus the end-of-sequence token.
-ANSWER_TOKENS = 96
 _WORD = re.compile(r"[a-z]+")
 
 
