@@ -156,13 +156,17 @@ def build_training_model(arch, method: str, *, precision: str = "fp32", rank: in
 
         q = quantization or QuantOptions(other_dtype="fp32" if dtype == torch.float32 else "bf16")
         with tempfile.TemporaryDirectory() as tmp:
-            AutoModelForCausalLM.from_config(config, dtype=dtype).save_pretrained(tmp)
+            with torch.device(device):  # random init where it is fast (a GPU initialises 3B weights in a blink)
+                full = AutoModelForCausalLM.from_config(config, dtype=dtype)
+            full.save_pretrained(tmp)
+            del full
             bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=q.quant_type,
                                      bnb_4bit_use_double_quant=q.double_quant, bnb_4bit_compute_dtype=dtype)
             model = AutoModelForCausalLM.from_pretrained(tmp, quantization_config=bnb, dtype=dtype,
                                                          device_map={"": device}, attn_implementation=attention)
     else:
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention).to(device)
+        with torch.device(device):
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention)
     if method in ("lora", "qlora"):
         from peft import LoraConfig, get_peft_model
 
