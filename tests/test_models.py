@@ -1,0 +1,103 @@
+import json
+
+import pytest
+
+from coursekit.models import EMBEDDED_MODEL_DIR, load_base_model, resolve_model_path
+
+PROJECTIONS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_base_model("tiny")
+
+
+def test_embedded_model_is_a_real_llama(tiny):
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+    model, tok = tiny
+    assert isinstance(model, LlamaForCausalLM) and isinstance(tok, PreTrainedTokenizerFast)
+    n = sum(p.numel() for p in model.parameters())
+    assert 1_000_000 <= n <= 60_000_000
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    assert PROJECTIONS <= names
+    cfg = model.config
+    assert cfg.num_key_value_heads < cfg.num_attention_heads  # grouped-query attention
+    assert type(model.model.norm).__name__ == "LlamaRMSNorm"
+    assert (EMBEDDED_MODEL_DIR / "model.safetensors").stat().st_size < 25e6
+
+
+def test_embedded_model_learned_its_corpus(tiny):
+    from coursekit.data import general_texts
+    from coursekit.evaluate import general_probe_score, perplexity
+
+    model, tok = tiny
+    info = json.loads((EMBEDDED_MODEL_DIR / "recipe.json").read_text())
+    ppl = perplexity(model, tok, general_texts("heldout", 200))
+    assert ppl < 10, ppl  # a uniform guess over the vocabulary would be 2048
+    probe = general_probe_score(model, tok)
+    assert probe == pytest.approx(info["general_probe"], abs=1e-9)
+    assert probe >= 0.6
+
+
+def test_saved_folder_round_trip(tiny, tmp_path):
+    import torch
+
+    model, tok = tiny
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    again, tok2 = load_base_model(str(tmp_path / "m"))
+    ids = tok("The capital of France is", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, again(ids).logits)
+    assert tok2("order 4821")["input_ids"] == tok("order 4821")["input_ids"]
+
+
+def test_load_in_4bit_from_a_local_folder(tiny, tmp_path):
+    import bitsandbytes as bnb
+
+    model, tok = tiny
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    q, _ = load_base_model(str(tmp_path / "m"), quantization="nf4")
+    four_bit = [m for m in q.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(four_bit) == 7 * model.config.num_hidden_layers  # the decoder's projections; embeddings stay 16/32-bit
+    assert four_bit[0].weight.quant_state.quant_type == "nf4"
+
+
+def test_bad_names_get_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="tiny"):
+        resolve_model_path("not a model")
+    with pytest.raises(ValueError, match="config.json"):
+        resolve_model_path(str(tmp_path))
+    with pytest.raises(ValueError, match="non-empty"):
+        resolve_model_path("")
+    with pytest.raises(ValueError, match="quantization"):
+        load_base_model("tiny", quantization="int3")
+
+
+def test_offline_hub_id_names_the_embedded_default(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="MODEL = 'tiny'"):
+        load_base_model("coursekit-test/no-such-model")
+
+
+def test_recipe_reproduces_the_first_steps():
+    from coursekit.models.build import Recipe, pretrain
+
+    info = json.loads((EMBEDDED_MODEL_DIR / "recipe.json").read_text())
+    recipe = Recipe(**info["recipe"])
+    _, _, losses = pretrain(recipe, steps=len(info["first_losses"]), quiet=True)
+    assert losses == pytest.approx(info["first_losses"], rel=1e-3)
+
+
+def test_readme_quotes_the_recorded_figures():
+    from pathlib import Path
+
+    info = json.loads((EMBEDDED_MODEL_DIR / "recipe.json").read_text())
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert f"{info['parameters']:,} parameters" in readme
+    assert f"| held-out perplexity (generated general text) | {info['heldout_perplexity']:.2f} |" in readme
+    assert f"| general-skills probe (120 items, 10 kinds) | {info['general_probe']:.2f} |" in readme
+    r = info["recipe"]
+    assert f"{r['steps']:,} steps of {r['batch_size']} × {r['seq_len']}" in readme
