@@ -56,8 +56,8 @@ def run(cpu: bool, precision: str, quick: bool = False) -> list[dict]:
 
 def format_row(r: dict) -> str:
     if r.get("error") is None:
-        return f"{r['method']:<6}{r['arch']:<14}{'on' if r['checkpointing'] else 'off':<5}{r['seq_len']:>6}  OOM"
-    return (f"{r['method']:<6}{r['arch']:<14}{'on' if r['checkpointing'] else 'off':<5}{r['seq_len']:>6}"
+        return f"{r['method']:<7}{r['arch']:<14}{'on' if r['checkpointing'] else 'off':<5}{r['seq_len']:>6}  OOM"
+    return (f"{r['method']:<7}{r['arch']:<14}{'on' if r['checkpointing'] else 'off':<5}{r['seq_len']:>6}"
             f"{r['estimated_bytes'] / 1e9:>12.3f}{r['measured_bytes'] / 1e9:>12.3f}{100 * r['error']:>+9.1f} %")
 
 
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     if not args.cpu and not torch.cuda.is_available():
         print("No CUDA GPU here: the grid needs one. `--cpu` runs the same comparison on the embedded tiny model.")
         return 0
-    print(f"{'method':<6}{'model':<14}{'ckpt':<5}{'seq':>6}{'est. GB':>12}{'meas. GB':>12}{'error':>11}")
+    print(f"{'method':<7}{'model':<14}{'ckpt':<5}{'seq':>6}{'est. GB':>12}{'meas. GB':>12}{'error':>11}")
     rows = run(args.cpu, args.precision, args.quick)
     s = summary(rows)
     if s["runs"]:
