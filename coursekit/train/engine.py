@@ -209,7 +209,7 @@ def _make_output_dir(cfg, method_name: str) -> Path:
 
 
 class PeakMemory:
-    """Peak memory of a block: CUDA ``max_memory_allocated``, or on CPU/MPS the process RSS sampled every 5 ms.
+    """Peak memory of a block: CUDA ``max_memory_allocated``, or on CPU/MPS the process RSS sampled every 20 ms.
 
     On CPU the figure is the model's weights plus what the process grew by during the block (gradients, optimizer
     state, activations), comparable to an estimate of training memory.
@@ -236,7 +236,7 @@ class PeakMemory:
         return self
 
     def _sample(self):
-        while not self._stop.wait(0.005):
+        while not self._stop.wait(0.02):
             self._peak = max(self._peak, self._proc.memory_info().rss)
 
     def __exit__(self, *exc):
