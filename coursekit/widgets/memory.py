@@ -68,7 +68,7 @@ class MemoryCalculator:
         if "parameters_b" in values and "model" not in values:
             v["model"] = CUSTOM
         _check(v)
-        style, wide = {"description_width": "10em"}, w.Layout(width="32em")
+        style, wide = {"description_width": "13em"}, w.Layout(width="36em")
         self.controls = {
             "parameters_b": w.FloatLogSlider(value=float(v["parameters_b"]), base=10, min=-1, max=3, step=0.01,
                                              description="parameters (billions)", readout_format=".3g",
