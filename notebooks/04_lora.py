@@ -57,8 +57,8 @@ results = coursekit.Results(RESULTS_PATH, notebook="04_lora")
 results.record(model=MODEL, size=SIZE)
 torch.manual_seed(SEED)
 # The training budget: optimizer steps and micro-batch per run, examples scored, and the ranks swept.
-STEPS = {"cpu": 30, "gpu": 400}[SIZE]
-SWEEP_STEPS = {"cpu": 15, "gpu": 400}[SIZE]
+STEPS = {"cpu": 24, "gpu": 400}[SIZE]
+SWEEP_STEPS = {"cpu": 12, "gpu": 400}[SIZE]
 BATCH = {"cpu": 8, "gpu": None}[SIZE]  # None: the engine's default for the device
 N_METRIC = {"cpu": 32, "gpu": 200}[SIZE]
 RANKS = {"cpu": [1, 8, 64], "gpu": [1, 2, 4, 8, 16, 32, 64]}[SIZE]
