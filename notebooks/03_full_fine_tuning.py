@@ -65,12 +65,14 @@ RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson03-"))
 # was pretrained at a peak learning rate of 3e-3, a 7B model at about 3e-4, so the seeds' 2e-5 for a 7B model
 # becomes roughly ten times larger here.
 BUDGET = {
-    "cpu": dict(train_examples=320, eval_examples=48, metric_examples=64, batch_size=16, grad_accum=1,
-                gentle=dict(learning_rate=3e-4, epochs=3), aggressive=dict(learning_rate=3e-3, epochs=8),
-                sweep_learning_rates=[1e-4, 3e-4, 1e-3, 3e-3], sweep_epochs=3, mix_fraction=0.3),
+    "cpu": dict(train_examples=1600, eval_examples=48, metric_examples=64, batch_size=16, grad_accum=1,
+                gentle=dict(learning_rate=1e-3, epochs=2), aggressive=dict(learning_rate=3e-3, epochs=4),
+                aggressive_examples=400, sweep_learning_rates=[3e-4, 1e-3, 3e-3], sweep_examples=480,
+                sweep_epochs=1, mix_fraction=0.3),
     "gpu": dict(train_examples=10_000, eval_examples=300, metric_examples=200, batch_size=4, grad_accum=4,
                 gentle=dict(learning_rate=2e-5, epochs=3), aggressive=dict(learning_rate=2e-4, epochs=10),
-                sweep_learning_rates=[5e-6, 2e-5, 5e-5, 2e-4], sweep_epochs=1, mix_fraction=0.3),
+                aggressive_examples=2_000, sweep_learning_rates=[5e-6, 2e-5, 5e-5, 2e-4], sweep_examples=2_000,
+                sweep_epochs=1, mix_fraction=0.3),
 }[SIZE]
 BUDGET
 
@@ -229,9 +231,9 @@ ipd.Markdown(f"Peak memory measured: **{gentle.peak_memory_bytes / 1e6:,.0f} MB*
 
 # %%
 sweep = []
+sweep_rows = train.select(range(BUDGET["sweep_examples"]))
 for lr in BUDGET["sweep_learning_rates"]:
-    r = gentle if lr == BUDGET["gentle"]["learning_rate"] and BUDGET["sweep_epochs"] == BUDGET["gentle"]["epochs"] \
-        else run(f"lr {lr:g}", learning_rate=lr, epochs=BUDGET["sweep_epochs"])
+    r = run(f"lr {lr:g}", train_rows=sweep_rows, learning_rate=lr, epochs=BUDGET["sweep_epochs"])
     sweep.append({"learning_rate": lr, "task_metric": r.task_metric_after,
                   "general_probe_kept": r.general_probe_after / probe_base, "final_eval_loss": r.final_eval_loss})
 results.record(lr_sweep=sweep)
@@ -239,7 +241,8 @@ plot_sweep([row["learning_rate"] for row in sweep],
            {"task metric": [row["task_metric"] for row in sweep],
             "general probe kept (after / before)": [row["general_probe_kept"] for row in sweep],
             "final validation loss": [row["final_eval_loss"] for row in sweep]},
-           xlabel="learning rate", title=f"{BUDGET['sweep_epochs']} epochs, full fine-tuning")
+           xlabel="learning rate",
+           title=f"{BUDGET['sweep_examples']} examples × {BUDGET['sweep_epochs']} epoch(s), full fine-tuning")
 
 # %%
 best = max(sweep, key=lambda row: (row["task_metric"] >= 0.9, row["general_probe_kept"], row["task_metric"]))
@@ -257,13 +260,15 @@ ipd.Markdown(
 # tickets, step after step, with large updates; whatever in its weights served other skills is overwritten.
 
 # %%
-aggressive = run("aggressive", **BUDGET["aggressive"])
+small = train.select(range(BUDGET["aggressive_examples"]))  # fewer tickets, seen many times
+aggressive = run("aggressive", train_rows=small, **BUDGET["aggressive"])
 aggressive_kept = aggressive.general_probe_after / probe_base
 results.record(general_probe_aggressive=aggressive.general_probe_after, general_probe_kept_aggressive=aggressive_kept,
                task_metric_aggressive=aggressive.task_metric_after, perplexity_aggressive=aggressive.perplexity_after,
                aggressive_steps=aggressive.steps)
 ipd.Markdown(
-    f"Aggressive run ({aggressive.config['learning_rate']:g}, {aggressive.config['epochs']} epochs, "
+    f"Aggressive run ({aggressive.config['learning_rate']:g}, {aggressive.config['epochs']} epochs over "
+    f"{len(small)} tickets, "
     f"{aggressive.steps} steps): task metric **{aggressive.task_metric_after:.2f}**, general probe {probe_base:.2f} → "
     f"**{aggressive.general_probe_after:.2f}** (only {aggressive_kept:.0%} kept), held-out perplexity "
     f"{ppl_base:.2f} → **{aggressive.perplexity_after:.2f}**.")
@@ -306,9 +311,9 @@ plot_runs({"gentle": gentle, "aggressive": aggressive}, which="eval", title="val
 #   (`mix_general_text`), so the model keeps practising what it knew.
 
 # %%
-stopped = run("aggressive + early stopping", **BUDGET["aggressive"], early_stopping_patience=2,
+stopped = run("aggressive + early stopping", train_rows=small, **BUDGET["aggressive"], early_stopping_patience=2,
               eval_every=max(1, aggressive.steps // 20))
-mixed_rows = mix_general_text(train, general_texts("train", 4000), fraction=BUDGET["mix_fraction"], seed=SEED)
+mixed_rows = mix_general_text(small, general_texts("train", 4000), fraction=BUDGET["mix_fraction"], seed=SEED)
 mixed = run("aggressive + general data", train_rows=mixed_rows, **BUDGET["aggressive"])
 runs = {"base model": None, "gentle (lower LR, fewer epochs)": gentle, "aggressive": aggressive,
         "aggressive + early stopping": stopped, f"aggressive + {BUDGET['mix_fraction']:.0%} general data": mixed}
