@@ -57,9 +57,11 @@ results = coursekit.Results(RESULTS_PATH, notebook="04_lora")
 results.record(model=MODEL, size=SIZE)
 torch.manual_seed(SEED)
 # The training budget: optimizer steps and micro-batch per run, examples scored, and the ranks swept.
-STEPS = {"cpu": 24, "gpu": 400}[SIZE]
+STEPS = {"cpu": 100, "gpu": 400}[SIZE]
 SWEEP_STEPS = {"cpu": 12, "gpu": 400}[SIZE]
-BATCH = {"cpu": 8, "gpu": None}[SIZE]  # None: the engine's default for the device
+BATCH = {"cpu": 16, "gpu": None}[SIZE]  # None: the engine's default for the device
+# Learning rates scaled to the model: the embedded model was pretrained at 3e-3 (a 7B model at about 3e-4).
+LR = {"cpu": {"lora": 3e-3, "full": 1e-3}, "gpu": {"lora": 2e-4, "full": 2e-5}}[SIZE]
 N_METRIC = {"cpu": 32, "gpu": 200}[SIZE]
 RANKS = {"cpu": [1, 8, 64], "gpu": [1, 2, 4, 8, 16, 32, 64]}[SIZE]
 BUDGET = dict(batch_size=BATCH, metric_examples=N_METRIC, seed=SEED, device=DEVICE)
@@ -160,7 +162,7 @@ results.record(scratch_trainable=scratch_trainable, peft_trainable_qv=peft_qv,
 data = load_task_dataset(size=SIZE, seed=SEED)
 model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
 lora = finetune(model, tokenizer, data["train"], data["validation"], method="lora", test=data["test"],
-                max_steps=STEPS, runs_dir=RUNS_DIR, title="LoRA r=8", **BUDGET)
+                learning_rate=LR["lora"], max_steps=STEPS, runs_dir=RUNS_DIR, title="LoRA r=8", **BUDGET)
 lora
 
 # %%
@@ -181,7 +183,7 @@ ipd.Markdown(f"Task metric {lora.task_metric_before:.2f} → **{lora.task_metric
 # %%
 model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
 full = finetune(model, tokenizer, data["train"], data["validation"], method="full", test=data["test"],
-                max_steps=STEPS, runs_dir=RUNS_DIR, title="full fine-tuning", save_final=False, **BUDGET)
+                learning_rate=LR["full"], max_steps=STEPS, runs_dir=RUNS_DIR, title="full fine-tuning", save_final=False, **BUDGET)
 forgetting = {"full": full.general_probe_before - full.general_probe_after,
               "lora": lora.general_probe_before - lora.general_probe_after}
 results.record(full_task_metric=full.task_metric_after, full_general_after=full.general_probe_after,
@@ -201,7 +203,7 @@ sweep = []
 for r in RANKS:
     model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
     run = finetune(model, tokenizer, data["train"], data["validation"], method="lora", test=data["test"],
-                   rank=r, alpha=2 * r, max_steps=SWEEP_STEPS, runs_dir=RUNS_DIR, measure_general=False,
+                   rank=r, alpha=2 * r, learning_rate=LR["lora"], max_steps=SWEEP_STEPS, runs_dir=RUNS_DIR, measure_general=False,
                    measure_before=False, save_final=False, title=f"LoRA r={r}", **BUDGET)
     sweep.append({"rank": r, "trainable_parameters": run.trainable_parameters, "task_metric": run.task_metric_after,
                   "train_seconds": run.train_seconds})

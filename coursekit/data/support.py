@@ -21,7 +21,7 @@ from pathlib import Path
 from coursekit.data.words import CITIES, DAYS, FIRST_NAMES, PRODUCTS
 
 COMPANY = "Northwind"
-TASK_VERSION = "v1"
+TASK_VERSION = "v2"  # v2: intents are plain words the tokenizer knows
 INSTRUCTIONS = [
     "Triage this support ticket and reply in the Northwind style.",
     "Classify the ticket as JSON, then write the Northwind reply.",
@@ -39,31 +39,31 @@ TICKETS = {
         "Please refund order {order}, the {item} was not what I expected.",
         "Can I get my money back for order {order}? I do not need the {item} anymore.",
     ],
-    "shipping_delay": [
+    "late": [
         "My {item} from order {order} has not arrived yet.",
         "Order {order} was due on {day} but nothing came to {city}.",
         "Where is my order {order}? The tracking page has not changed for days.",
         "The {item} in order {order} is late. It should have arrived on {day}.",
     ],
-    "cancel_order": [
+    "cancel": [
         "Please cancel order {order}. I ordered the wrong {item}.",
         "I want to cancel my order {order} before it ships.",
         "Cancel order {order} please, I found a {item} somewhere else.",
         "I changed my mind about the {item}. Please cancel order {order}.",
     ],
-    "damaged_item": [
+    "damaged": [
         "The {item} from order {order} arrived broken.",
         "My {item} came with a cracked screen. Order {order}.",
         "Order {order} arrived damaged, the box was crushed and the {item} does not work.",
         "The {item} I got in order {order} is scratched and bent.",
     ],
-    "account_access": [
+    "login": [
         "I cannot log in to my account. The password reset email never arrives.",
         "My account is locked after too many attempts. How do I get back in?",
         "I forgot my password and the reset link does not work.",
         "I cannot sign in from {city}. It says my account is disabled.",
     ],
-    "billing_question": [
+    "invoice": [
         "Why was I charged extra on the invoice for order {order}?",
         "The invoice for order {order} shows a fee I do not understand.",
         "Can you explain the charges on order {order}? The {item} cost more than listed.",
@@ -72,11 +72,11 @@ TICKETS = {
 }
 REPLIES = {
     "refund": "I have started a refund for order {order}.",
-    "shipping_delay": "I have asked the courier to trace order {order}.",
-    "cancel_order": "Order {order} is now cancelled.",
-    "damaged_item": "A replacement for order {order} is on its way.",
-    "account_access": "I have sent you a new login link.",
-    "billing_question": "I have emailed you the invoice for order {order}.",
+    "late": "I have asked the courier to trace order {order}.",
+    "cancel": "Order {order} is now cancelled.",
+    "damaged": "A replacement for order {order} is on its way.",
+    "login": "I have sent you a new login link.",
+    "invoice": "I have emailed you the invoice for order {order}.",
 }
 INTENTS = tuple(TICKETS)
 SPLITS = ("train", "validation", "test")
@@ -92,13 +92,13 @@ def make_example(rng: random.Random) -> dict:
     """One ticket and its reference answer."""
     intent = rng.choice(INTENTS)
     name = rng.choice(FIRST_NAMES)
-    order = None if intent == "account_access" else str(rng.randint(1000, 9999))
+    order = None if intent == "login" else str(rng.randint(1000, 9999))
     body = rng.choice(TICKETS[intent]).format(order=order, item=rng.choice(PRODUCTS), day=rng.choice(DAYS),
                                                 city=rng.choice(CITIES))
     urgent = rng.random() < 0.3
     tail = rng.choice(URGENT if urgent else CALM)
     ticket = f"From: {name}\n{body}" + (f" {tail}" if tail else "")
-    priority = "high" if urgent or intent == "damaged_item" else "normal"
+    priority = "high" if urgent or intent == "damaged" else "normal"
     triage = json.dumps({"intent": intent, "order": order, "priority": priority})
     reply = f"Hi {name}, thanks for contacting {COMPANY}. {REPLIES[intent].format(order=order)} - {COMPANY} Support"
     return {"instruction": rng.choice(INSTRUCTIONS), "input": ticket, "output": f"{triage}\n{reply}"}
