@@ -1,7 +1,8 @@
 """Lesson 01: prompting measured against a short LoRA fine-tune, and the decision framework's plan."""
 
+from coursekit.evaluate import ANSWER_TOKENS  # new tokens per answer
+
 KS = ("0", "1", "2", "4", "8")  # JSON turns the k keys into strings
-ANSWER_TOKENS = 64  # evaluate_task's max_new_tokens
 
 
 def check(results: dict) -> None:
@@ -25,7 +26,10 @@ def check(results: dict) -> None:
     if results["retrieval_task_metric"] is not None:
         measured.append(results["retrieval_task_metric"])
     assert results["best_prompting_task_metric"] == max(measured)
-    assert results["finetuned_task_metric"] >= few["0"] + 0.2, (results["finetuned_task_metric"], few)
+    # measured at the CPU defaults: 0.79 after 100 full fine-tuning steps, 0.0 for every prompt
+    assert results["finetuned_task_metric"] >= few["0"] + 0.5, (results["finetuned_task_metric"], few)
+    assert results["finetuned_task_metric"] >= results["best_prompting_task_metric"] + 0.4, results
+    assert results["finetuned_fields"]["json_valid"] > results["zero_shot_fields"]["json_valid"], results
     assert results["finetuned_task_metric"] > results["best_prompting_task_metric"], results
 
     # prompt length grows with every example added; the fine-tuned model reads the zero-shot prompt
@@ -37,9 +41,12 @@ def check(results: dict) -> None:
     assert results["token_ratio_retrieval"] > 3
     assert results["retrieval_prompt_tokens"] > tokens[2]  # 3 retrieved examples vs 2 random ones
     assert results["finetuned_latency_seconds"] > 0 and results["latency_ratio_fewshot_max"] > 0
+    # with the answer length held equal, the longest fitting prompt costs more time per answer than zero-shot
+    assert results["latency_ratio_same_answer_length"] > 1.0, results["latency_ratio_same_answer_length"]
+    assert results["seed_token_ratio"] == 5.0 and 0 < results["retrieval_ms_per_query"] < 500
 
     # the course's planning scenario: 8B on one A100 80GB; full fine-tuning does not fit, LoRA does
     assert results["plan_approach"] == "fine-tune" and results["plan_method"] == "lora", results["plan_method"]
     assert results["plan_fits"] == {"full": False, "lora": True, "qlora": True}
     assert results["plan_memory_bytes"]["full"] > 80e9 > results["plan_memory_bytes"]["lora"]
-    assert results["n_eval"] >= 32 and results["lora_steps"] > 0
+    assert results["n_eval"] >= 24 and results["ft_steps"] > 0 and results["ft_method"] in ("full", "lora")
