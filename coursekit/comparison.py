@@ -51,6 +51,7 @@ class MethodRow(ResultMixin):
     final_eval_loss: float | None
     steps: int
     learning_rate: float
+    first_eval_loss: float | None = None  # validation loss before the first step (None: no eval split)
 
 
 def measure_latency(model, tokenizer, prompts: list[str], new_tokens: int = 32) -> float:
@@ -76,6 +77,14 @@ def serving_model(model, method: str):
     return model
 
 
+def _loss_change(row: MethodRow) -> str:
+    """'2.31 -> 0.84': validation loss before and after training ('-' where it was not measured)."""
+    if row.final_eval_loss is None:
+        return "-"
+    first = "?" if row.first_eval_loss is None else f"{row.first_eval_loss:.2f}"
+    return f"{first} -> {row.final_eval_loss:.2f}"
+
+
 @dataclass(repr=False)
 class MethodComparison(ResultMixin):
     rows: list = field(default_factory=list)  # MethodRow
@@ -96,13 +105,13 @@ class MethodComparison(ResultMixin):
 
     def table(self) -> str:
         head = (f"{'method':<9}{'trainable':>12}{'%':>9}{'peak MB':>9}{'train s':>9}{'tok/s':>8}{'task':>7}"
-                f"{'retain':>8}{'ckpt MB':>9}{'ms/tok':>8}  serving")
+                f"{'retain':>8}{'ckpt MB':>9}{'ms/tok':>8}{'val loss':>15}  serving")
         lines = [head, "-" * len(head)]
         for r in self.rows:
             lines.append(f"{r.method:<9}{r.trainable_parameters:>12,}{r.trainable_percent:>9.3f}"
                          f"{r.peak_memory_bytes / MB:>9.0f}{r.train_seconds:>9.1f}{r.tokens_per_second:>8.0f}"
                          f"{r.task_metric:>7.2f}{r.general_retention:>8.2f}{r.checkpoint_bytes / MB:>9.2f}"
-                         f"{r.latency_ms_per_token:>8.2f}  {r.inference}")
+                         f"{r.latency_ms_per_token:>8.2f}{_loss_change(r):>15}  {r.inference}")
         for m, err in self.errors.items():
             lines.append(f"{m:<9}  not measured: {err}")
         return "\n".join(lines)
@@ -242,7 +251,8 @@ def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eva
             general_retention=float(after / before) if before else float("nan"),
             checkpoint_bytes=run.checkpoint_bytes, inference=inference_mode(m),
             latency_seconds_per_answer=latency, latency_ms_per_token=1000 * latency / latency_new_tokens,
-            final_eval_loss=run.final_eval_loss, steps=run.steps, learning_rate=float(run.config["learning_rate"])))
+            final_eval_loss=run.final_eval_loss, steps=run.steps, learning_rate=float(run.config["learning_rate"]),
+            first_eval_loss=run.eval_loss[0][1] if run.eval_loss and run.eval_loss[0][0] == 0 else None))
         del run, served, model
     return out
 

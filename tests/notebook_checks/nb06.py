@@ -35,9 +35,16 @@ def check(results: dict) -> None:
     assert {rows[m]["inference"] for m in ("lora", "dora", "ia3")} == {"merged"}
     assert {rows[m]["inference"] for m in ("prefix", "prompt", "adapter")} == {"unmerged"}
 
-    # the same budget, and LoRA learned something on it
+    # the same budget for everyone, and full fine-tuning and LoRA learned on it: validation loss well down
     assert results["steps_per_method"] > 0
-    assert rows["lora"]["task_metric"] > 0.0 or rows["full"]["task_metric"] > 0.0
+    assert {r["steps"] for r in rows.values()} == {results["steps_per_method"]}, rows
+    for m in ("full", "lora"):
+        first, final = rows[m]["first_eval_loss"], rows[m]["final_eval_loss"]
+        assert first is not None and final < 0.8 * first, (m, first, final)
+    # every measured method is reported in exactly one of: scored, loss fell only, did not learn
+    groups = [results["methods_scoring"], results["methods_loss_fell_only"], results["methods_not_learning"]]
+    assert sorted(sum(groups, [])) == sorted(rows), groups
+    assert all(rows[m]["task_metric"] > 0 for m in results["methods_scoring"])
 
     # the fact check at real size (Llama-3.1-8B)
     real = results["real_size"]
