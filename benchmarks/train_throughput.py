@@ -23,24 +23,10 @@ PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12,
 
 
 def load(model_name: str, device: str):
-    """The base model and tokenizer; a random-init copy of the embedded architecture if its weights are missing."""
-    from coursekit.models import EMBEDDED_MODEL_DIR, load_base_model
+    """The base model and tokenizer, loaded the way the lessons load them."""
+    from coursekit.models import load_base_model
 
-    try:
-        return load_base_model(model_name, device=device)
-    except ValueError:
-        if model_name != "tiny":
-            raise
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from coursekit.data import format_example, general_texts, make_examples
-    from coursekit.models.build import train_tokenizer
-
-    print("(embedded weights missing: random-init model, tokenizer trained here)")
-    tok = train_tokenizer([format_example(e) for e in make_examples(300)] + general_texts("train", 500), 2048)
-    torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig.from_pretrained(EMBEDDED_MODEL_DIR)).to(device), tok
+    return load_base_model(model_name, device=device)
 
 
 def baseline_run(model_name, device, method, rows, steps, batch_size, lr, out_dir):
