@@ -167,6 +167,14 @@ def _doc_copy(rng):
     return f"List: {', '.join(words)}. The first item is {words[0]} and the last item is {words[2]}."
 
 
+# Words that also appear as quoted values (in JSON records and ticket topics). A real base model has read every
+# common word in every form (after a space, inside quotes, capitalised); this corpus shows these quoted too, so the
+# tokenizer keeps them whole (``"refund"`` is one token, not ``re`` + ``fu`` + ``nd``) and the quoted word means what
+# the plain word means. The records' values are random; only the ticket topics below follow the ticket's content.
+LABEL_WORDS = ["refund", "late", "cancel", "damaged", "login", "invoice", "question", "complaint", "greeting",
+               "thanks", "feedback"]
+
+
 def _doc_letter(rng):
     name, item, num = rng.choice(FIRST_NAMES), rng.choice(PRODUCTS), _order(rng)
     day, city, shop = rng.choice(DAYS), rng.choice(CITIES), rng.choice(["Acme", "Bluebird", "Corner Shop", "Zenith"])
@@ -182,8 +190,8 @@ def _doc_letter(rng):
 
         record = rng.choice([
             {"name": name, "city": city, "order": num},
-            {"intent": rng.choice(["question", "complaint", "greeting", "thanks", "feedback"]),
-             "order": rng.choice([num, None]), "priority": rng.choice(["normal", "high", "low"])},
+            {"intent": rng.choice(LABEL_WORDS), "order": rng.choice([num, None]),
+             "priority": rng.choice(["normal", "high", "low"])},
             {"customer": name, "item": item, "status": rng.choice(["open", "closed", None]),
              "priority": rng.choice(["normal", "high"])},
         ])
@@ -216,15 +224,15 @@ def _ticket(rng):
 def _doc_support(rng):
     """Support tickets and replies in free form: the vocabulary and the copying the task leans on."""
     name, shop = rng.choice(FIRST_NAMES), rng.choice(SHOPS)
-    _intent, order, body, sentence = _ticket(rng)
+    intent, order, body, sentence = _ticket(rng)
     kind = rng.randrange(4)
     if kind == 0:
         reply = rng.choice(GENERIC_REPLIES).format(name=name, shop=shop, order=order, sentence=sentence)
         return f"From: {name}\n{body}\n\n{reply}"
     if kind == 1:
-        return f"Ticket from {name} to {shop}: {body} The agent wrote back: {sentence}"
+        return f"Ticket from {name} to {shop}: {body} The agent wrote back: Hi {name}, {sentence}"
     if kind == 2:
-        return f"Customer: {name}\nMessage: {body}\nOrder: {order}\nAnswer: {sentence}"
+        return f"Customer: {name}\nMessage: {body}\nOrder: {order}\nTopic: \"{intent}\"\nAnswer: {sentence}"
     return f"{shop} support log. {name} said: {body} Reply sent to {name}: {sentence}"
 
 
@@ -262,7 +270,7 @@ def _doc_instruction(rng):
     return f"### Instruction:\n{instruction}\n\n### Input:\n{inp}\n\n### Response:\n{answer}"
 
 
-DOC_KINDS = ((_doc_facts, 2), (_doc_math, 1), (_doc_copy, 5), (_doc_letter, 2), (_doc_support, 3),
+DOC_KINDS = ((_doc_facts, 2), (_doc_math, 1), (_doc_copy, 5), (_doc_letter, 2), (_doc_support, 4),
              (_doc_instruction, 2))
 
 

@@ -31,7 +31,7 @@ class Recipe:
     vocab_size: int = 2048
     seq_len: int = 256
     batch_size: int = 16
-    steps: int = 1400
+    steps: int = 2000
     lr: float = 3e-3
     min_lr: float = 3e-4
     warmup_steps: int = 40

@@ -95,6 +95,10 @@ def _prepare_qlora(model, options, run):
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     _check_lora_options(options)
+    if run["device"] == "cpu":
+        from coursekit.models import keep_4bit_layout_on_cpu
+
+        keep_4bit_layout_on_cpu(model)  # bitsandbytes' CPU repacking breaks the backward pass (see there)
     model = prepare_model_for_kbit_training(
         model,
         use_gradient_checkpointing=run["gradient_checkpointing"],
