@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -48,7 +50,6 @@ import IPython.display as ipd
 import torch
 
 import coursekit
-import coursekit.env
 import coursekit.exercises
 import coursekit.quiz
 from coursekit.data import load_task_dataset
@@ -64,14 +65,10 @@ N_EVAL = {"cpu": 24, "gpu": 300}[SIZE]  # test examples scored per strategy
 LATENCY_N = {"cpu": 4, "gpu": 16}[SIZE]  # answers timed one at a time per strategy
 KS = (0, 1, 2, 4, 8)  # examples in the prompt
 RETRIEVAL_K = 3  # examples retrieved per ticket (4 would not fit the 1,024-token context with the answer)
-FT_METHOD = "full"  # the short fine-tune: "full", or "lora" (lesson 04; it needs more steps on this model)
-FT = {"cpu": dict(max_steps=100, batch_size=8, learning_rate=2e-3),
+FT_METHOD = "lora"  # the short fine-tune: "lora" (lesson 04) or "full" (lesson 03)
+FT = {"cpu": dict(max_steps=100, batch_size=16, learning_rate=5e-3),
       "gpu": dict(max_steps=600, batch_size=16, learning_rate=2e-4)}[SIZE]
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson01-"))
-if SIZE == "cpu" and coursekit.env.resolve_device(DEVICE) == "cpu":
-    # A 3.5M-parameter model's matrices are too small for several threads to pay off, and when other programs
-    # share the CPU, threads that wait for each other make every step several times slower. One thread it is.
-    torch.set_num_threads(1)
 
 # %% [markdown]
 # ## 1. Six cases where fine-tuning wins
@@ -175,10 +172,10 @@ print(prompt + "⟨model⟩" + generate(model, tokenizer, [prompt])[0])
 print("\nreference:\n" + test[0]["output"])
 
 # %% [markdown]
-# Now a short fine-tune on the training split, then the same measurement with the plain zero-shot prompt. At the
-# CPU defaults it is full fine-tuning (lesson 03), because on a model this small it learns the task in the fewest
-# steps; set `FT_METHOD = "lora"` to try LoRA (lesson 04), which is merged into the weights for serving and so
-# costs nothing extra at inference either. Lesson 06 puts every method on the same budget.
+# Now a short LoRA fine-tune (lesson 04) on the training split, then the same measurement with the plain zero-shot
+# prompt. The adapter is merged into the weights for serving, so the fine-tuned model costs nothing extra at
+# inference. Set `FT_METHOD = "full"` to compare with full fine-tuning (lesson 03); lesson 06 puts every method on
+# the same budget.
 
 # %%
 ft = finetune(model, tokenizer, data["train"], None, method=FT_METHOD, test=test, seed=SEED, device=DEVICE,
@@ -327,9 +324,9 @@ ipd.display(ipd.Markdown(
 #
 # * Change `KS` to `(0, 16)`: what happens to prompt tokens, and does the embedded model's 1,024-token context hold?
 # * Retrieval with 1 example (`RETRIEVAL_K = 1`) vs 3: is the nearest example enough?
-# * Set `FT["max_steps"]` to 30: how much training does it take before fine-tuning beats the best prompt?
-# * Set `FT_METHOD = "lora"` and `FT["learning_rate"] = 5e-3`: which field of the answer does LoRA get
-#   right first, and which one last?
+# * Set `FT["max_steps"]` to 30: how much training does it take before fine-tuning beats the best prompt? Which
+#   field of the answer (`finetuned.fields`) does LoRA get right first, and which one last?
+# * `FT_METHOD = "full"` with `FT["learning_rate"] = 2e-3`: does full fine-tuning learn the task in fewer steps?
 
 # %%
 ex = coursekit.exercises.get("01.sweep_cost")

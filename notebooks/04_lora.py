@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -58,10 +60,10 @@ results.record(model=MODEL, size=SIZE)
 torch.manual_seed(SEED)
 # The training budget: optimizer steps and micro-batch per run, examples scored, and the ranks swept.
 STEPS = {"cpu": 100, "gpu": 400}[SIZE]
-SWEEP_STEPS = {"cpu": 12, "gpu": 400}[SIZE]
+SWEEP_STEPS = {"cpu": 30, "gpu": 400}[SIZE]
 BATCH = {"cpu": 16, "gpu": None}[SIZE]  # None: the engine's default for the device
 # Learning rates scaled to the model: the embedded model was pretrained at 3e-3 (a 7B model at about 3e-4).
-LR = {"cpu": {"lora": 3e-3, "full": 1e-3}, "gpu": {"lora": 2e-4, "full": 2e-5}}[SIZE]
+LR = {"cpu": {"lora": 5e-3, "full": 1e-3}, "gpu": {"lora": 2e-4, "full": 2e-5}}[SIZE]
 N_METRIC = {"cpu": 32, "gpu": 200}[SIZE]
 RANKS = {"cpu": [1, 8, 64], "gpu": [1, 2, 4, 8, 16, 32, 64]}[SIZE]
 BUDGET = dict(batch_size=BATCH, metric_examples=N_METRIC, seed=SEED, device=DEVICE)

@@ -26,7 +26,7 @@ def check(results: dict) -> None:
     if results["retrieval_task_metric"] is not None:
         measured.append(results["retrieval_task_metric"])
     assert results["best_prompting_task_metric"] == max(measured)
-    # measured at the CPU defaults: 0.79 after 100 full fine-tuning steps, 0.0 for every prompt
+    # measured at the CPU defaults: 0.88 after 100 LoRA steps (x 16, lr 5e-3), 0.0 for every prompt
     assert results["finetuned_task_metric"] >= few["0"] + 0.5, (results["finetuned_task_metric"], few)
     assert results["finetuned_task_metric"] >= results["best_prompting_task_metric"] + 0.4, results
     assert results["finetuned_fields"]["json_valid"] > results["zero_shot_fields"]["json_valid"], results
@@ -49,4 +49,4 @@ def check(results: dict) -> None:
     assert results["plan_approach"] == "fine-tune" and results["plan_method"] == "lora", results["plan_method"]
     assert results["plan_fits"] == {"full": False, "lora": True, "qlora": True}
     assert results["plan_memory_bytes"]["full"] > 80e9 > results["plan_memory_bytes"]["lora"]
-    assert results["n_eval"] >= 24 and results["ft_steps"] > 0 and results["ft_method"] in ("full", "lora")
+    assert results["n_eval"] >= 24 and results["ft_steps"] > 0 and results["ft_method"] == "lora"
