@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -68,9 +70,11 @@ torch.manual_seed(SEED)
 GB, GIB = 1e9, 2**30
 STEPS = {"cpu": 30, "gpu": 400}[SIZE]
 BATCH = {"cpu": 8, "gpu": None}[SIZE]  # None: the engine's default for the device
+# Learning rates scaled to the model (lesson 04): the same for LoRA and QLoRA, so only the 4-bit base differs.
+LR = {"cpu": 5e-3, "gpu": 2e-4}[SIZE]
 N_METRIC = {"cpu": 32, "gpu": 200}[SIZE]
-BUDGET = dict(max_steps=STEPS, batch_size=BATCH, metric_examples=N_METRIC, seed=SEED, device=DEVICE,
-              measure_general=False)
+BUDGET = dict(max_steps=STEPS, batch_size=BATCH, learning_rate=LR, metric_examples=N_METRIC, seed=SEED,
+              device=DEVICE, measure_general=False)
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson05-"))
 
 # %% [markdown]
@@ -276,7 +280,7 @@ report
 # %%
 batch = qtokenizer([data["test"][i]["instruction"] for i in range(4)], return_tensors="pt", padding=True)
 batch = {k: v.to(trained.device) for k, v in batch.items()}
-trained.train()  # the 4-bit layers' plain dequantize-then-matmul path, in both models
+trained.eval()  # no dropout; coursekit keeps the 4-bit layers' standard layout on a CPU (see keep_4bit_layout_on_cpu)
 with torch.no_grad():
     unmerged_logits = trained(**batch).logits.float()
 merged = dequantize_and_merge(trained).eval()

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -69,10 +71,6 @@ LEARNING_RATES = {"cpu": {"full": 2e-3, "lora": 5e-3, "qlora": 5e-3, "dora": 5e-
 METHODS = list(ALL_METHODS)
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson06-"))
 device = resolve_device(DEVICE)
-if SIZE == "cpu" and device == "cpu":
-    # A 3.5M-parameter model's matrices are too small for several threads to pay off, and when other programs
-    # share the CPU, threads that wait for each other make every step several times slower. One thread it is.
-    torch.set_num_threads(1)
 print(f"device: {device}; {STEPS} steps x batch {BATCH} per method")
 
 # %% [markdown]

@@ -27,6 +27,10 @@ def check(results: dict) -> None:
     assert measured > 0 and abs(estimated / measured - 1) < 0.02
     assert 0.0 <= results["qlora_task_metric"] <= 1.0 and 0.0 <= results["lora_task_metric"] <= 1.0
     assert abs(results["qlora_task_metric"] - results["lora_task_metric"]) <= 0.05
+    if results.get("model", "tiny") == "tiny" and results.get("size", "cpu") == "cpu":
+        # both really learn at the CPU defaults (30 steps x 8, lr 5e-3; measured LoRA 0.34, QLoRA 0.38), so the
+        # 0.05 goal is not met trivially by two zeros
+        assert min(results["qlora_task_metric"], results["lora_task_metric"]) >= 0.25, results
     assert results["qlora_train_seconds"] > 0 and results["lora_train_seconds"] > 0
 
     # merging into 4 bits loses the update; dequantize-then-merge keeps the model's outputs
