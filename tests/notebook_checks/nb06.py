@@ -45,6 +45,11 @@ def check(results: dict) -> None:
     groups = [results["methods_scoring"], results["methods_loss_fell_only"], results["methods_not_learning"]]
     assert sorted(sum(groups, [])) == sorted(rows), groups
     assert all(rows[m]["task_metric"] > 0 for m in results["methods_scoring"])
+    if results.get("model", "tiny") == "tiny" and results.get("device") == "cpu":
+        # measured at the CPU defaults (40 steps x 8): LoRA, QLoRA and DoRA 0.50 exact; full fine-tuning, IA3 and
+        # the adapter lowered the loss without answering exactly yet; prefix and prompt tuning did not learn
+        assert {"lora", "qlora", "dora"} <= set(results["methods_scoring"]) | set(failed), results["methods_scoring"]
+        assert rows["lora"]["general_retention"] > rows["full"]["general_retention"]
 
     # the fact check at real size (Llama-3.1-8B)
     real = results["real_size"]
