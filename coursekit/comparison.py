@@ -384,9 +384,9 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
     data = load_task_dataset(size=args.size)
-    n_train = min(len(data["train"]), args.steps * args.batch_size)
+    # the whole training split: every method reads the same examples in the same order (one seed for the shuffle)
     comp = compare_methods(args.model, [m.strip() for m in args.methods.split(",") if m.strip()],
-                           train=data["train"].select(range(n_train)), eval=data["validation"],
+                           train=data["train"], eval=data["validation"],
                            test=data["test"].select(range(min(args.metric_examples, len(data["test"])))),
                            max_steps=args.steps, batch_size=args.batch_size, device=args.device,
                            metric_examples=args.metric_examples, on_error="record", progress=False)

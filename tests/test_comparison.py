@@ -74,3 +74,14 @@ def test_seed_table_fact_check_without_and_with_measurements():
     assert len(comp.plot().axes) == 2
     with pytest.raises(ValueError, match="no row for method 'full'"):
         comp.row("full")
+
+
+def test_compare_command_writes_a_report(tmp_path, capsys):
+    from coursekit.comparison import main
+
+    out = tmp_path / "report.md"
+    assert main(["--methods", "lora,ia3", "--steps", "2", "--batch-size", "2", "--metric-examples", "2",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "lora" in text and "ia3" in text
+    assert f"written: {out}" in capsys.readouterr().out
