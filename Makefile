@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
-export MPLBACKEND ?= Agg
+# No MPLBACKEND: a kernel started with MPLBACKEND=Agg shows no plt.show() figure (pytest sets Agg in conftest.py).
 
 .PHONY: setup course course-gpu lab test test-fast test-latest lint doctor clean
 

@@ -118,11 +118,11 @@ class MethodComparison(ResultMixin):
 
     def plot(self):
         """Quality against peak memory (left) and against trainable share (right), one point per method."""
-        from matplotlib.figure import Figure
+        from coursekit._figure import new_figure
 
         if not self.rows:
             raise ValueError("nothing to plot: the comparison has no rows")
-        fig = Figure(figsize=(11, 4))
+        fig = new_figure(figsize=(11, 4))
         ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
         for r in self.rows:
             ax1.scatter(r.peak_memory_bytes / MB, r.task_metric, s=60)

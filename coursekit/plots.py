@@ -1,6 +1,7 @@
 """Matplotlib figures for the lessons: loss curves, several runs side by side, hyperparameter sweeps.
 
-Each function returns a ``matplotlib.figure.Figure`` (a notebook displays it; a script can ``savefig`` it).
+Each function returns a ``matplotlib.figure.Figure`` (a notebook displays it as an image whatever the matplotlib
+backend, see ``coursekit._figure``; a script can ``savefig`` it). No figure is registered with pyplot.
 """
 from __future__ import annotations
 
@@ -16,15 +17,11 @@ def _pairs(curve, name):
 
 
 def _new_axes(ax, figsize=(6, 3.5)):
-    import matplotlib
-
     if ax is not None:
         return ax.figure, ax
-    import matplotlib.pyplot  # noqa: F401 - loads the backend: in a notebook, that lets a Figure display itself
-    from matplotlib.figure import Figure
+    from coursekit._figure import new_figure
 
-    matplotlib.rcParams.setdefault("figure.dpi", 100)
-    fig = Figure(figsize=figsize)
+    fig = new_figure(figsize=figsize)
     return fig, fig.add_subplot(1, 1, 1)
 
 

@@ -279,7 +279,7 @@ class PromptingComparison(ResultMixin):
 
     def plot(self):
         """Task metric, prompt tokens and latency per strategy, side by side (a matplotlib Figure)."""
-        from matplotlib.figure import Figure
+        from coursekit._figure import new_figure
 
         if not self.rows:
             raise ValueError("nothing to plot: the comparison has no rows")
@@ -287,7 +287,7 @@ class PromptingComparison(ResultMixin):
                   for r in self.rows]
         colours = ["tab:green" if r.strategy not in ("zero-shot", "few-shot", "retrieval") else
                    "tab:orange" if r.strategy == "retrieval" else "tab:blue" for r in self.rows]
-        fig = Figure(figsize=(11, 3.6))
+        fig = new_figure(figsize=(11, 3.6))
         panels = [("task metric (exact)", [r.task_metric for r in self.rows]),
                   ("prompt tokens (mean)", [r.prompt_tokens_mean for r in self.rows]),
                   ("latency (s per answer, batch 1)", [r.seconds_per_answer for r in self.rows])]

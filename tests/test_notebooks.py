@@ -1,13 +1,16 @@
 """Execute every lesson notebook once (papermill, CPU defaults) and assert on the figures it recorded.
 
 Each notebook ``notebooks/NN_name.ipynb`` needs ``tests/notebook_checks/nbNN.py`` with ``check(results)``.
+A lesson that draws a figure must leave at least one image in its executed copy.
 Run one lesson: ``pytest tests/test_notebooks.py -k 02``.
 """
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from coursekit.runner import discover_notebooks, notebook_number, run_notebook
@@ -17,6 +20,21 @@ pytestmark = pytest.mark.slow
 NOTEBOOKS = discover_notebooks()
 CHECKS_DIR = Path(__file__).resolve().parent / "notebook_checks"
 CELL_TIMEOUT_S = 600
+# Code (not Markdown or comments) that draws: pyplot, a coursekit plot_* function, a .plot() method, a `fig`.
+DRAWS_A_FIGURE = re.compile(r"\.plot\(|\bplot_\w+\(|\bplt\.|\bfig\b")
+
+
+def draws_a_figure(notebook: Path) -> bool:
+    """Whether the lesson's paired .py has code that draws a matplotlib figure."""
+    code = [line for line in notebook.with_suffix(".py").read_text().splitlines()
+            if not line.lstrip().startswith("#")]
+    return any(DRAWS_A_FIGURE.search(line) for line in code)
+
+
+def image_outputs(executed_path) -> int:
+    nb = nbformat.read(executed_path, as_version=4)
+    return sum(1 for cell in nb.cells for out in cell.get("outputs", [])
+               if out.get("output_type") in ("display_data", "execute_result") and "image/png" in out.get("data", {}))
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +45,11 @@ def executed(tmp_path_factory):
 
     def get(path):
         if path not in cache:
-            cache[path] = run_notebook(path, out=out, size="cpu", cell_timeout_s=CELL_TIMEOUT_S)
+            # The kernel runs as under `make course`: without conftest's MPLBACKEND=Agg, which would keep
+            # plt.show() from drawing anything.
+            with pytest.MonkeyPatch.context() as mp:
+                mp.delenv("MPLBACKEND", raising=False)
+                cache[path] = run_notebook(path, out=out, size="cpu", cell_timeout_s=CELL_TIMEOUT_S)
         return cache[path]
 
     return get
@@ -52,3 +74,6 @@ def test_notebook(path, executed):
     assert run.ok, f"{path.name} failed: {run.error} (executed copy: {run.output_path})"
     assert run.results.get("notebook"), f"{path.name} recorded nothing to {run.results_path}"
     checks.check(run.results)
+    if draws_a_figure(path):
+        assert image_outputs(run.output_path) >= 1, (
+            f"{path.name} draws a figure but its executed copy has no image/png output: {run.output_path}")

@@ -67,13 +67,26 @@ class LossHistory(TrainerCallback):
 
 
 class NotebookProgress(TrainerCallback):
-    """A tqdm.auto progress bar and a loss plot redrawn in place (at most every ``redraw_s`` seconds)."""
+    """A tqdm.auto progress bar and a loss plot redrawn in place (at most every ``redraw_s`` seconds).
+
+    The plot is one display output (``display_id``) updated in place; at train end it is redrawn with the final
+    curves, so a saved or executed notebook keeps that image (image/png, see ``coursekit._figure``).
+    A new NotebookProgress on the same history (a retry after running out of memory) takes over the previous one's
+    plot instead of showing a second one.
+    """
 
     def __init__(self, history: LossHistory, title: str = "", redraw_s: float = 1.0):
         self.history, self.title, self.redraw_s = history, title, redraw_s
         self.bar = None
         self.handle = None
         self._last_draw = 0.0
+        for listener in list(history.listeners):
+            previous = getattr(listener, "__self__", None)
+            if isinstance(previous, NotebookProgress):
+                history.listeners.remove(listener)
+                self.handle = self.handle or previous.handle
+                if previous.bar is not None:
+                    previous.bar.close()
         history.listeners.append(self._on_history)
 
     def on_train_begin(self, args, state, control, **kwargs):
