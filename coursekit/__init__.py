@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 # public name -> submodule that defines it
 _LAZY = {
     "load_base_model": "coursekit.models",
+    "budget_key": "coursekit.models",
     "estimate_memory": "coursekit.memory",
     "count_parameters": "coursekit.archs",
     "finetune": "coursekit.train",

@@ -18,9 +18,11 @@ from coursekit._results import to_plain
 class Results:
     """A dict of measured figures, saved after every ``record`` when a path is given (None: kept in memory)."""
 
-    def __init__(self, path: str | os.PathLike | None, notebook: str = "") -> None:
+    def __init__(self, path: str | os.PathLike | None, notebook: str = "", model: str | None = None) -> None:
         self.path = Path(path) if path else None
         self.data: dict = {"notebook": notebook}
+        if model is not None:  # the model that produced every figure in this file
+            self.data["model"] = str(model)
 
     def record(self, **figures) -> dict:
         if not figures:

