@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from coursekit.quiz import load_bank
-from coursekit.quiz.nbgrader_course import build_course, solution_value, var_name
+from coursekit.quiz.nbgrader_course import CELL_TIMEOUT_S, build_course, solution_value, var_name
 
 LESSON = "06"
 ASSIGNMENT = f"quiz{LESSON}"
 NBGRADER = str(Path(sys.executable).with_name("nbgrader"))
-CELL_TIMEOUT_S = 5  # the course config uses 600 s; the endless-loop student should not cost that here
+TEST_TIMEOUT_S = 5  # shorter than the course default (CELL_TIMEOUT_S): each endless loop here costs 5 s
 
 
 def _run(args, cwd, check=True):
@@ -93,6 +93,13 @@ def _hostile_sources(bank):
         "empty": {},
         # an endless loop before the assignment: interrupted at the timeout, this answer is lost, the rest count
         "looper": {**correct, ids[1]: "while True:\n    pass\n" + correct[ids[1]]},
+        # an endless loop and nothing else: interrupted at the timeout, graded 0
+        "spinner": {ids[0]: "while True:\n    pass"},
+        # ignores the interrupt and loops: the notebook is stopped (graded 0), its kernel shut down
+        "deaf": {**correct, ids[0]: "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n"
+                                    "    pass"},
+        # sys.exit in an answer cell: IPython reports SystemExit as that cell's error, the rest count
+        "exiter": {**correct, ids[3]: "import sys\nsys.exit(0)"},
         # a megabyte of output: cut by LimitOutput, all answers right
         "printer": {**correct, ids[0]: correct[ids[0]] + "\nfor _ in range(20000):\n    print('x' * 60)"},
         # every comparison helper and builtin a test might use is rebound; all answers are wrong
@@ -130,9 +137,9 @@ def test_nbgrader_round_trip_with_hostile_submissions(tmp_path):
     bank = load_bank(LESSON)
     assert len(bank.questions) == 8 and bank.max_points == 8
     course = tmp_path / "course"
-    build_course(course, lessons=[LESSON], timeout_s=CELL_TIMEOUT_S)
+    build_course(course, lessons=[LESSON], timeout_s=TEST_TIMEOUT_S)
     config = (course / "nbgrader_config.py").read_text()
-    assert f"c.Execute.timeout = {CELL_TIMEOUT_S}" in config
+    assert f"c.Execute.timeout = {TEST_TIMEOUT_S}\n" in config
 
     _run(["validate", f"source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"], course)
     _run(["generate_assignment", ASSIGNMENT, "--force"], course)
@@ -153,19 +160,78 @@ def test_nbgrader_round_trip_with_hostile_submissions(tmp_path):
     with open(course / "grades.csv", newline="") as fh:
         rows = {row["student_id"]: row for row in csv.DictReader(fh)}
     scores = {s: float(rows[s]["score"]) for s in students}
-    expected = {"perfect": 8.0, "partial": 4.0, "empty": 0.0, "looper": 7.0, "printer": 8.0, "patcher": 0.0,
-                "alwayseq": 0.0, "deleter": 8.0, "killer": 0.0}
+    expected = {"perfect": 8.0, "partial": 4.0, "empty": 0.0, "looper": 7.0, "spinner": 0.0, "deaf": 0.0,
+                "exiter": 7.0, "printer": 8.0, "patcher": 0.0, "alwayseq": 0.0, "deleter": 8.0, "killer": 0.0}
     assert scores == expected, log[-3000:]
-    # the batch went on past the killed kernel; only the killer (no kernel) and the deleter (removed its own
-    # autograded folder) are reported as errors
+    # the batch went on past the deaf loop and the killed kernel; only the deaf loop (stopped), the killer (no
+    # kernel) and the deleter (removed its own autograded folder) may be reported as errors
     failed = {s for s in students if f"error processing assignment '{ASSIGNMENT}' for student '{s}'" in log}
-    assert failed <= {"killer", "deleter"}, log[-3000:]
+    assert {"deaf", "killer"} <= failed <= {"deaf", "killer", "deleter"}, log[-3000:]
     assert all(float(rows[s]["max_score"]) == 8.0 for s in students)
+    # each endless loop was cut by nbgrader at the configured limit: one timeout per looping cell (looper,
+    # spinner, deaf), each reported with the limit in force, and the interrupt sent
+    assert log.count(f"Timeout waiting for execute reply ({TEST_TIMEOUT_S}s)") == 3, log[-3000:]
+    assert "Timeout waiting for execute reply" not in log.replace(
+        f"Timeout waiting for execute reply ({TEST_TIMEOUT_S}s)", ""), log[-3000:]
+    assert log.count("Interrupting kernel") == 3, log[-3000:]
+    assert "Timeout waiting for IOPub output" in log  # the deaf kernel went on after the interrupt
 
-    for student in ("perfect", "partial", "empty", "looper", "printer", "patcher", "alwayseq"):
+    for student in ("perfect", "partial", "empty", "looper", "spinner", "exiter", "printer", "patcher", "alwayseq"):
         html = course / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html"
         assert html.is_file(), student
     graded = json.loads((course / "autograded" / "printer" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
     assert len(json.dumps(graded)) < 200_000  # the megabyte was cut to LimitOutput's 1000 lines
-    looper = json.loads((course / "autograded" / "looper" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
-    assert any(o.get("output_type") == "error" for c in looper["cells"] for o in c.get("outputs", []))
+    for student, question in (("looper", 1), ("spinner", 0)):
+        graded = json.loads((course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+        errors = {c["metadata"]["nbgrader"]["grade_id"]: o["ename"] for c in graded["cells"]
+                  for o in c.get("outputs", []) if o.get("output_type") == "error" and c["cell_type"] == "code"}
+        answer = f"{bank.questions[question].id}_answer"
+        assert errors.get(answer) == "CellTimeoutError", (student, errors)  # nbgrader's timeout, not an exception
+    exiter = json.loads((course / "autograded" / "exiter" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+    assert any(o.get("ename") == "SystemExit" for c in exiter["cells"] for o in c.get("outputs", []))
+
+
+def _config(path):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+
+
+def test_course_config_uses_nbgrader_execute_options(tmp_path):
+    """Every option the course sets exists, configurable, in the installed nbgrader; the limit is quiz-sized."""
+    pytest.importorskip("nbgrader")
+    from nbgrader.preprocessors import ClearSolutions, Execute, LimitOutput
+
+    build_course(tmp_path, lessons=[LESSON])
+    config = _config(tmp_path / "nbgrader_config.py")
+    assert 1 <= CELL_TIMEOUT_S <= 60  # a quiz cell runs in milliseconds; 600 s let one endless loop cost 10 min
+    assert config.Execute.timeout == CELL_TIMEOUT_S
+    assert config.Execute.interrupt_on_timeout is True  # interrupt the loop, grade the rest of the notebook
+    assert config.Execute.raise_on_iopub_timeout is True  # a kernel deaf to the interrupt stops its notebook
+    assert config.Execute.startup_timeout >= 30
+    assert "ExecutePreprocessor" not in config  # nbgrader's preprocessor is Execute; one name, one value
+    for cls in (Execute, LimitOutput, ClearSolutions):
+        names = set(cls.class_trait_names(config=True))
+        assert set(config[cls.__name__]) <= names, (cls.__name__, set(config[cls.__name__]) - names)
+    assert not Execute.class_traits()["allow_errors"].metadata.get("config")  # fixed True: not set in the config
+    assert Execute().allow_errors is True
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, False, 2.5, "30", None])
+def test_build_course_rejects_a_bad_timeout(tmp_path, bad):
+    with pytest.raises(ValueError, match=r"timeout_s must be a positive whole number of seconds, got "):
+        build_course(tmp_path, lessons=[LESSON], timeout_s=bad)
+    assert not (tmp_path / "nbgrader_config.py").exists()
+
+
+def test_cli_build_timeout(tmp_path, capsys):
+    from coursekit.cli import main
+
+    assert main(["quiz", "build", "--out", str(tmp_path / "a"), "--lessons", LESSON]) == 0
+    assert f"c.Execute.timeout = {CELL_TIMEOUT_S}\n" in (tmp_path / "a" / "nbgrader_config.py").read_text()
+    assert main(["quiz", "build", "--out", str(tmp_path / "b"), "--lessons", LESSON, "--timeout-s", "120"]) == 0
+    assert "c.Execute.timeout = 120\n" in (tmp_path / "b" / "nbgrader_config.py").read_text()
+    capsys.readouterr()
+    assert main(["quiz", "build", "--out", str(tmp_path / "c"), "--lessons", LESSON, "--timeout-s", "0"]) == 2
+    assert "timeout_s must be a positive whole number of seconds, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -10,7 +10,9 @@ def main(argv: list[str]) -> int:
     b = sub.add_parser("build", help="write an nbgrader course (config + one assignment per lesson)")
     b.add_argument("--out", required=True, help="course directory to write")
     b.add_argument("--lessons", default=None, help="comma-separated lessons, e.g. 01,02 (default: all)")
-    b.add_argument("--timeout-s", type=int, default=600, help="nbgrader execution timeout per cell (s)")
+    b.add_argument("--timeout-s", type=int, default=None,
+                   help="seconds nbgrader lets one cell run before interrupting it (default: sized for quiz "
+                        "cells, CELL_TIMEOUT_S in coursekit/quiz/nbgrader_course.py)")
     s = sub.add_parser("seal", help="turn a draft bank's plain answers and explanations into hashes / sealed text")
     s.add_argument("draft")
     s.add_argument("--out", required=True)
@@ -22,7 +24,8 @@ def main(argv: list[str]) -> int:
     if args.action == "build":
         from coursekit.quiz.nbgrader_course import build_course
 
-        paths = build_course(args.out, lessons=args.lessons, timeout_s=args.timeout_s)
+        timeout = {} if args.timeout_s is None else {"timeout_s": args.timeout_s}
+        paths = build_course(args.out, lessons=args.lessons, **timeout)
         for p in paths:
             print(p)
         print(f"wrote {len(paths)} assignment(s) and nbgrader_config.py under {args.out}")

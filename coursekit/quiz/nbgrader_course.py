@@ -200,15 +200,32 @@ def assignment_notebook(bank: Bank) -> dict:
         "language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
 
 
+# Seconds a quiz cell may run before nbgrader interrupts it. A quiz cell assigns a literal or runs a few asserts on
+# exact values. Measured with `python benchmarks/autograde_class.py` (100 submissions of quiz 06, 2 shared CPU cores
+# under load): 1552 answer and test cells took 8 ms median, 0.36 s at most (a notebook's first cell). 30 s is
+# about 80 times that, so a much slower laptop still meets it, as does an answer cell that imports numpy (0.4 s
+# here) or even torch (5.7 s here). It is also nbgrader's own default. The limit only bounds what a broken or
+# hostile submission costs: each endless loop is cut after 30 s (the 600 s used before let one loop hold the batch
+# for ten minutes). `quiz build --timeout-s N` changes it, e.g. for notebooks with cells that train.
+CELL_TIMEOUT_S = 30
+
 CONFIG_TEMPLATE = '''# nbgrader configuration of the course's quizzes (written by `python -m coursekit quiz build`).
 c = get_config()  # noqa: F821 - provided by nbgrader
 
 c.CourseDirectory.course_id = {course_id!r}
 
-# Every notebook in a course is executed: give ML-sized cells room (seconds per cell).
+# nbgrader 0.9.6 runs every notebook (validate, autograde) with its Execute preprocessor, whose options are set here.
+# Seconds per cell. Quiz cells run in milliseconds; this limit only bounds what an endless loop costs.
 c.Execute.timeout = {timeout_s}
-c.ExecutePreprocessor.timeout = {timeout_s}
+# At the limit, interrupt the kernel, record a CellTimeoutError in that cell (0 points for its answer) and go on
+# with the next cell. (Execute always continues after a cell's error: its allow_errors is fixed to True.)
 c.Execute.interrupt_on_timeout = True
+# If a cell's output is still arriving 4 s (iopub_timeout) after its reply, as with a kernel that ignores the
+# interrupt and keeps running, stop this notebook with an error (0 for it) instead of waiting on every later cell;
+# nbgrader shuts the kernel down and grades the next submission.
+c.Execute.raise_on_iopub_timeout = True
+# Seconds to wait for a kernel to start (no student code runs before it is ready).
+c.Execute.startup_timeout = 60
 # A cell that prints megabytes is cut to this many lines in the graded notebook.
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
@@ -216,8 +233,11 @@ c.ClearSolutions.code_stub = {{"python": "# YOUR ANSWER HERE\\nraise NotImplemen
 '''
 
 
-def build_course(out_dir, lessons=None, timeout_s: int = 600) -> list[Path]:
-    """Write ``nbgrader_config.py`` and ``source/quizNN/quizNN.ipynb`` for each lesson; returns the notebooks."""
+def build_course(out_dir, lessons=None, timeout_s: int = CELL_TIMEOUT_S) -> list[Path]:
+    """Write ``nbgrader_config.py`` and ``source/quizNN/quizNN.ipynb`` for each lesson; returns the notebooks.
+
+    ``timeout_s`` is nbgrader's limit per cell in seconds (a whole number >= 1; default :data:`CELL_TIMEOUT_S`).
+    """
     if lessons is None:
         lessons = list(LESSONS)
     if isinstance(lessons, str):
