@@ -10,7 +10,13 @@ import yaml
 from coursekit.exercises import _seal
 from coursekit.quiz import QuizSession, grade, load_bank, quiz_dir, safe_eval, seal_document
 from coursekit.quiz.bank import LESSONS, parse_bank, read_yaml
-from coursekit.quiz.nbgrader_course import build_course, hidden_checks, solution_value, var_name
+from coursekit.quiz.nbgrader_course import (
+    CELL_TIMEOUT_S,
+    build_course,
+    hidden_checks,
+    solution_value,
+    var_name,
+)
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
@@ -166,7 +172,7 @@ def test_build_course_writes_schema3_assignments(tmp_path):
     paths = build_course(tmp_path, lessons=["01", "06"])
     assert [p.name for p in paths] == ["quiz01.ipynb", "quiz06.ipynb"]
     config = (tmp_path / "nbgrader_config.py").read_text()
-    assert "c.Execute.timeout = 600" in config and "LimitOutput.max_lines" in config
+    assert f"c.Execute.timeout = {CELL_TIMEOUT_S}" in config and "LimitOutput.max_lines" in config
     nb = json.loads(paths[1].read_text())
     kinds = {"solution": 0, "tests": 0, "locked": 0}
     total_points = 0
