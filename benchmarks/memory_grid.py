@@ -23,32 +23,41 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def grid(cpu: bool, quick: bool = False):
+def grid(cpu: bool, quick: bool = False, archs=None):
     if cpu:
-        return list(itertools.product(("full", "lora", "qlora"), ("tiny",), (True, False), (64, 128)))
-    archs = ("llama-3.2-1b",) if quick else ("llama-3.2-1b", "llama-3.2-3b")
+        return list(itertools.product(("full", "lora", "qlora"), archs or ("tiny",), (True, False), (64, 128)))
+    archs = archs or (("llama-3.2-1b",) if quick else ("llama-3.2-1b", "llama-3.2-3b"))
     return list(itertools.product(("full", "lora", "qlora"), archs, (True, False), (512, 2048)))
 
 
-def run(cpu: bool, precision: str, quick: bool = False) -> list[dict]:
+def measure_row(method: str, arch, ckpt: bool, seq: int, cpu: bool, precision: str) -> dict:
+    """One grid point: estimate vs measured peak (CUDA OOM gives a row with ``note='OOM'`` and no figures).
+
+    ``arch``: a preset name, or a dict of config fields whose ``name`` labels the row."""
     import torch
 
     from coursekit.memory import measure_peak_memory
 
+    label = arch if isinstance(arch, str) else str(arch.get("name", "custom"))
+    row = {"method": method, "arch": label, "checkpointing": ckpt, "seq_len": seq}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = measure_peak_memory(arch, method, device="cpu" if cpu else "cuda", batch_size=1, seq_len=seq,
+                                    checkpointing=ckpt, precision="fp32" if cpu else precision)
+        est = m.estimate.tensor_bytes
+        row.update(estimated_bytes=est, measured_bytes=m.peak_bytes, reserved_bytes=m.peak_reserved_bytes,
+                   error=(est - m.peak_bytes) / m.peak_bytes)
+    except torch.OutOfMemoryError:
+        row.update(estimated_bytes=None, measured_bytes=None, reserved_bytes=None, error=None, note="OOM")
+        torch.cuda.empty_cache()
+    return row
+
+
+def run(cpu: bool, precision: str, quick: bool = False) -> list[dict]:
     rows = []
     for method, arch, ckpt, seq in grid(cpu, quick):
-        row = {"method": method, "arch": arch, "checkpointing": ckpt, "seq_len": seq}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                m = measure_peak_memory(arch, method, device="cpu" if cpu else "cuda", batch_size=1, seq_len=seq,
-                                        checkpointing=ckpt, precision="fp32" if cpu else precision)
-            est = m.estimate.tensor_bytes
-            row.update(estimated_bytes=est, measured_bytes=m.peak_bytes, reserved_bytes=m.peak_reserved_bytes,
-                       error=(est - m.peak_bytes) / m.peak_bytes)
-        except torch.OutOfMemoryError:
-            row.update(estimated_bytes=None, measured_bytes=None, reserved_bytes=None, error=None, note="OOM")
-            torch.cuda.empty_cache()
+        row = measure_row(method, arch, ckpt, seq, cpu, precision)
         rows.append(row)
         print(format_row(row), flush=True)
     return rows
@@ -56,7 +65,8 @@ def run(cpu: bool, precision: str, quick: bool = False) -> list[dict]:
 
 def format_row(r: dict) -> str:
     if r.get("error") is None:
-        return f"{r['method']:<7}{r['arch']:<14}{'on' if r['checkpointing'] else 'off':<5}{r['seq_len']:>6}  OOM"
+        return (f"{r['method']:<7}{r['arch']:<14}{'on' if r['checkpointing'] else 'off':<5}{r['seq_len']:>6}  "
+                f"{r.get('note', 'OOM')}")
     return (f"{r['method']:<7}{r['arch']:<14}{'on' if r['checkpointing'] else 'off':<5}{r['seq_len']:>6}"
             f"{r['estimated_bytes'] / 1e9:>12.3f}{r['measured_bytes'] / 1e9:>12.3f}{100 * r['error']:>+9.1f} %")
 

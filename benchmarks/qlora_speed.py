@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 
 
-def build_random_model(arch: str, folder: Path, seed: int) -> None:
-    """Save a random-init model of ``arch`` (bf16) to ``folder`` so both runs load the same weights."""
+def build_random_model(arch: str, folder: Path, seed: int, device: str = "cpu") -> None:
+    """Save a random-init model of ``arch`` (bf16) to ``folder`` so both runs load the same weights.
+
+    ``device="cuda"`` initialises the weights on the GPU (seconds instead of a minute for billions of weights)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -30,7 +32,8 @@ def build_random_model(arch: str, folder: Path, seed: int) -> None:
 
     torch.manual_seed(seed)
     config = count.resolve_arch(arch).config()
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     model.save_pretrained(folder)
     del model
 
