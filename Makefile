@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 # No MPLBACKEND: a kernel started with MPLBACKEND=Agg shows no plt.show() figure (pytest sets Agg in conftest.py).
 
-.PHONY: setup course course-gpu lab test test-fast test-latest lint doctor clean
+.PHONY: setup course course-gpu lab test test-fast test-latest lint doctor clean gpu-check
 
 setup: $(STAMP)
 
@@ -29,6 +29,16 @@ course: setup
 
 course-gpu: setup
 	$(PY) -m coursekit course --out build/executed-gpu --size gpu
+
+# One call on a CUDA loan machine (no network): installs the carried wheels/, runs every lesson on CUDA, the memory
+# estimate against CUDA's peak and QLoRA vs LoRA speed, and writes OUT_DIR/gpu-check.md + .json (default reports/).
+# benchmarks/gpu_check.py says which wheels to carry (--download-wheels fetches them). GPU_PYTHON: the interpreter
+# with CUDA torch (default python3); BUDGET_S: seconds for the whole run (default 480).
+# DRY_RUN=1: the same script here on the CPU at tiny size (default OUT_DIR build/gpu-check-dry).
+gpu-check: $(if $(filter 1 yes true,$(DRY_RUN)),setup)
+	$(if $(filter 1 yes true,$(DRY_RUN)),$(PY) benchmarks/gpu_check.py --dry-run,$(or $(GPU_PYTHON),python3) benchmarks/gpu_check.py) \
+		--out "$(or $(OUT_DIR),$(if $(filter 1 yes true,$(DRY_RUN)),build/gpu-check-dry,reports))" \
+		$(if $(BUDGET_S),--budget-s $(BUDGET_S))
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/01_why_fine_tune.ipynb
