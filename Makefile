@@ -10,16 +10,17 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 # No MPLBACKEND: a kernel started with MPLBACKEND=Agg shows no plt.show() figure (pytest sets Agg in conftest.py).
 
-.PHONY: setup course course-gpu lab test test-fast test-latest lint doctor clean gpu-check
+.PHONY: setup course course-gpu course-real lab test test-fast test-latest lint doctor clean gpu-check
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-models.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, alone: the pinned CPU build installs from the local wheel cache in seconds.
 	$(PY) -m pip install -q "$$(grep -E '^torch==' requirements.txt)"
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-models.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (coursekit)" >/dev/null
 	touch $(STAMP)
@@ -29,6 +30,10 @@ course: setup
 
 course-gpu: setup
 	$(PY) -m coursekit course --out build/executed-gpu --size gpu
+
+# Every lesson on a real pretrained instruct model (SmolLM2-135M-Instruct from PyPI), offline, on the CPU.
+course-real: setup
+	$(PY) -m coursekit course --out build/executed-real --model smollm2-135m-instruct
 
 # One call on a CUDA loan machine (no network): installs the carried wheels/, runs every lesson on CUDA, the memory
 # estimate against CUDA's peak and QLoRA vs LoRA speed, and writes OUT_DIR/gpu-check.md + .json (default reports/).
@@ -58,6 +63,7 @@ test-latest:
 	.venv-latest/bin/python -m pip install -q --upgrade pip
 	.venv-latest/bin/python -m pip install -q "$$(grep -E '^torch==' requirements.txt)"
 	.venv-latest/bin/python -m pip install -q -r requirements.txt
+	.venv-latest/bin/python -m pip install -q --no-deps -r requirements-models.txt
 	.venv-latest/bin/python -m pip install -q --upgrade transformers peft trl bitsandbytes datasets accelerate
 	.venv-latest/bin/python -m pip install -q --no-deps -e .
 	.venv-latest/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null

@@ -19,7 +19,7 @@ from pathlib import Path
 # Where the course lives on GitHub (badges and the Colab install). A fork sets COURSE_REPOSITORY.
 REPOSITORY = os.environ.get("COURSE_REPOSITORY", "fine-tuning-course/fine-tuning-llms")
 BRANCH = "main"
-REAL_SMALL_MODEL = "HuggingFaceTB/SmolLM2-135M"
+REAL_SMALL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 # Colab ships these; reinstalling them breaks its runtime (CUDA build of torch, its own Jupyter front end).
 NEVER_INSTALL = frozenset({

@@ -201,7 +201,7 @@ def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eva
     methods = _check_methods(methods, method_options, {**common, **fixed})
     if train is None:
         raise ValueError("train is required: the examples every method trains on")
-    from coursekit.data import format_prompt
+    from coursekit.data import task_prompt
     from coursekit.evaluate import evaluate_task
     from coursekit.prompting import ANSWER_TOKENS
 
@@ -210,8 +210,6 @@ def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eva
     metric_rows = [r for r in rows if "instruction" in r and "output" in r][:metric_examples]
     if not metric_rows:
         raise ValueError("test (or eval) holds no instruction/input/output examples to score the task on")
-    if latency_prompts is None:
-        latency_prompts = [format_prompt(r) for r in metric_rows[:4]]
 
     out = MethodComparison(settings={"model": model_name, "methods": methods, "max_steps": max_steps,
                                      "batch_size": batch_size, "metric_examples": metric_examples,
@@ -221,6 +219,8 @@ def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eva
         return float(evaluate_task(model, tokenizer, metric_rows, max_new_tokens=ANSWER_TOKENS).metric)
 
     base, tokenizer = load_base_model(model_name, device=device)
+    if latency_prompts is None:
+        latency_prompts = [task_prompt(r, tokenizer) for r in metric_rows[:4]]
     out.base_latency_seconds_per_answer = measure_latency(base, tokenizer, latency_prompts, latency_new_tokens)
     out.base_task_metric = task_metric(base, tokenizer)
     del base

@@ -33,7 +33,10 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64, bat
     try:
         for i in range(0, len(prompts), batch_size):
             chunk = list(prompts[i: i + batch_size])
-            enc = tokenizer(chunk, return_tensors="pt", padding=True).to(_device_of(model))
+            # a prompt rendered by a chat template already holds its begin-of-sequence token: do not add a second
+            bos = tokenizer.bos_token
+            special = not (bos and all(p.startswith(bos) for p in chunk))
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=special).to(_device_of(model))
             with torch.no_grad():
                 ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                      pad_token_id=tokenizer.pad_token_id,
@@ -60,14 +63,15 @@ def evaluate_task(model, tokenizer, examples, prompts: list[str] | None = None, 
                   batch_size: int = 64, n_samples: int = 3) -> TaskEval:
     """Score generated answers against the references, field by field (``coursekit.data.score_answer``).
 
-    ``prompts`` replaces the default zero-shot prompts (lesson 01 passes few-shot and retrieval prompts).
+    ``prompts`` replaces the default zero-shot prompts (``coursekit.data.task_prompt``: the chat template for a
+    model that has one); lesson 01 passes few-shot and retrieval prompts.
     """
-    from coursekit.data import format_prompt, score_answer
+    from coursekit.data import score_answer, task_prompt
 
     examples = list(examples)
     if not examples:
         raise ValueError("no examples to evaluate; pass a non-empty split")
-    prompts = [format_prompt(e) for e in examples] if prompts is None else list(prompts)
+    prompts = [task_prompt(e, tokenizer) for e in examples] if prompts is None else list(prompts)
     if len(prompts) != len(examples):
         raise ValueError(f"{len(prompts)} prompts for {len(examples)} examples; they must match one to one")
     t0 = time.perf_counter()
@@ -136,3 +140,27 @@ def perplexity(model, tokenizer, texts: list[str], batch_size: int = 64, max_len
         tokenizer.padding_side = side
         model.train(was_training)
     return math.exp(total_loss / total_tokens)
+
+
+def rate_difference(p1: float, n1: int, p2: float, n2: int, z: float = 1.96) -> dict:
+    """Whether two success rates measured on ``n1`` and ``n2`` examples differ by more than chance would explain.
+
+    A two-proportion z-test with the pooled rate: the standard error of ``p1 - p2`` is
+    ``sqrt(p(1-p) (1/n1 + 1/n2))`` with ``p`` the pooled rate. Returns the difference, its standard error, the
+    margin (``z`` standard errors, 95% two-sided at the default) and ``verdict``: ``"higher"`` (p1 above p2),
+    ``"lower"``, or ``"tie"`` (within the margin: on this many examples the two cannot be told apart).
+    """
+    import math
+
+    for name, v in (("n1", n1), ("n2", n2)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{name} must be a positive number of examples, got {v!r}")
+    for name, v in (("p1", p1), ("p2", p2)):
+        if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
+            raise ValueError(f"{name} must be a rate between 0 and 1, got {v!r}")
+    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    diff = p1 - p2
+    margin = z * se
+    verdict = "tie" if abs(diff) <= margin else ("higher" if diff > 0 else "lower")
+    return {"difference": diff, "standard_error": se, "margin": margin, "verdict": verdict}

@@ -63,12 +63,20 @@ def shot_text(example) -> str:
     return format_example(example)
 
 
-def few_shot_prompt(example, shots) -> str:
-    """``shots`` (solved examples) then the query's prompt, separated by blank lines. No shots: zero-shot."""
-    from coursekit.data import format_prompt
+def few_shot_prompt(example, shots, tokenizer=None, system: str | None = None) -> str:
+    """``shots`` (solved examples) then the query's prompt, separated by blank lines. No shots: zero-shot.
+
+    With a ``tokenizer`` that has a chat template, the shots become earlier user/assistant turns of the
+    conversation and ``system`` (e.g. ``coursekit.data.house_rules()``) the system message; without one, ``system``
+    text goes first.
+    """
+    from coursekit.data import format_prompt, task_messages, uses_chat_template
 
     shots = _rows(shots, "shots")
-    parts = [shot_text(s) for s in shots]
+    if tokenizer is not None and uses_chat_template(tokenizer):
+        return tokenizer.apply_chat_template(task_messages(example, system, shots=shots), tokenize=False,
+                                             add_generation_prompt=True)
+    parts = ([system.strip()] if system else []) + [shot_text(s) for s in shots]
     return SHOT_SEPARATOR.join(parts + [format_prompt(example)])
 
 
@@ -81,10 +89,10 @@ def choose_shots(pool, k: int, seed: int = 0) -> list[dict]:
     return random.Random(seed).sample(pool, k)
 
 
-def few_shot_prompts(examples, pool, k: int, seed: int = 0) -> list[str]:
+def few_shot_prompts(examples, pool, k: int, seed: int = 0, tokenizer=None, system: str | None = None) -> list[str]:
     """A k-shot prompt for each example, with the same ``choose_shots(pool, k, seed)`` in front of every query."""
     shots = choose_shots(pool, k, seed)
-    return [few_shot_prompt(e, shots) for e in _rows(examples, "examples")]
+    return [few_shot_prompt(e, shots, tokenizer, system) for e in _rows(examples, "examples")]
 
 
 def query_text(example) -> str:
@@ -147,7 +155,8 @@ class TfidfRetriever:
         return sorted(range(len(s)), key=lambda i: (-s[i], i))[:k]
 
 
-def retrieval_prompts(examples, pool, k: int = 4, retriever: TfidfRetriever | None = None) -> list[str]:
+def retrieval_prompts(examples, pool, k: int = 4, retriever: TfidfRetriever | None = None, tokenizer=None,
+                      system: str | None = None) -> list[str]:
     """For each example, the ``k`` most similar pool examples as shots (most similar last, next to the query)."""
     k = _check_k(k)
     examples, pool = _rows(examples, "examples"), _rows(pool, "pool")
@@ -159,7 +168,7 @@ def retrieval_prompts(examples, pool, k: int = 4, retriever: TfidfRetriever | No
     prompts = []
     for e in examples:
         nearest = retriever.top_k(query_text(e), k)
-        prompts.append(few_shot_prompt(e, [pool[i] for i in reversed(nearest)]))
+        prompts.append(few_shot_prompt(e, [pool[i] for i in reversed(nearest)], tokenizer, system))
     return prompts
 
 
@@ -208,9 +217,9 @@ def measure_prompts(model, tokenizer, examples, prompts: list[str] | None = None
     if not isinstance(strategy, str) or not strategy:
         raise ValueError(f"strategy must be a non-empty name, got {strategy!r}")
     if prompts is None:
-        from coursekit.data import format_prompt
+        from coursekit.data import task_prompt
 
-        prompts = [format_prompt(e) for e in examples]
+        prompts = [task_prompt(e, tokenizer) for e in examples]
     prompts = list(prompts)
     if len(prompts) != len(examples):
         raise ValueError(f"{len(prompts)} prompts for {len(examples)} examples; they must match one to one")
@@ -309,8 +318,12 @@ class PromptingComparison(ResultMixin):
 
 def compare_prompting(model, tokenizer, examples, pool, ks=DEFAULT_KS, retrieval_k: int | None = 4, seed: int = 0,
                       max_new_tokens: int = ANSWER_TOKENS, batch_size: int = 32, latency_examples: int = 8,
-                      too_long: str = "skip") -> PromptingComparison:
+                      too_long: str = "skip", system: str | None = None) -> PromptingComparison:
     """Zero-shot and few-shot for each k in ``ks`` (k = 0 is zero-shot), then retrieval with ``retrieval_k`` shots.
+
+    Prompts use the model's chat template when its tokenizer has one (shots as earlier turns); ``system`` is the
+    instruction every strategy gets (e.g. ``coursekit.data.house_rules()``: the fields, allowed values and house
+    style a practitioner would write down).
 
     ``pool`` is where the shots come from (the training split); ``examples`` what is scored (never in the pool).
     A strategy whose prompts do not fit the model's context is kept as a row with ``fits_context=False`` (its
@@ -334,11 +347,12 @@ def compare_prompting(model, tokenizer, examples, pool, ks=DEFAULT_KS, retrieval
                   too_long=too_long)
     out = PromptingComparison()
     for k in sorted(ks):
-        prompts = few_shot_prompts(examples, pool, k, seed=seed)
+        prompts = few_shot_prompts(examples, pool, k, seed=seed, tokenizer=tokenizer, system=system)
         out.add(measure_prompts(model, tokenizer, examples, prompts, strategy="zero-shot" if k == 0 else "few-shot",
                                 k=k, **common))
     if retrieval_k is not None:
-        out.add(measure_prompts(model, tokenizer, examples, retrieval_prompts(examples, pool, retrieval_k),
+        out.add(measure_prompts(model, tokenizer, examples,
+                                retrieval_prompts(examples, pool, retrieval_k, tokenizer=tokenizer, system=system),
                                 strategy="retrieval", k=retrieval_k, **common))
     return out
 

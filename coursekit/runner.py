@@ -30,7 +30,7 @@ KERNEL = "python3"
 # Parameters each size injects (RESULTS_PATH is added per notebook).
 SIZE_PARAMETERS = {
     "cpu": {"SIZE": "cpu"},
-    "gpu": {"MODEL": "HuggingFaceTB/SmolLM2-135M", "DEVICE": "cuda", "SIZE": "gpu"},
+    "gpu": {"MODEL": "HuggingFaceTB/SmolLM2-135M-Instruct", "DEVICE": "cuda", "SIZE": "gpu"},
 }
 
 # The course map: (number, notebook, title, what you learn, CPU-time budget in minutes at the CPU defaults, what runs
@@ -160,7 +160,9 @@ def run_notebook(path: str | os.PathLike, out: str | os.PathLike = "build/execut
     if results_path.exists():
         results_path.unlink()
     params = {**SIZE_PARAMETERS[size], **(parameters or {}), "RESULTS_PATH": str(results_path)}
-    env = {"TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0"}
+    # the inline backend, whatever the caller's MPLBACKEND: the executed notebook keeps every figure as an image
+    env = {"TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0",
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     if size == "gpu":
         env["HF_HUB_OFFLINE"] = os.environ.get("COURSE_HF_HUB_OFFLINE", "0")  # the real model downloads once
 

@@ -54,7 +54,7 @@ def test_failing_notebook_is_reported_and_table_says_so(fixture_dir, tmp_path):
     assert "acc=0.5" in table and "91_broken" in table and "lesson cell broke" in table
     report = runner.markdown_report([ok, runs[0]], "gpu")
     assert "| 90_fixture | ok | 1.5 | acc=0.5 |" in report
-    assert "HuggingFaceTB/SmolLM2-135M" in report
+    assert "HuggingFaceTB/SmolLM2-135M-Instruct" in report
 
 
 def test_discover_and_only(fixture_dir):

@@ -40,25 +40,83 @@ def to_prompt_completion(example, eos: str = "") -> dict:
     return {"prompt": format_prompt(example), "completion": str(example["output"]) + eos}
 
 
-def format_chat(example, tokenizer) -> str:
-    """The same example through the tokenizer's chat template, for models that have one."""
+def uses_chat_template(tokenizer) -> bool:
+    """Whether prompts for this tokenizer's model go through its chat template (instruct models have one)."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def user_message(example) -> str:
+    """The user's turn: the instruction, a blank line, the ticket."""
     _check_example(example)
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError("this tokenizer has no chat template; use format_example (the ### Instruction template)")
-    user = str(example["instruction"]).strip()
+    text = str(example["instruction"]).strip()
     if example.get("input"):
-        user += "\n\n" + str(example["input"]).strip()
-    messages = [{"role": "user", "content": user}, {"role": "assistant", "content": str(example["output"])}]
-    return tokenizer.apply_chat_template(messages, tokenize=False)
+        text += "\n\n" + str(example["input"]).strip()
+    return text
+
+
+def task_messages(example, system: str | None = None, shots=(), answer: bool = False) -> list[dict]:
+    """The example as chat messages: [system], each shot as a user/assistant pair, the user's turn [and the answer].
+
+    Without ``system`` the chat template adds the model's own default system message, if it has one.
+    """
+    messages = [{"role": "system", "content": system}] if system else []
+    for shot in shots:
+        messages += [{"role": "user", "content": user_message(shot)},
+                     {"role": "assistant", "content": str(shot["output"])}]
+    messages.append({"role": "user", "content": user_message(example)})
+    if answer:
+        messages.append({"role": "assistant", "content": str(example["output"])})
+    return messages
+
+
+def task_prompt(example, tokenizer=None, system: str | None = None) -> str:
+    """The text a model is prompted with for ``example``, up to where its answer starts.
+
+    A tokenizer with a chat template gets the chat format (``apply_chat_template(..., add_generation_prompt=True)``);
+    otherwise the ``### Instruction`` template of :func:`format_prompt`, with ``system`` text in front if given.
+    """
+    if tokenizer is not None and uses_chat_template(tokenizer):
+        return tokenizer.apply_chat_template(task_messages(example, system), tokenize=False,
+                                             add_generation_prompt=True)
+    return (system.strip() + "\n\n" if system else "") + format_prompt(example)
+
+
+def format_chat(example, tokenizer) -> str:
+    """The same example, prompt and answer, through the tokenizer's chat template, for models that have one."""
+    _check_example(example)
+    if not uses_chat_template(tokenizer):
+        raise ValueError("this tokenizer has no chat template; use format_example (the ### Instruction template)")
+    return tokenizer.apply_chat_template(task_messages(example, answer=True), tokenize=False)
+
+
+def _chat_with_labels(example, tokenizer, max_length: int) -> dict:
+    # What TRL's SFTTrainer does with a conversational prompt/completion row: the prompt rendered with the
+    # generation prompt, then prompt + answer; the loss covers the tokens after the common prefix.
+    prompt = task_prompt(example, tokenizer)
+    full = format_chat(example, tokenizer)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+    if ids[: len(prompt_ids)] != prompt_ids:
+        raise ValueError("the chat template renders the prompt differently alone and with the answer; the loss "
+                         "mask would be wrong. Check the template's add_generation_prompt part")
+    if len(ids) > max_length:
+        raise ValueError(f"example is {len(ids)} tokens long, more than max_length={max_length}")
+    labels = [IGNORE_INDEX] * len(prompt_ids) + ids[len(prompt_ids):]
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
 
 
 def tokenize_with_labels(example, tokenizer, max_length: int) -> dict:
     """Token ids of prompt + response + eos, with labels masked (``-100``) on the prompt: loss on the response only.
 
-    This is what SFTTrainer's prompt/completion mode does; written out here so the lesson can show it.
+    This is what SFTTrainer's prompt/completion mode does; written out here so the lesson can show it. A tokenizer
+    with a chat template gets the conversational format (the answer is the assistant turn, ending with the
+    template's end-of-turn token, which is what teaches the model to stop).
     """
     if max_length <= 0:
         raise ValueError(f"max_length must be positive, got {max_length}")
+    _check_example(example)
+    if uses_chat_template(tokenizer):
+        return _chat_with_labels(example, tokenizer, max_length)
     prompt_ids = tokenizer(format_prompt(example), add_special_tokens=False)["input_ids"]
     answer_ids = tokenizer(str(example["output"]), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
@@ -69,3 +127,26 @@ def tokenize_with_labels(example, tokenizer, max_length: int) -> dict:
                          "or shorten the example")
     labels = [IGNORE_INDEX] * (len(bos) + len(prompt_ids)) + answer_ids
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+
+
+def show_learned_tokens(encoded: dict, tokenizer) -> str:
+    """The sequence as text with the tokens the loss covers in ⟦ ⟧: a look at what training will teach.
+
+    Two classic silent bugs show here: a prompt inside the brackets (training on the prompt), and no end-of-turn
+    or end-of-sequence token inside them (the model never learns to stop).
+    """
+    parts, learning = [], False
+    for tok_id, label in zip(encoded["input_ids"], encoded["labels"]):
+        now = label != IGNORE_INDEX
+        if now != learning:
+            parts.append("⟦" if now else "⟧")
+            learning = now
+        parts.append(tokenizer.decode([tok_id]))
+    if learning:
+        parts.append("⟧")
+    return "".join(parts)
+
+
+def learned_text(encoded: dict, tokenizer) -> str:
+    """The tokens the loss covers, decoded (special tokens kept, so an end-of-turn token is visible)."""
+    return tokenizer.decode([t for t, lab in zip(encoded["input_ids"], encoded["labels"]) if lab != IGNORE_INDEX])

@@ -79,6 +79,34 @@ REPLIES = {
     "invoice": "I have emailed you the invoice for order {order}.",
 }
 INTENTS = tuple(TICKETS)
+INTENT_MEANINGS = {
+    "refund": "the customer wants their money back",
+    "late": "an order has not arrived on time",
+    "cancel": "the customer wants to cancel an order",
+    "damaged": "an item arrived broken or damaged",
+    "login": "the customer cannot get into their account",
+    "invoice": "a question about an invoice or a charge",
+}
+
+
+def house_rules() -> str:
+    """The task's rules as a practitioner would write them into a prompt: the JSON fields, their allowed values, the
+    reply's house style with the sentence for each intent. Built from the same constants that generate the data."""
+    sentences = "\n".join(f"- {i}: {REPLIES[i].format(order='<order>')}" for i in INTENTS)
+    meanings = "; ".join(f'"{i}" ({m})' for i, m in INTENT_MEANINGS.items())
+    return (
+        f"You are the customer-support assistant of {COMPANY}. Answer every ticket with exactly two lines.\n"
+        "Line 1: one JSON object with three keys, in this order: "
+        '{"intent": ..., "order": ..., "priority": ...}.\n'
+        f"- intent: one of {meanings}.\n"
+        '- order: the order number from the ticket as a string of digits, e.g. "4821", or null when the ticket has '
+        "none.\n"
+        '- priority: "high" if the customer says it is urgent or the item arrived damaged, otherwise "normal".\n'
+        f"Line 2: the reply, exactly: Hi <first name>, thanks for contacting {COMPANY}. <sentence> - {COMPANY} "
+        "Support\n"
+        f"where <first name> is the name after From: and <sentence> depends on the intent:\n{sentences}\n"
+        "Write nothing else."
+    )
 SPLITS = ("train", "validation", "test")
 SIZES = {  # examples per split for each size of run
     "cpu": {"train": 10_000, "validation": 300, "test": 200},

@@ -1,9 +1,12 @@
 """From the course's instruction / input / output rows to what TRL trains on, with checks before any training.
 
 TRL's SFTTrainer computes the loss on the completion only when a dataset has ``prompt`` and ``completion``
-columns, so every row becomes ``{"prompt": format_prompt(row), "completion": row["output"]}`` (TRL appends the
-end-of-sequence token). Rows of general text (``{"text": ...}``, used to mix general data in) become a prompt
-of ``""`` and the text as completion: the loss then covers the whole text.
+columns. For a model without a chat template every row becomes ``{"prompt": format_prompt(row), "completion":
+row["output"]}`` (TRL appends the end-of-sequence token). For a model with one (an instruct model) the row is
+conversational: ``{"prompt": [{"role": "user", ...}], "completion": [{"role": "assistant", ...}]}``; TRL renders
+both through the chat template and the loss covers the assistant turn, ending with its end-of-turn token.
+Rows of general text (``{"text": ...}``, used to mix general data in) become a prompt of ``""`` and the text as
+completion: the loss then covers the whole text.
 """
 from __future__ import annotations
 
@@ -39,8 +42,14 @@ def row_kind(row: dict) -> str:
     return "unknown"
 
 
-def to_prompt_completion(data, name: str = "train") -> list[dict]:
-    """Rows as ``{"prompt", "completion"}`` dicts; a clear ValueError for a missing field or an empty split."""
+def to_prompt_completion(data, name: str = "train", tokenizer=None) -> list[dict]:
+    """Rows as ``{"prompt", "completion"}`` dicts; a clear ValueError for a missing field or an empty split.
+
+    With a ``tokenizer`` that has a chat template, task rows become conversational (lists of messages).
+    """
+    from coursekit.data import task_messages, uses_chat_template
+
+    chat = tokenizer is not None and uses_chat_template(tokenizer)
     rows = _rows(data, name)
     if not rows:
         raise ValueError(f"the {name} split is empty; it needs at least one example")
@@ -50,9 +59,16 @@ def to_prompt_completion(data, name: str = "train") -> list[dict]:
         if kind == "task":
             if not isinstance(row["output"], str) or not row["output"]:
                 raise ValueError(f"{name} example {i} has an empty 'output'; every example needs a response")
-            out.append({"prompt": _format_prompt(row), "completion": row["output"]})
+            if chat:
+                messages = task_messages(row, answer=True)
+                out.append({"prompt": messages[:-1], "completion": messages[-1:]})
+            else:
+                out.append({"prompt": _format_prompt(row), "completion": row["output"]})
         elif kind == "prompt_completion":
-            out.append({"prompt": str(row["prompt"]), "completion": str(row["completion"])})
+            if isinstance(row["prompt"], list) or isinstance(row["completion"], list):  # already conversational
+                out.append({"prompt": list(row["prompt"]), "completion": list(row["completion"])})
+            else:
+                out.append({"prompt": str(row["prompt"]), "completion": str(row["completion"])})
         elif kind == "text":
             if not row["text"]:
                 raise ValueError(f"{name} example {i} has an empty 'text'")
@@ -66,10 +82,16 @@ def to_prompt_completion(data, name: str = "train") -> list[dict]:
     return out
 
 
+def _training_text(row: dict, tokenizer, eos: str) -> str:
+    if isinstance(row["prompt"], list):  # conversational: what the chat template makes of the whole conversation
+        return tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)
+    return row["prompt"] + row["completion"] + eos
+
+
 def check_lengths(rows: list[dict], tokenizer, max_tokens: int, name: str) -> int:
     """Tokenize prompt + completion (+ eos) and raise if any is longer than ``max_tokens``; returns the longest."""
     eos = tokenizer.eos_token or ""
-    texts = [r["prompt"] + r["completion"] + eos for r in rows]
+    texts = [_training_text(r, tokenizer, eos) for r in rows]
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
     longest = max(lengths)
     if longest > max_tokens:
@@ -82,19 +104,30 @@ def check_lengths(rows: list[dict], tokenizer, max_tokens: int, name: str) -> in
     return longest
 
 
-def mix_general_text(train, texts: list[str], fraction: float = 0.25, seed: int = 0) -> list[dict]:
+GENERAL_TEXT_REQUEST = "Write a short text."  # the user's turn in front of general text, for chat models
+
+
+def mix_general_text(train, texts: list[str], fraction: float = 0.25, seed: int = 0, tokenizer=None) -> list[dict]:
     """Task rows plus general text, so that ``fraction`` of the result is general text (a remedy for forgetting).
 
-    Returns prompt/completion rows, shuffled with ``seed``; pass them to ``finetune`` as the training set.
+    Returns prompt/completion rows, shuffled with ``seed``; pass them to ``finetune`` as the training set. With a
+    ``tokenizer`` that has a chat template every row is conversational: general text becomes the assistant's
+    answer to a short request, so the whole set goes through the same template.
     """
     if not 0 <= fraction < 1:
         raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
     if fraction > 0 and not texts:
         raise ValueError("mix_general_text needs at least one general text when fraction > 0")
-    rows = to_prompt_completion(train, "train")
+    from coursekit.data import uses_chat_template
+
+    rows = to_prompt_completion(train, "train", tokenizer)
     n_general = round(len(rows) * fraction / (1 - fraction))
     rng = random.Random(seed)
-    general = [{"prompt": "", "completion": texts[i % len(texts)]} for i in range(n_general)]
+    if tokenizer is not None and uses_chat_template(tokenizer):
+        general = [{"prompt": [{"role": "user", "content": GENERAL_TEXT_REQUEST}],
+                    "completion": [{"role": "assistant", "content": texts[i % len(texts)]}]} for i in range(n_general)]
+    else:
+        general = [{"prompt": "", "completion": texts[i % len(texts)]} for i in range(n_general)]
     mixed = rows + general
     rng.shuffle(mixed)
     return mixed

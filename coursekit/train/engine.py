@@ -482,8 +482,8 @@ def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=N
                          "load_base_model(name, quantization='nf4')")
 
     # data: fields, empty splits, lengths -- all before any training
-    train_rows = to_prompt_completion(train, "train")
-    eval_rows = to_prompt_completion(eval, "eval") if eval is not None else []
+    train_rows = to_prompt_completion(train, "train", tokenizer)
+    eval_rows = to_prompt_completion(eval, "eval", tokenizer) if eval is not None else []
     if cfg["early_stopping_patience"] and not eval_rows:
         raise ValueError("early_stopping_patience watches the validation loss: pass an eval split")
     context = _model_context(model)
