@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from coursekit._results import ResultMixin
 
-GB = 1e9
+GB, GIB = 1e9, 2**30  # estimates are compared with GPUs in bytes and shown in GiB, as GPU memory is reported
 
 # ------------------------------------------------------------------------------------------------ the framework as data
 
@@ -121,7 +121,7 @@ QUESTIONS: tuple = (
     Question("model", "Which base model (architecture)?", "choice", "llama-3.1-8b", ("<presets>",),
              help="Any name from coursekit.archs.PRESETS, or a config.json path."),
     Question("gpu", "Which single GPU?", "choice", "RTX 4090", ("<gpus>",),
-             help="A name from coursekit.memory.GPUS, or its memory in GB."),
+             help="A name from coursekit.memory.GPUS (capacities as nvidia-smi reports them), or its memory in GiB."),
 )
 
 
@@ -174,9 +174,10 @@ class Recommendation(ResultMixin):
         return self.approach.startswith("fine-tune")
 
     def memory_table(self) -> str:
-        lines = [f"{'method':<8}{'estimate GB':>13}{'GiB':>9}  on {self.gpu} ({self.gpu_capacity_bytes / GB:.0f} GB)"]
+        cap = self.gpu_capacity_bytes / GIB
+        lines = [f"{'method':<8}{'estimate GiB':>14}{'(GB)':>8}  on {self.gpu} ({cap:,.1f} GiB)"]
         for m, b in self.memory_bytes.items():
-            lines.append(f"{m:<8}{b / GB:>13.1f}{b / 2**30:>9.1f}  {'fits' if self.fits[m] else 'does not fit'}")
+            lines.append(f"{m:<8}{b / GIB:>14.1f}{b / GB:>8.1f}  {'fits' if self.fits[m] else 'does not fit'}")
         return "\n".join(lines)
 
     def summary(self) -> str:
@@ -226,8 +227,16 @@ def method_memory(model, gpu, *, batch_size: int = 1, seq_len: int = 512, rank: 
     return out
 
 
-def _gb(b: float) -> str:
-    return f"{b / GB:,.1f} GB"
+def _gib(b: float) -> str:
+    """A size compared with a GPU, in the GPU's unit: GiB (2^30 bytes)."""
+    return f"{b / GIB:,.1f} GiB"
+
+
+def _listed(gpu: str | None) -> str | None:
+    """A GPU of the table with its capacity: 'A100 80GB (80.0 GiB)'."""
+    from coursekit.memory.hardware import gpu_label
+
+    return gpu_label(gpu) if gpu else None
 
 
 # ------------------------------------------------------------------------------------------------ the function
@@ -242,8 +251,8 @@ def recommend_method(*, few_shot_works: bool = False, needs_external_knowledge: 
 
     The keyword arguments answer ``QUESTIONS`` (``goal`` is a key of ``GOALS``). ``model`` is an architecture
     (a preset of ``coursekit.archs``, a config.json path, ...) and ``gpu`` a name in ``coursekit.memory.GPUS`` or a
-    size in GB; ``batch_size``, ``seq_len``, ``rank`` and ``checkpointing`` describe the training run the memory
-    estimator prices. Memory is estimated for every method whatever the answer, so the table is always there.
+    size in GiB (2^30 bytes); ``batch_size``, ``seq_len``, ``rank`` and ``checkpointing`` describe the training run
+    the memory estimator prices. Memory is estimated for every method whatever the answer, so the table is always there.
     """
     for name, value in (("few_shot_works", few_shot_works), ("needs_external_knowledge", needs_external_knowledge),
                         ("knowledge_changes_often", knowledge_changes_often), ("has_eval_metric", has_eval_metric),
@@ -352,32 +361,32 @@ def recommend_method(*, few_shot_works: bool = False, needs_external_knowledge: 
     cap = rec.gpu_capacity_bytes
     trail_at = len(rec.trail)
     mem, fits = rec.memory_bytes, rec.fits
-    where = f"one {rec.gpu} ({_gb(cap)})"
+    where = f"one {rec.gpu} ({_gib(cap)})"
     run = f"batch {batch_size} x {seq_len} tokens, gradient checkpointing {'on' if checkpointing else 'off'}"
     if max_quality and fits["full"] and not multiple_tasks:
         rec.method = "full"
-        rec.reasons.append(f"Full fine-tuning of {rec.model} needs about {_gb(mem['full'])} ({run}): it fits {where}, "
+        rec.reasons.append(f"Full fine-tuning of {rec.model} needs about {_gib(mem['full'])} ({run}): it fits {where}, "
                            "and every weight can move.")
     elif fits["lora"]:
         rec.method = "lora"
-        why = f"LoRA (rank {rank}) on a bf16 base needs about {_gb(mem['lora'])}: it fits {where}"
+        why = f"LoRA (rank {rank}) on a bf16 base needs about {_gib(mem['lora'])}: it fits {where}"
         if max_quality and multiple_tasks:
             why += "; with several tasks, one small adapter per task beats one full model copy per task"
         elif max_quality:
-            why += (f"; full fine-tuning would need {_gb(mem['full'])} (smallest GPU that holds it: "
-                    f"{rec.smallest_gpu['full'] or 'none on the list, it needs several GPUs'})")
+            why += (f"; full fine-tuning would need {_gib(mem['full'])} (smallest GPU that holds it: "
+                    f"{_listed(rec.smallest_gpu['full']) or 'none on the list, it needs several GPUs'})")
         else:
-            why += f", with {_gb(cap - mem['lora'])} to spare, and trains faster than QLoRA (no 4-bit dequantizing)"
+            why += f", with {_gib(cap - mem['lora'])} to spare, and trains faster than QLoRA (no 4-bit dequantizing)"
         rec.reasons.append(why + ".")
     elif fits["qlora"]:
         rec.method = "qlora"
-        rec.reasons.append(f"LoRA on a bf16 base needs about {_gb(mem['lora'])}, more than {where}; QLoRA keeps the "
-                           f"base in 4 bits (NF4) and needs about {_gb(mem['qlora'])}, which fits.")
+        rec.reasons.append(f"LoRA on a bf16 base needs about {_gib(mem['lora'])}, more than {where}; QLoRA keeps the "
+                           f"base in 4 bits (NF4) and needs about {_gib(mem['qlora'])}, which fits.")
     else:
         rec.method = None
         bigger = rec.smallest_gpu["qlora"]
-        rec.reasons.append(f"Even QLoRA needs about {_gb(mem['qlora'])} ({run}), more than {where}. "
-                           + (f"The smallest listed GPU that holds it is the {bigger}; " if bigger else
+        rec.reasons.append(f"Even QLoRA needs about {_gib(mem['qlora'])} ({run}), more than {where}. "
+                           + (f"The smallest listed GPU that holds it is the {_listed(bigger)}; " if bigger else
                               "No single listed GPU holds it; ")
                            + "or pick a smaller model, a shorter sequence or a smaller batch.")
     rec.trail.insert(trail_at, {"question": "Which method fits the hardware?", "answer": f"{rec.model} on {rec.gpu}",

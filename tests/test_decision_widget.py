@@ -41,8 +41,11 @@ def test_the_panel_shows_the_estimators_memory_table():
     w = decision_widget(**READY, seq_len=2048)
     rec = w.recommendation
     assert rec.memory_bytes == recommend_method(**READY, seq_len=2048).memory_bytes
-    for m, b in rec.memory_bytes.items():
-        assert f"<td>{m}</td><td style='text-align:right'>{b / 1e9:,.1f}</td>" in w.output.value
+    for m, b in rec.memory_bytes.items():  # GiB, the GPU's unit, then GB, both labelled in the header
+        assert (f"<td>{m}</td><td style='text-align:right'>{b / 2**30:,.1f}</td>"
+                f"<td style='text-align:right'>{b / 1e9:,.1f}</td>") in w.output.value
+    assert "<th>GiB (2^30 B)</th><th>GB (1e9 B)</th>" in w.output.value
+    assert "on one T4 (15.0 GiB)" in w.output.value  # 15,360 MiB, as nvidia-smi reports a T4
     assert "2048 tokens" in w.output.value
     assert "The path through the questions" in w.output.value
 

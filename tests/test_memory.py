@@ -5,7 +5,16 @@ import pytest
 
 from coursekit.archs.presets import PRESETS
 from coursekit.memory import estimate_memory, weight_bytes
-from coursekit.memory.hardware import gpu_capacity_bytes, seed_suggest_batch_size, suggest_batch_size
+from coursekit.memory.hardware import (
+    GPU_TABLE,
+    GPUS,
+    fit_table,
+    gpu_capacity_bytes,
+    gpu_label,
+    hardware_fit,
+    seed_suggest_batch_size,
+    suggest_batch_size,
+)
 
 N8B = 8_030_261_248
 LORA8B = 41_943_040
@@ -68,9 +77,10 @@ def test_activations_grow_with_seq_and_shrink_with_checkpointing():
 def test_seed_batch_helper_unit_bug_and_correct_suggestion():
     assert seed_suggest_batch_size(24, 8) == (8, 1)  # thinks an 8B 4-bit model weighs 4e-9 GB
     s = suggest_batch_size("llama-3.1-8b", "RTX 4090", method="qlora", seq_len=2048)
-    assert s.fits and s.total_bytes <= 24e9
+    cap = 24_564 * 2**20  # what nvidia-smi shows for an RTX 4090
+    assert s.capacity_bytes == cap and s.fits and s.total_bytes <= cap
     assert s.batch_size * s.gradient_accumulation_steps == 16
-    assert estimate_memory("llama-3.1-8b", "qlora", seq_len=2048, batch_size=2 * s.batch_size).total_bytes > 24e9 \
+    assert estimate_memory("llama-3.1-8b", "qlora", seq_len=2048, batch_size=2 * s.batch_size).total_bytes > cap \
         or s.batch_size == 16
 
 
@@ -83,11 +93,49 @@ def test_seed_batch_helper_unit_bug_and_correct_suggestion():
     (lambda: estimate_memory("tiny", "lora", rank=1000), "larger than"),
     (lambda: estimate_memory("tiny", "lora", targets=["qkv"]), "q_proj"),
     (lambda: estimate_memory("nope", "lora"), "unknown architecture"),
-    (lambda: gpu_capacity_bytes("Voodoo 2"), "unknown GPU"),
+    (lambda: gpu_capacity_bytes("Voodoo 2"), "unknown GPU 'Voodoo 2'; known: T4, "),
+    (lambda: gpu_capacity_bytes(0), "positive, finite number of GiB"),
+    (lambda: gpu_capacity_bytes(float("inf")), "positive, finite number of GiB"),
+    (lambda: gpu_capacity_bytes(float("nan")), "positive, finite number of GiB"),
+    (lambda: gpu_capacity_bytes(True), "GPU name .* or a number of GiB"),
+    (lambda: gpu_capacity_bytes(None), "GPU name .* or a number of GiB"),
+    (lambda: hardware_fit("tiny", gpus=["T4", "Voodoo"]), "unknown GPU 'Voodoo'"),
+    (lambda: suggest_batch_size("tiny", "T4", effective_batch_size=0), "effective_batch_size"),
 ])
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# What nvidia-smi reports as each card's total memory, in MiB (2^20 bytes); the V100 16GB entry takes its marketed
+# 16 GiB because nvidia-smi shows 16,160 MiB with some drivers and 16,384 with others.
+DRIVER_MIB = {"T4": 15_360, "V100 16GB": 16_384, "A10": 23_028, "A10G": 23_028, "L4": 23_034, "RTX 4090": 24_564,
+              "RTX 3090": 24_576, "V100 32GB": 32_768, "A100 40GB": 40_960, "H100 80GB": 81_559,
+              "A100 80GB": 81_920, "H200": 143_771}
+
+
+def test_gpu_capacities_are_the_binary_figures_the_driver_reports():
+    assert {g.name: g.mib for g in GPU_TABLE} == DRIVER_MIB
+    for name, mib in DRIVER_MIB.items():
+        assert gpu_capacity_bytes(name) == GPUS[name] == mib * 2**20
+    assert gpu_capacity_bytes("A100 80GB") == 80 * 2**30 == 85_899_345_920  # "80GB" is 80 GiB, 85.9e9 bytes
+    assert gpu_capacity_bytes("h100-80gb") < gpu_capacity_bytes("A100 80GB")  # 79.6 GiB: not the same "80GB"
+    assert gpu_capacity_bytes("a100 40gb") == 40 * 2**30 and gpu_capacity_bytes(24) == 24 * 2**30
+    assert list(GPUS.values()) == sorted(GPUS.values())  # smallest first
+    assert {g.convention for g in GPU_TABLE} == {"nvidia-smi", "marketed GiB"}
+    assert gpu_label("H100 80GB") == "H100 80GB (79.6 GiB)" and gpu_label(12) == "12.0 GiB"
+
+
+def test_fit_compares_bytes_with_bytes_at_the_exact_capacity():
+    need = estimate_memory("llama-3.2-1b", "full", precision="amp-bf16").total_bytes
+    at = need / 2**30  # a GPU of exactly the estimate, in GiB
+    rows = hardware_fit("llama-3.2-1b", methods=("full",), gpus=[at, at * (1 - 1e-6)], precision="amp-bf16")
+    assert [r.fits for r in rows] == [True, False]
+    # 23.5 GiB (25.3e9 bytes): fits a 24 GiB RTX 4090, which a capacity of 24e9 bytes wrongly refused
+    (r,) = hardware_fit("llama-3.2-1b", methods=("full",), gpus="RTX 4090", precision="amp-bf16")
+    assert 24e9 < r.total_bytes <= 24 * 2**30 and r.fits and r.capacity_bytes == 24_564 * 2**20
+    table = fit_table(hardware_fit("llama-3.2-1b", gpus=["T4", "A100 80GB"]))
+    assert table.splitlines()[0].split()[:2] == ["GPU", "GiB"] and "80.0" in table and " GB" not in table
 
 
 def test_tracker_wrapper_counts_a_known_tensor():

@@ -5,6 +5,7 @@ import pytest
 
 import coursekit
 from coursekit.memory import estimate_memory
+from coursekit.memory.hardware import gpu_capacity_bytes
 from coursekit.recommend import (
     APPROACHES,
     FINE_TUNE_GOALS,
@@ -19,6 +20,8 @@ from coursekit.recommend import (
 
 # Everything that leads to fine-tuning, on a small architecture (fast to count on the meta device).
 READY = dict(num_examples=5000, goal="format", prompting_exhausted=True, model="smollm2-135m", gpu="T4")
+GIB = 2**30
+T4 = 15_360 * 2**20  # a T4 as nvidia-smi reports it (ECC on): 15,360 MiB = 15.0 GiB, not 16e9 bytes
 
 
 def estimate(model, method, **run):
@@ -98,8 +101,8 @@ def test_memory_figures_are_the_estimators():
     rec = recommend_method(**READY)
     for method in ("full", "lora", "qlora"):
         assert rec.memory_bytes[method] == estimate("smollm2-135m", method)
-        assert rec.fits[method] == (rec.memory_bytes[method] <= 16e9)
-    assert rec.gpu_capacity_bytes == 16e9
+        assert rec.fits[method] == (rec.memory_bytes[method] <= T4)
+    assert rec.gpu_capacity_bytes == T4
     assert rec.memory_bytes["qlora"] < rec.memory_bytes["lora"] < rec.memory_bytes["full"]
     # the run settings reach the estimator
     longer = recommend_method(**READY, seq_len=2048, batch_size=4)
@@ -111,18 +114,18 @@ def test_the_method_switches_exactly_where_the_estimate_crosses_the_gpu():
     lora = estimate("smollm2-135m", "lora")
     qlora = estimate("smollm2-135m", "qlora")
     full = estimate("smollm2-135m", "full")
-    assert recommend_method(**{**READY, "gpu": (lora + 1) / 1e9}).method == "lora"
-    assert recommend_method(**{**READY, "gpu": (lora - 1) / 1e9}).method == "qlora"
-    assert recommend_method(**{**READY, "gpu": (qlora + 1) / 1e9}).method == "qlora"
-    short = recommend_method(**{**READY, "gpu": (qlora - 1) / 1e9})
+    assert recommend_method(**{**READY, "gpu": (lora + 1) / GIB}).method == "lora"  # a size in GiB
+    assert recommend_method(**{**READY, "gpu": (lora - 1) / GIB}).method == "qlora"
+    assert recommend_method(**{**READY, "gpu": (qlora + 1) / GIB}).method == "qlora"
+    short = recommend_method(**{**READY, "gpu": (qlora - 1) / GIB})
     assert short.method is None and short.approach == "fine-tune"
     assert "Even QLoRA needs" in short.reasons[-1] and "smallest listed GPU" in short.reasons[-1]
     assert short.smallest_gpu["qlora"] == "T4"
     # full fine-tuning only when asked for top quality and it fits
-    assert recommend_method(**{**READY, "gpu": (full + 1) / 1e9, "max_quality": True}).method == "full"
-    assert recommend_method(**{**READY, "gpu": (full + 1) / 1e9}).method == "lora"
-    assert recommend_method(**{**READY, "gpu": (full - 1) / 1e9, "max_quality": True}).method == "lora"
-    several = recommend_method(**{**READY, "gpu": (full + 1) / 1e9, "max_quality": True, "multiple_tasks": True})
+    assert recommend_method(**{**READY, "gpu": (full + 1) / GIB, "max_quality": True}).method == "full"
+    assert recommend_method(**{**READY, "gpu": (full + 1) / GIB}).method == "lora"
+    assert recommend_method(**{**READY, "gpu": (full - 1) / GIB, "max_quality": True}).method == "lora"
+    several = recommend_method(**{**READY, "gpu": (full + 1) / GIB, "max_quality": True, "multiple_tasks": True})
     assert several.method == "lora" and any("one adapter per task" in c for c in several.cautions)
 
 
@@ -131,13 +134,29 @@ def test_the_seeds_recommender_examples_checked_with_the_estimator():
     ready = {k: v for k, v in READY.items() if k not in ("model", "gpu")}
     # (8B, 24 GB): the seed says LoRA; the estimate agrees
     r = recommend_method(**ready, model="llama-3.1-8b", gpu="RTX 4090")
-    assert r.method == "lora" and r.memory_bytes["lora"] < 24e9
+    assert r.method == "lora" and r.memory_bytes["lora"] < gpu_capacity_bytes("RTX 4090") == 24_564 * 2**20
     # (70B, 80 GB): the seed says QLoRA; the estimate agrees
     r = recommend_method(**ready, model="llama-3.1-70b", gpu="A100 80GB")
-    assert r.method == "qlora" and r.memory_bytes["lora"] > 80e9 > r.memory_bytes["qlora"]
+    assert r.method == "qlora" and r.memory_bytes["lora"] > 80 * GIB > r.memory_bytes["qlora"]
     # (7B, 24 GB, several tasks): the seed prints "Adapter Layers" but its own code returns LoRA first
     r = recommend_method(**ready, model="llama-2-7b", gpu="RTX 4090", multiple_tasks=True)
     assert r.method == "lora" and any("one adapter per task" in c for c in r.cautions)
+
+
+def test_capacities_are_binary_and_shown_in_gib():
+    # 70B LoRA at 512 tokens: 146.4e9 bytes = 136.4 GiB. An H200 holds 143,771 MiB = 140.4 GiB (150.8e9 bytes): it
+    # fits, which a capacity of "141 GB" (141e9 bytes) denied.
+    ready = {k: v for k, v in READY.items() if k not in ("model", "gpu")}
+    r = recommend_method(**ready, model="llama-3.1-70b", gpu="H200")
+    assert 141e9 < r.memory_bytes["lora"] <= r.gpu_capacity_bytes == 143_771 * 2**20
+    assert r.fits["lora"] and r.method == "lora" and r.smallest_gpu["lora"] == "H200"
+    assert "it fits one H200 (140.4 GiB)" in r.reasons[-1] and " GB" not in r.reasons[-1]
+    assert "on H200 (140.4 GiB)" in r.memory_table().splitlines()[0]
+    # the smallest listed GPU is named with its capacity
+    r = recommend_method(**ready, model="llama-3.2-3b", gpu="RTX 4090", max_quality=True)
+    big = r.smallest_gpu["full"]
+    assert r.method == "lora" and big and r.memory_bytes["full"] <= gpu_capacity_bytes(big)
+    assert f"smallest GPU that holds it: {big} ({gpu_capacity_bytes(big) / GIB:.1f} GiB)" in r.reasons[-1]
 
 
 def test_the_result_is_plain_data_and_readable():
@@ -158,7 +177,9 @@ def test_the_result_is_plain_data_and_readable():
     ({"few_shot_works": "yes"}, "few_shot_works must be True or False"),
     ({"max_quality": 1}, "max_quality must be True or False"),
     ({"gpu": "GTX 9000"}, "unknown GPU 'GTX 9000'; known: T4"),
-    ({"gpu": -3}, "positive"),
+    ({"gpu": -3}, "positive, finite number of GiB"),
+    ({"gpu": float("inf")}, "positive, finite number of GiB"),
+    ({"gpu": ["T4"]}, "GPU name .* or a number of GiB"),
     ({"model": "no-such-model"}, "no-such-model"),
     ({"rank": 0}, "rank must be a positive integer"),
     ({"seq_len": True}, "seq_len must be a positive integer"),

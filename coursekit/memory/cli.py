@@ -5,8 +5,8 @@ import argparse
 import json
 
 from coursekit.archs.count import ALL_LINEAR
-from coursekit.memory.estimator import GB, estimate_memory
-from coursekit.memory.hardware import gpu_capacity_bytes
+from coursekit.memory.estimator import GB, GIB, estimate_memory
+from coursekit.memory.hardware import gpu_capacity_bytes, gpu_label
 from coursekit.memory.recipes import ATTENTIONS, METHODS, OPTIMIZERS, PRECISIONS
 
 
@@ -22,10 +22,17 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--attention", default="sdpa", choices=ATTENTIONS)
-    ap.add_argument("--gpu", default=None, help="a GPU name (T4, A100 80GB, H100 80GB, ...) to check the fit")
+    ap.add_argument("--gpu", default=None,
+                    help="a GPU name (T4, A100 80GB, H100 80GB, ...) or its memory in GiB (24) to check the fit")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    cap = gpu_capacity_bytes(args.gpu) if args.gpu else None
+    gpu = args.gpu
+    if gpu is not None:
+        try:
+            gpu = float(gpu)  # a size in GiB; a name stays a string
+        except ValueError:
+            pass
+    cap = gpu_capacity_bytes(gpu) if gpu is not None else None
     est = estimate_memory(args.arch, args.method, precision=args.precision, optimizer=args.optimizer,
                           rank=args.rank, targets=args.targets, batch_size=args.batch, seq_len=args.seq,
                           checkpointing=args.checkpointing, attention=args.attention)
@@ -44,5 +51,6 @@ def main(argv: list[str]) -> int:
     print(est.table())
     if cap is not None:
         verdict = "fits" if est.total_bytes <= cap else "does not fit"
-        print(f"{args.gpu} ({cap / GB:.0f} GB): {verdict}, headroom {(cap - est.total_bytes) / GB:+.2f} GB")
+        head = cap - est.total_bytes
+        print(f"{gpu_label(gpu)}: {verdict}, headroom {head / GIB:+.2f} GiB ({head / GB:+.2f} GB)")
     return 0

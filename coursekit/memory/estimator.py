@@ -38,10 +38,14 @@ from coursekit.memory.recipes import (
     check_choice,
 )
 
+#: Units. GB is decimal (10^9 bytes: disks, network, most prose); GiB and MiB are binary (2^30, 2^20 bytes: GPU memory
+#: is built and reported in them, an "80GB" A100 has 81,920 MiB = 80 GiB). Every estimate is in bytes; a label says
+#: which unit a printed figure uses.
 GB = 1e9
 GIB = 2**30
+MIB = 2**20
 #: What a CUDA context and the caching allocator's slack typically take beyond the tensors (stated, not measured).
-CUDA_OVERHEAD_BYTES = 512 * 2**20
+CUDA_OVERHEAD_BYTES = 512 * MIB
 DEVICES = ("cuda", "cpu")
 
 # ---------------------------------------------------------------- weights as stored (QLoRA and friends)

@@ -1,32 +1,96 @@
 """Which GPUs an architecture fits on, per method, and a batch-size / gradient-accumulation suggestion that is right.
 
-GPU capacities are the marketed sizes in GB (1e9 bytes); the table states headroom in GB too.
+GPU memory is binary. A card sold as "80GB" holds 80 GiB (2^30 bytes each): nvidia-smi shows an A100 80GB as
+81,920 MiB, which is 85.9 GB of 10^9 bytes. ``GPU_TABLE`` below is the course's one table of GPU capacities, each as
+the driver reports it; every comparison is bytes against bytes, and capacities are printed in GiB.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from coursekit._results import ResultMixin
-from coursekit.memory.estimator import GB, estimate_memory
+from coursekit.memory.estimator import GIB, MIB, estimate_memory
 from coursekit.memory.recipes import METHODS
 
-GPUS: dict[str, float] = {  # name -> memory in GB (1e9 bytes)
-    "T4": 16, "L4": 24, "A10": 24, "RTX 3090": 24, "RTX 4090": 24,
-    "A100 40GB": 40, "A100 80GB": 80, "H100 80GB": 80, "H200": 141,
-}
+
+@dataclass(frozen=True)
+class GPU:
+    name: str
+    mib: int  # total memory in MiB (2^20 bytes)
+    convention: str  # where the figure comes from: "nvidia-smi" or "marketed GiB" (see the table's comment)
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self.mib * MIB
+
+    @property
+    def gib(self) -> float:
+        return self.capacity_bytes / GIB
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.gib:.1f} GiB)"
+
+
+#: The course's one table of GPU memory (the calculator's lines, hardware_fit, recommend_method and the CLI all read
+#: it). Convention "nvidia-smi": the card's total as ``nvidia-smi --query-gpu=memory.total`` prints it, in MiB, read
+#: from public nvidia-smi outputs of that card. That is the figure a learner sees on their own machine; CUDA's figure
+#: (``torch.cuda.get_device_properties(0).total_memory``) is a few hundred MiB lower on the same card (public outputs:
+#: an H200 shown as 143,771 MiB by nvidia-smi reports 143,156 MiB to torch; an A100 40GB reports 40,339 MiB to
+#: CUDA's deviceQuery). Convention "marketed GiB": the size in the card's name taken as GiB, used where public
+#: nvidia-smi outputs of the card disagree between drivers.
+GPU_TABLE: tuple[GPU, ...] = (
+    # ECC on, as on Colab and cloud T4s (GDDR6 ECC keeps 1/16 of the memory): with ECC off nvidia-smi shows 16,384.
+    GPU("T4", 15_360, "nvidia-smi"),
+    GPU("V100 16GB", 16_384, "marketed GiB"),  # nvidia-smi shows 16,160 MiB with some drivers and 16,384 with others
+    GPU("A10", 23_028, "nvidia-smi"),  # NVML total 24,146,608,128 bytes = 23,028 MiB
+    GPU("A10G", 23_028, "nvidia-smi"),  # AWS g5 instances
+    GPU("L4", 23_034, "nvidia-smi"),
+    GPU("RTX 4090", 24_564, "nvidia-smi"),
+    GPU("RTX 3090", 24_576, "nvidia-smi"),
+    GPU("V100 32GB", 32_768, "nvidia-smi"),
+    GPU("A100 40GB", 40_960, "nvidia-smi"),
+    GPU("H100 80GB", 81_559, "nvidia-smi"),  # the SXM card, "NVIDIA H100 80GB HBM3": 79.6 GiB, not 80
+    GPU("A100 80GB", 81_920, "nvidia-smi"),
+    GPU("H200", 143_771, "nvidia-smi"),  # sold as 141 GB: 150.8e9 bytes, 140.4 GiB
+)
+#: GPU name -> capacity in bytes, smallest first (from ``GPU_TABLE``).
+GPUS: dict[str, int] = {g.name: g.capacity_bytes for g in sorted(GPU_TABLE, key=lambda g: g.mib)}
+
+
+def _names(name: str) -> set[str]:
+    n = name.lower()
+    return {n, n.replace(" ", ""), n.replace(" ", "-")}
+
+
+def gpu_spec(gpu: str) -> GPU:
+    """The :class:`GPU` of a name in ``GPU_TABLE`` (case-insensitive; spaces may be left out or written as '-')."""
+    if isinstance(gpu, str):
+        for g in GPU_TABLE:
+            if gpu.strip().lower() in _names(g.name):
+                return g
+    raise ValueError(f"unknown GPU {gpu!r}; known: {', '.join(GPUS)} (or a size in GiB)")
 
 
 def gpu_capacity_bytes(gpu) -> int:
-    """Capacity in bytes of a GPU name from ``GPUS`` (case-insensitive) or a number of GB."""
+    """Capacity in bytes of a GPU name from ``GPU_TABLE`` (case-insensitive) or a positive number of GiB (2^30 bytes,
+    what nvidia-smi's MiB divided by 1024 gives)."""
     if isinstance(gpu, (int, float)) and not isinstance(gpu, bool):
-        if gpu <= 0:
-            raise ValueError(f"GPU memory must be positive, got {gpu!r} GB")
-        return int(gpu * GB)
+        if not math.isfinite(gpu) or gpu <= 0:
+            raise ValueError(f"GPU memory must be a positive, finite number of GiB (2^30 bytes), got {gpu!r}")
+        return int(gpu * GIB)
+    if not isinstance(gpu, str):
+        raise ValueError(f"gpu must be a GPU name ({', '.join(GPUS)}) or a number of GiB, got {gpu!r}")
+    return gpu_spec(gpu).capacity_bytes
+
+
+def gpu_label(gpu) -> str:
+    """How a GPU is printed: its name and its capacity in GiB (``'A100 80GB (80.0 GiB)'``, ``'24 GiB'``)."""
+    cap = gpu_capacity_bytes(gpu)
     if isinstance(gpu, str):
-        for name, gb in GPUS.items():
-            if gpu.strip().lower() in {name.lower(), name.lower().replace(" ", ""), name.lower().replace(" ", "-")}:
-                return int(gb * GB)
-    raise ValueError(f"unknown GPU {gpu!r}; known: {', '.join(GPUS)} (or a size in GB)")
+        return gpu_spec(gpu).label
+    return f"{cap / GIB:,.1f} GiB"
 
 
 @dataclass(repr=False)
@@ -40,8 +104,9 @@ class FitRow(ResultMixin):
 
 
 def hardware_fit(arch, methods=METHODS, gpus=None, **opts) -> list[FitRow]:
-    """One row per (GPU, method): the estimate's total, whether it fits, and the headroom (negative: short by)."""
-    gpus = list(GPUS) if gpus is None else list(gpus)
+    """One row per (GPU, method): the estimate's total, whether it fits, and the headroom (negative: short by), all
+    in bytes. ``gpus``: names from ``GPU_TABLE`` or numbers of GiB (default: every GPU in the table)."""
+    gpus = list(GPUS) if gpus is None else [gpus] if isinstance(gpus, (str, int, float)) else list(gpus)
     rows = []
     estimates = {m: estimate_memory(arch, m, **opts) for m in methods}
     for g in gpus:
@@ -53,15 +118,16 @@ def hardware_fit(arch, methods=METHODS, gpus=None, **opts) -> list[FitRow]:
 
 
 def fit_table(rows: list[FitRow]) -> str:
+    """The rows as text: one line per GPU, its capacity and each method's headroom, all in GiB (2^30 bytes)."""
     methods = list(dict.fromkeys(r.method for r in rows))
-    lines = [f"{'GPU':<12}{'GB':>6}  " + "".join(f"{m:>22}" for m in methods)]
+    lines = [f"{'GPU':<12}{'GiB':>7}  " + "".join(f"{m + ' (GiB)':>22}" for m in methods)]
     for g in dict.fromkeys(r.gpu for r in rows):
         cells = []
         for m in methods:
             r = next(x for x in rows if x.gpu == g and x.method == m)
-            cells.append(f"{('fits, ' if r.fits else 'no, ') + f'{r.headroom_bytes / GB:+.1f} GB':>22}")
+            cells.append(f"{('fits, ' if r.fits else 'no, ') + f'{r.headroom_bytes / GIB:+.1f}':>22}")
         cap = next(x.capacity_bytes for x in rows if x.gpu == g)
-        lines.append(f"{g:<12}{cap / GB:>6.0f}  " + "".join(cells))
+        lines.append(f"{g:<12}{cap / GIB:>7.1f}  " + "".join(cells))
     return "\n".join(lines)
 
 

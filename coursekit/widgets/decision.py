@@ -22,7 +22,7 @@ RUN_SETTINGS = {
     "seq_len": ("sequence length (tokens)", (256, 512, 1024, 2048, 4096, 8192), 512),
     "rank": ("LoRA rank", (4, 8, 16, 32, 64), 16),
 }
-GB = 1e9
+GB, GIB = 1e9, 2**30  # the memory table compares with the GPU in GiB (how GPU memory is reported), GB alongside
 
 
 def _control(q, value):
@@ -144,14 +144,18 @@ def render_html(rec) -> str:
              "<ul>" + "".join(f"<li>{e(r)}</li>" for r in rec.reasons) + "</ul>"]
     if rec.cautions:
         parts.append("<b>Watch out</b><ul>" + "".join(f"<li>{e(c)}</li>" for c in rec.cautions) + "</ul>")
+    from coursekit.memory.hardware import gpu_label
+
     rows = "".join(
-        f"<tr><td>{e(m)}</td><td style='text-align:right'>{b / GB:,.1f}</td>"
+        f"<tr><td>{e(m)}</td><td style='text-align:right'>{b / GIB:,.1f}</td>"
+        f"<td style='text-align:right'>{b / GB:,.1f}</td>"
         f"<td style='color:{'#1a7f37' if rec.fits[m] else '#b00'}'>{'fits' if rec.fits[m] else 'does not fit'}</td>"
-        f"<td>{e(str(rec.smallest_gpu[m] or 'none listed'))}</td></tr>"
+        f"<td>{e(gpu_label(rec.smallest_gpu[m]) if rec.smallest_gpu[m] else 'none listed')}</td></tr>"
         for m, b in rec.memory_bytes.items())
     parts.append(f"<b>Estimated training memory, {e(rec.model)} on one {e(rec.gpu)} "
-                 f"({rec.gpu_capacity_bytes / GB:,.0f} GB)</b>"
-                 "<table><tr><th>method</th><th>GB (1e9 B)</th><th>this GPU</th><th>smallest GPU that fits</th></tr>"
+                 f"({rec.gpu_capacity_bytes / GIB:,.1f} GiB)</b>"
+                 "<table><tr><th>method</th><th>GiB (2^30 B)</th><th>GB (1e9 B)</th><th>this GPU</th>"
+                 "<th>smallest GPU that fits</th></tr>"
                  f"{rows}</table><small>from coursekit.memory.estimate_memory; batch "
                  f"{rec.settings['batch_size']} x {rec.settings['seq_len']} tokens, rank {rec.settings['rank']}, "
                  "gradient checkpointing on</small>")
