@@ -1,7 +1,9 @@
 """Lesson 02 in a real browser: JupyterLab on 127.0.0.1, headless Chromium (Debian's package) driven by Playwright.
 
-Runs every cell, checks that the memory calculator widget rendered, drags its first slider and checks that the figure
-it shows changed. Saves screenshots under build/. Skips only when no Chromium executable can be found.
+Runs every cell, checks that the memory calculator widget rendered, drags its first slider (the size) and checks that
+the figure it shows changed and, once the drag has settled, that the caption states the size the slider's readout
+shows (the panel is for the controls' settings, not for a position the handle passed on the way). Saves screenshots
+under build/. Skips only when no Chromium executable can be found.
 Set COURSE_BROWSER_NOTEBOOK to another notebook path to debug the harness on it.
 """
 from __future__ import annotations
@@ -39,6 +41,21 @@ FIGURE_JS = """() => {
   const canvases = Array.from(area.querySelectorAll('canvas')).map(c => c.toDataURL().slice(-64));
   return copy.innerText + '|' + images.join(',') + '|' + canvases.join(',');
 }"""
+
+
+# The first slider's readout and the size the calculator's caption says it priced, as numbers at the readout's three
+# significant digits (the readout formats with ".3g": "389", "70.8", "1.00e+3").
+SIZES_JS = """() => {
+  const slider = document.querySelector('.jp-OutputArea .widget-slider');
+  if (!slider) return null;
+  const area = slider.closest('.jp-OutputArea') || slider.parentElement;
+  const readout = slider.querySelector('.widget-readout');
+  const size = area.querySelector('.coursekit-memory-size');
+  const num = t => t === null ? null : Number(parseFloat(t.replace(/,/g, '')).toPrecision(3));
+  return {readout: readout ? readout.textContent : null, caption: size ? size.textContent : null,
+          readout_value: readout ? num(readout.textContent) : null, caption_value: size ? num(size.textContent) : null};
+}"""
+SETTLE_MS = 2_000
 
 
 def find_chromium() -> str | None:
@@ -149,6 +166,12 @@ def test_memory_calculator_in_chromium(lab):
             page.mouse.move(target_x, y, steps=12)
             page.mouse.up()
             page.wait_for_function(f"(before) => ({FIGURE_JS})() !== before", arg=before, timeout=60_000)
+            # the drag has settled when the caption states the readout's size and stays so
+            matching = f"(() => {{ const s = ({SIZES_JS})(); return s && s.readout_value === s.caption_value; }})()"
+            page.wait_for_function(matching, timeout=60_000)
+            page.wait_for_timeout(SETTLE_MS)
+            page.wait_for_function(matching, timeout=60_000)
+            sizes = page.evaluate(SIZES_JS)
             after = page.evaluate(FIGURE_JS)
             page.screenshot(path=str(shot))
         except Exception:
@@ -157,5 +180,7 @@ def test_memory_calculator_in_chromium(lab):
         finally:
             browser.close()
     assert after != before
+    # the caption and the bar are for the size the readout shows (seen once: readout 389, caption for 78.0B)
+    assert sizes["readout_value"] is not None and sizes["readout_value"] == sizes["caption_value"], sizes
     assert shot.is_file() and shot.stat().st_size > 10_000
     assert not [e for e in errors if "widget" in e.lower()], errors

@@ -6,7 +6,7 @@ import pytest
 from coursekit.archs import resolve_arch
 from coursekit.archs.scaled import llama_shaped, llama_spec
 from coursekit.memory import GB, GIB, estimate_memory
-from coursekit.widgets.memory import CUSTOM, memory_calculator, total_text
+from coursekit.widgets.memory import CUSTOM, GPU_LINES, memory_calculator, render_html, size_text, total_text
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,9 @@ def test_full_fine_tuning_disables_lora_controls_and_set_works():
     est = c.set(method="qlora", model="llama-3.1-70b", seq_len=512)
     assert not c.controls["rank"].disabled
     assert est.total_bytes == estimate_memory("llama-3.1-70b", "qlora", precision="mixed-bf16", seq_len=512).total_bytes
-    assert est.total_bytes < 80e9 < memory_calculator(model="llama-3.1-70b", method="lora").total_bytes
-    assert "fits on" in c.output.value and "A100/H100 80GB" in c.output.value
+    assert est.total_bytes < 79 * GIB < memory_calculator(model="llama-3.1-70b", method="lora").total_bytes
+    assert "fits on" in c.output.value
+    assert "H100 80GB (79.6 GiB)" in c.output.value and "A100 80GB (80.0 GiB)" in c.output.value
 
 
 def test_updates_are_fast(calc):
@@ -122,3 +123,77 @@ def test_llama_shaped_sizes():
         llama_shaped(5)
     with pytest.raises(ValueError, match="evenly"):
         llama_spec(768, 2, num_key_value_heads=4)
+
+
+def _caption(c) -> str:
+    import re
+
+    return re.search(r"<span class='coursekit-memory-size'>([^<]*)</span>", c.output.value).group(1)
+
+
+def test_sliders_send_their_value_on_release_not_every_position_passed():
+    """With continuous_update the front end queues one estimate per position the handle passes, and (for a log
+    slider with a step) answers a value the kernel sets with the value snapped to the step, flipping a preset back
+    to a custom size: the figure then trails or contradicts the readout. Released values only, one estimate each."""
+    c = memory_calculator()
+    for key in ("parameters_b", "rank", "batch_size", "seq_len"):
+        assert c.controls[key].continuous_update is False, key
+
+
+@pytest.mark.parametrize("value,readout", [(389.0451, "389"), (70.79457843841, "70.8"), (0.1, "0.1"),
+                                           (1000.0, "1,000"), (8.030261248, "8.03"), (12.589254, "12.6")])
+def test_caption_states_the_slider_value_in_the_readouts_digits(value, readout):
+    c = memory_calculator(parameters_b=value)
+    assert size_text(value) == readout
+    assert _caption(c) == readout  # what the browser test compares with the slider's readout (".3g")
+    assert float(readout.replace(",", "")) == float(f"{value:.3g}")
+    assert "(the size slider: a Llama-3-shaped model)" in c.output.value
+
+
+def test_the_panel_is_always_for_the_last_setting():
+    c = memory_calculator(method="lora")
+    for b in (2.0, 40.0, 389.0451, 78.0, 389.0451):  # a drag and back
+        c.controls["parameters_b"].value = b
+    assert _caption(c) == "389"
+    assert c.total_bytes == estimate_memory(llama_shaped(389.0451e9), "lora", precision="mixed-bf16",
+                                            seq_len=2048).total_bytes
+    assert "lora, mixed-bf16, adamw, batch 1 × seq 2048, checkpointing on" in c.output.value
+    c.set(model="llama-3.1-70b")  # a preset: the slider moves to its size and the caption says so
+    assert c.controls["model"].value == "llama-3.1-70b" and _caption(c) == "70.6"
+    assert size_text(c.controls["parameters_b"].value) == "70.6"
+    c.set(model="tiny")  # below the slider's range: the caption says so instead of showing the clamped value
+    assert _caption(c) == "0.00348" and "outside the slider" in c.output.value
+
+
+def test_gpu_lines_come_from_the_one_table_in_gib():
+    from coursekit.memory.hardware import GPUS
+
+    assert set(GPU_LINES) <= set(GPUS)
+    est = estimate_memory("llama-3.1-70b", "qlora", precision="mixed-bf16", seq_len=2048)
+    page = render_html(est)
+    for name in GPU_LINES:
+        gib = GPUS[name] / GIB
+        assert f"{name}: {gib:.1f} GiB</text>" in page  # the dashed line's label
+        assert (f"{name} ({gib:.1f} GiB)" in page.split("fits on: ")[1].split("</div>")[0]) == (
+            est.total_bytes <= GPUS[name])
+
+
+def test_an_unexpected_error_clears_the_figure(monkeypatch):
+    import coursekit.widgets.memory as m
+
+    c = memory_calculator(model="tiny", method="lora")
+    assert c.figure_text
+
+    def boom(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(m, "estimate_memory", boom)
+    with pytest.raises(RuntimeError):
+        c.update()
+    assert c.figure_text == "" and c.estimate is None and "RuntimeError: boom" in c.output.value
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, True, "8", float("nan")])
+def test_size_text_rejects_bad_input(bad):
+    with pytest.raises(ValueError, match="positive number"):
+        size_text(bad)

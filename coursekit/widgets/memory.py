@@ -1,8 +1,13 @@
 """Lesson 02's memory calculator: pick a model (or slide a parameter count), a method and a training setup; read the
-peak memory per component as a stacked bar against GPU sizes, and the total in GB and GiB.
+peak memory per component as a stacked bar against GPU capacities (in GiB, as the driver reports them), and the total
+in GB and GiB.
 
 A thin front end over :func:`coursekit.memory.estimate_memory`. The picture is a small SVG inside an HTML widget
-(no matplotlib), so every change redraws in a few milliseconds. It works headless, which is how it is tested::
+(no matplotlib), so every change redraws in a few milliseconds. The sliders send their value when released
+(``continuous_update=False``): the kernel prices the value the readout shows, once, instead of working through a
+queue of every position the handle passed (and ipywidgets' log slider, answering a value set from Python with the
+value snapped to its step, cannot turn a preset back into a custom size). The caption repeats the size it priced, in
+the readout's three significant digits, and every other setting. It works headless, which is how it is tested::
 
     calc = memory_calculator(model="llama-3.1-8b", method="full")
     calc.controls["parameters_b"].value = 70     # as a learner drags the slider: a 70B Llama-shaped model
@@ -14,11 +19,12 @@ from __future__ import annotations
 import html
 
 from coursekit.memory.estimator import COMPONENTS, GB, GIB, estimate_memory
+from coursekit.memory.hardware import GPU_TABLE, gpu_spec
 from coursekit.memory.recipes import METHODS, OPTIMIZERS, PRECISIONS
 
 CUSTOM = "custom size (slider)"
-#: GPUs drawn as capacity lines: (label, GB of 1e9 bytes).
-GPU_LINES = (("T4 16GB", 16), ("RTX 4090 24GB", 24), ("A100 40GB", 40), ("A100/H100 80GB", 80), ("H200 141GB", 141))
+#: GPUs drawn as capacity lines (names from coursekit.memory.hardware.GPU_TABLE, which holds their capacities).
+GPU_LINES = ("T4", "RTX 4090", "A100 40GB", "H100 80GB", "A100 80GB", "H200")
 COLOURS = {"weights": "#4e79a7", "adapter_weights": "#59a14f", "gradients": "#f28e2b", "optimizer": "#e15759",
            "activations": "#76b7b2", "overhead": "#bab0ac"}
 RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -72,17 +78,17 @@ class MemoryCalculator:
         self.controls = {
             "parameters_b": w.FloatLogSlider(value=float(v["parameters_b"]), base=10, min=-1, max=3, step=0.01,
                                              description="parameters (billions)", readout_format=".3g",
-                                             continuous_update=True, style=style, layout=wide),
+                                             continuous_update=False, style=style, layout=wide),
             "model": w.Dropdown(options=_model_choices(), value=v["model"], description="architecture",
                                 style=style, layout=wide),
             "method": w.ToggleButtons(options=list(METHODS), value=v["method"], description="method", style=style),
             "rank": w.SelectionSlider(options=list(RANKS), value=v["rank"], description="LoRA rank", style=style,
-                                      layout=wide),
+                                      continuous_update=False, layout=wide),
             "targets": w.Dropdown(options=list(TARGETS), value=v["targets"], description="LoRA targets",
                                   style=style, layout=wide),
             "batch_size": w.SelectionSlider(options=list(BATCHES), value=v["batch_size"], description="micro-batch",
-                                            style=style, layout=wide),
-            "seq_len": w.SelectionSlider(options=list(SEQ_LENS), value=v["seq_len"],
+                                            continuous_update=False, style=style, layout=wide),
+            "seq_len": w.SelectionSlider(options=list(SEQ_LENS), value=v["seq_len"], continuous_update=False,
                                          description="sequence (tokens)", style=style, layout=wide),
             "precision": w.Dropdown(options=list(PRECISIONS), value=v["precision"], description="precision",
                                     style=style, layout=wide),
@@ -115,10 +121,13 @@ class MemoryCalculator:
 
     def arch(self):
         """The architecture priced now: the chosen preset, or a Llama-3-shaped model of the slider's size."""
+        return self.arch_for(self.values())
+
+    @staticmethod
+    def arch_for(v: dict):
         from coursekit.archs import resolve_arch
         from coursekit.archs.scaled import llama_shaped
 
-        v = self.values()
         if v["model"] == CUSTOM:
             return llama_shaped(float(v["parameters_b"]) * 1e9)
         return resolve_arch(v["model"])
@@ -177,23 +186,36 @@ class MemoryCalculator:
     # ------------------------------------------------------------------ the estimate and the picture
 
     def update(self):
-        """Re-estimate with the current controls and redraw the panel; returns the estimate."""
+        """Re-estimate with the current controls and redraw the panel; returns the estimate.
+
+        The panel is rebuilt from one reading of the controls, and its caption names every setting it priced (the
+        size in the slider readout's digits), so a figure can always be checked against the controls.
+        """
         v = self.values()
         lora = v["method"] != "full"
         self.controls["rank"].disabled = self.controls["targets"].disabled = not lora
         try:
+            arch = self.arch_for(v)
             self.estimate = estimate_memory(
-                self.arch(), v["method"], precision=v["precision"], optimizer=v["optimizer"], rank=v["rank"],
+                arch, v["method"], precision=v["precision"], optimizer=v["optimizer"], rank=v["rank"],
                 targets=v["targets"], batch_size=v["batch_size"], seq_len=v["seq_len"],
                 checkpointing=v["checkpointing"])
             self.error = ""
+            if v["model"] == CUSTOM:
+                size, source = float(v["parameters_b"]), "the size slider: a Llama-3-shaped model"
+            else:
+                size, source = arch.total_parameters / 1e9, ""
+                if not MIN_BILLIONS <= size <= MAX_BILLIONS:
+                    source = f"outside the slider's {MIN_BILLIONS:g}-{MAX_BILLIONS:,g} billion range"
             self.figure_text = total_text(self.estimate.total_bytes)
-            self.output.value = render_html(self.estimate)
-        except ValueError as exc:  # shown in the panel instead of vanishing inside a callback
+            self.output.value = render_html(self.estimate, size_billions=size, source=source)
+        except Exception as exc:  # shown in the panel: never leave the previous settings' figure standing
             self.estimate = None
-            self.error = str(exc)
+            self.error = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             self.figure_text = ""
             self.output.value = f"<p style='color:#b00'><b>Cannot estimate:</b> {html.escape(self.error)}</p>"
+            if not isinstance(exc, ValueError):
+                raise
         return self.estimate
 
     @property
@@ -211,9 +233,22 @@ def total_text(total_bytes: int) -> str:
     return f"Total (peak): {total_bytes / GB:,.2f} GB = {total_bytes / GIB:,.2f} GiB"
 
 
+def size_text(billions: float) -> str:
+    """A size in billions of parameters to three significant digits, as the size slider's readout shows it."""
+    if isinstance(billions, bool) or not isinstance(billions, (int, float)) or not billions > 0:
+        raise ValueError(f"billions must be a positive number, got {billions!r}")
+    return f"{float(f'{billions:.3g}'):,g}"
+
+
+def _gpu_lines():
+    return [gpu_spec(name) for name in GPU_LINES]
+
+
 def render_svg(est, width: int = 640, bar_height: int = 34) -> str:
-    """A horizontal bar stacked by component, with a dashed line at each GPU's capacity."""
-    scale_bytes = max(est.sum_of_components_bytes, est.total_bytes, GPU_LINES[-1][1] * GB) * 1.08
+    """A horizontal bar stacked by component, with a dashed line at each drawn GPU's capacity (bytes against bytes;
+    the labels give the capacity in GiB)."""
+    lines_gpus = _gpu_lines()
+    scale_bytes = max(est.sum_of_components_bytes, est.total_bytes, max(g.capacity_bytes for g in lines_gpus)) * 1.08
     x = 0.0
     rects = []
     for name in COMPONENTS:
@@ -222,42 +257,55 @@ def render_svg(est, width: int = 640, bar_height: int = 34) -> str:
             continue
         wpx = b / scale_bytes * width
         rects.append(f"<rect x='{x:.1f}' y='22' width='{max(wpx, 0.5):.1f}' height='{bar_height}' "
-                     f"fill='{COLOURS[name]}'><title>{name}: {b / GB:,.2f} GB</title></rect>")
+                     f"fill='{COLOURS[name]}'><title>{name}: {b / GIB:,.2f} GiB = {b / GB:,.2f} GB</title></rect>")
         x += wpx
     peak_x = est.total_bytes / scale_bytes * width
     lines = []
-    for i, (label, gb) in enumerate(GPU_LINES):
-        gx = gb * GB / scale_bytes * width
-        colour = "#1a7f37" if est.total_bytes <= gb * GB else "#b00"
+    for i, g in enumerate(lines_gpus):
+        gx = g.capacity_bytes / scale_bytes * width
+        colour = "#1a7f37" if est.total_bytes <= g.capacity_bytes else "#b00"
         lines.append(f"<line x1='{gx:.1f}' x2='{gx:.1f}' y1='14' y2='{30 + bar_height}' stroke='{colour}' "
-                     f"stroke-dasharray='4 3'/><text x='{gx:.1f}' y='{42 + bar_height + 11 * (i % 2)}' "
-                     f"font-size='10' text-anchor='middle' fill='{colour}'>{html.escape(label)}</text>")
+                     f"stroke-dasharray='4 3'/><text x='{min(max(gx, 50), width - 50):.1f}' "
+                     f"y='{42 + bar_height + 11 * (i % 2)}' font-size='10' text-anchor='middle' "
+                     f"fill='{colour}'>{html.escape(f'{g.name}: {g.gib:.1f} GiB')}</text>")
     peak = (f"<line x1='{peak_x:.1f}' x2='{peak_x:.1f}' y1='16' y2='{28 + bar_height}' stroke='#000' "
             f"stroke-width='2'/><text x='{min(peak_x, width - 60):.1f}' y='12' font-size='10'>peak</text>")
     return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{70 + bar_height}' "
             f"style='font-family:sans-serif'>{''.join(rects)}{peak}{''.join(lines)}</svg>")
 
 
-def render_html(est) -> str:
-    """The panel: the total in GB and GiB, the bar, the component table and which GPUs it fits."""
+def render_html(est, size_billions: float | None = None, source: str = "") -> str:
+    """The panel: the total in GB and GiB, a caption naming every setting priced, the bar, the component table and
+    which GPUs it fits. ``size_billions`` is the size the caption states (default: the estimate's parameters);
+    ``source`` says where it came from (the size slider)."""
     e = html.escape
     rows = "".join(
         f"<tr><td><span style='color:{COLOURS[n]}'>&#9632;</span> {e(n)}</td>"
         f"<td style='text-align:right'>{getattr(est, n) / GB:,.2f}</td>"
         f"<td style='text-align:right'>{getattr(est, n) / GIB:,.2f}</td></tr>" for n in COMPONENTS)
-    fits = [label for label, gb in GPU_LINES if est.total_bytes <= gb * GB]
-    verdict = (f"fits on: {e(', '.join(fits))}" if fits else "fits on none of the single GPUs drawn")
+    fits = [g.label for g in _gpu_lines() if est.total_bytes <= g.capacity_bytes]
+    smallest = next((g for g in sorted(GPU_TABLE, key=lambda g: g.mib) if est.total_bytes <= g.capacity_bytes), None)
+    verdict = (f"fits on: {', '.join(fits)}" if fits else "fits on none of the GPUs drawn")
+    verdict += (f"; the smallest listed GPU that holds it: {smallest.label}" if smallest else
+                "; no single listed GPU holds it")
+    size = est.total_parameters / 1e9 if size_billions is None else size_billions
+    run = (f"{est.method}, {est.precision}, {est.optimizer_name}, batch {est.batch_size} × seq {est.seq_len}, "
+           f"checkpointing {'on' if est.checkpointing else 'off'}")
     return (
         f"<div class='coursekit-memory-total' style='font-size:1.3em;font-weight:bold;margin:.3em 0'>"
         f"{e(total_text(est.total_bytes))}</div>"
-        f"<div>{e(est.arch)}: {est.total_parameters:,} parameters, {est.trainable_parameters:,} trainable; "
-        f"peak during the {e(est.peak_phase)}; {e(verdict)}</div>"
+        f"<div class='coursekit-memory-caption'>Priced for <b><span class='coursekit-memory-size'>"
+        f"{e(size_text(size))}</span> billion parameters</b>{f' ({e(source)})' if source else ''}: "
+        f"<span class='coursekit-memory-arch'>{e(est.arch)}</span>, {est.total_parameters:,} parameters, "
+        f"{est.trainable_parameters:,} trainable; {e(run)}; peak during the {e(est.peak_phase)}; {e(verdict)}</div>"
         f"{render_svg(est)}"
         "<table><tr><th>component</th><th>GB (1e9 B)</th><th>GiB (2^30 B)</th></tr>"
         f"{rows}<tr><td><b>total (peak)</b></td><td style='text-align:right'><b>{est.total_bytes / GB:,.2f}</b></td>"
         f"<td style='text-align:right'><b>{est.total_bytes / GIB:,.2f}</b></td></tr></table>"
         "<small>The peak is not the plain sum: gradients of full fine-tuning are written while activations are "
-        "freed. Overhead is a CUDA context (stated, not measured). From coursekit.memory.estimate_memory.</small>")
+        "freed. Overhead is a CUDA context (stated, not measured). GPU capacities are the totals nvidia-smi reports "
+        "(binary: an '80GB' card holds 80 GiB), compared with the estimate in bytes. From "
+        "coursekit.memory.estimate_memory and coursekit.memory.hardware.GPU_TABLE.</small>")
 
 
 def memory_calculator(**values) -> MemoryCalculator:
@@ -266,4 +314,4 @@ def memory_calculator(**values) -> MemoryCalculator:
 
 
 __all__ = ["CUSTOM", "DEFAULTS", "GPU_LINES", "MemoryCalculator", "memory_calculator", "render_html", "render_svg",
-           "total_text"]
+           "size_text", "total_text"]
