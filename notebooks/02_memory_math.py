@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -23,8 +25,8 @@
 # This lesson first reproduces the back-of-the-envelope arithmetic the course's source material uses, then redoes
 # it exactly with `coursekit.memory` (exact parameter counts from the real architectures, real precision recipes,
 # activations from the model's shapes), checks the estimator against memory measured during real training steps,
-# and ends with a calculator you can drag around. Every number below is computed when you run the notebook.
-# Units: **GB = 10⁹ bytes** (how GPUs are sold), **GiB = 2³⁰ bytes** (what many tools print). They differ by 7.4 %.
+# and ends with a calculator you can drag around. Every number below is computed when you run the notebook; the units
+# it uses (and which one GPU memory comes in) are stated right after the setup.
 
 # %% tags=["parameters"]
 MODEL = "tiny"  # the embedded model, measured below; the memory math itself covers real 1B-70B architectures
@@ -35,7 +37,7 @@ RESULTS_PATH = None
 
 # %%
 # Colab only: install coursekit and the packages Colab lacks (never torch or Jupyter). Elsewhere: nothing happens.
-COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M"  # used on a Colab GPU; "tiny" keeps the embedded model
+COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"  # used on a Colab GPU; "tiny" keeps the embedded model
 import sys
 if "google.colab" in sys.modules:
     import subprocess
@@ -53,10 +55,19 @@ from IPython.display import Markdown, display
 import coursekit
 import coursekit.exercises
 import coursekit.quiz
-from coursekit.archs import count_lora_parameters, count_parameters, parameters_by_kind
+from coursekit.archs import count_lora_parameters, count_parameters, parameters_by_kind, resolve_arch
 from coursekit.env import resolve_device
-from coursekit.memory import GB, GIB, estimate_memory, measure_peak_memory, weight_bytes
-from coursekit.memory.hardware import fit_table, hardware_fit, seed_suggest_batch_size, suggest_batch_size
+from coursekit.memory import GB, GIB, QuantOptions, estimate_memory, measure_peak_memory, weight_bytes
+from coursekit.memory.estimator import MIB
+from coursekit.memory.hardware import (
+    GPU_TABLE,
+    fit_table,
+    gpu_spec,
+    hardware_fit,
+    seed_suggest_batch_size,
+    suggest_batch_size,
+)
+from coursekit.memory.recipes import PRECISIONS
 from coursekit.widgets.memory import memory_calculator
 
 results = coursekit.Results(RESULTS_PATH, notebook="02_memory_math")
@@ -71,18 +82,37 @@ def gb(n_bytes):
     return f"{n_bytes / GB:,.1f} GB"
 
 
+def gib(n_bytes):
+    return f"{n_bytes / GIB:,.1f} GiB"
+
+
 def fact_check(claim, computed):
     """A fact-check box: what the source material says, and what the course computes."""
     display(Markdown(f"> **Fact check.** The source material says: {claim}\n>\n> **Computed:** {computed}"))
 
 
+# %%
+A100, H100, T4, RTX4090 = (gpu_spec(n) for n in ("A100 80GB", "H100 80GB", "T4", "RTX 4090"))
+display(Markdown(
+    f"**Units.** This lesson writes **GB** for {GB:,.0f} bytes and **GiB** for {GIB:,} bytes: a GiB is "
+    f"{100 * (GIB / GB - 1):.1f} % more than a GB. GPU memory is binary. The {A100.name} holds "
+    f"**{A100.gib:.0f} GiB**: nvidia-smi reports it as {A100.mib:,} MiB (MiB = {MIB:,} bytes), which is "
+    f"{A100.capacity_bytes / GB:.1f} GB. The {H100.name} is not the same size: {H100.mib:,} MiB = "
+    f"{H100.gib:.1f} GiB. So every GPU capacity in this lesson is the total the driver reports, printed in GiB, and "
+    f"every fit compares the estimate's bytes with the GPU's bytes. Estimates are printed in GB and in GiB, each "
+    f"labelled. The capacities (`coursekit.memory.hardware.GPU_TABLE`):"))
+display(pd.DataFrame([{"GPU": g.name, "nvidia-smi MiB": f"{g.mib:,}", "GiB": round(g.gib, 2),
+                       "GB (1e9 B)": round(g.capacity_bytes / GB, 2), "figure": g.convention}
+                      for g in sorted(GPU_TABLE, key=lambda g: g.mib)]).set_index("GPU"))
+results.record(gpu_capacity_bytes={g.name: g.capacity_bytes for g in GPU_TABLE})
+
 # %% [markdown]
 # ## 1. The source material's estimate for an 8B model
 #
-# The seed lesson prices three approaches for an 8-billion-parameter model with a few constants: weights 2 bytes per
-# parameter (bf16), gradients the same, Adam 8 bytes (two fp32 moments), 4 GB of activations; LoRA trains "about
-# 1 %" of the parameters; QLoRA stores weights at half a byte and keeps LoRA gradients in fp32. Here is that
-# arithmetic, written out:
+# The seed lesson prices three approaches for an 8B model with a few constants per parameter: weights and gradients
+# in bf16, two fp32 Adam moments, a fixed allowance for activations; LoRA trains a fixed share of the parameters;
+# QLoRA stores the weights in 4 bits and keeps the LoRA gradients in fp32. Here is that arithmetic, written out
+# (the constants are the seed's):
 
 # %%
 def seed_estimate_bytes(params, approach):
@@ -102,12 +132,14 @@ display(pd.DataFrame({"8e9 params, GB": {a: b / GB for a, b in seed_8b.items()},
 results.record(seed_8b_bytes=seed_8b, seed_70b_bytes=seed_70b)
 
 # %%
-seed_before_activations = 8e9 * (2 + 2 + 8)
-fact_check("*full fine-tuning an 8B model with Adam occupies roughly 56 GB (weights, gradients and both optimizer "
-           "moments) before a single activation is stored.*",
-           f"its own constants give 8e9 × (2 + 2 + 8) bytes = **{gb(seed_before_activations)}** before activations "
-           f"({gb(seed_8b['full_ft'])} with its 4 GB of activations), not 56 GB. No common recipe gives 56 GB: "
-           f"the exact counts are in section 3.")
+SEED_PARAMS, SEED_BYTES_PER_PARAM, SEED_CLAIM_GB = 8e9, (2, 2, 8), 56  # the seed's 8B, bf16 + bf16 + Adam, its claim
+seed_before_activations = SEED_PARAMS * sum(SEED_BYTES_PER_PARAM)
+fact_check(f"*full fine-tuning an 8B model with Adam occupies roughly {SEED_CLAIM_GB} GB (weights, gradients and "
+           "both optimizer moments) before a single activation is stored.*",
+           f"its own constants give {SEED_PARAMS / 1e9:g}e9 × ({' + '.join(map(str, SEED_BYTES_PER_PARAM))}) "
+           f"bytes = **{gb(seed_before_activations)}** before activations ({gb(seed_8b['full_ft'])} with its "
+           f"{gb(seed_8b['full_ft'] - seed_before_activations)} of activations), not {SEED_CLAIM_GB} GB. No common "
+           f"recipe gives {SEED_CLAIM_GB} GB: the exact counts are in section 3.")
 results.record(seed_full_8b_before_activations_bytes=seed_before_activations)
 
 # %% [markdown]
@@ -123,7 +155,7 @@ n8b, n70b = count_parameters(N8B), count_parameters(N70B)
 lora_8b = count_lora_parameters(N8B, 16, "all-linear")
 lora_70b = count_lora_parameters(N70B, 16, "all-linear")
 n3b = count_parameters("llama-3.2-3b")
-lora_3b_qv = count_lora_parameters("llama-3.2-3b", 16, ["q_proj", "v_proj"])
+lora_3b_qv = count_lora_parameters("llama-3.2-3b", 16, ["q_proj", "v_proj"])  # the seed's r=16 on q and v
 display(pd.DataFrame([
     {"model": N8B, "parameters": f"{n8b:,}", "LoRA r=16, all linear": f"{lora_8b:,}",
      "trainable %": f"{100 * lora_8b / n8b:.3f}"},
@@ -135,27 +167,39 @@ results.record(llama_3_1_8b_parameters=n8b, llama_3_1_70b_parameters=n70b, lora_
                lora_r16_all_linear_70b=lora_70b, llama_3_2_3b_parameters=n3b, lora_r16_qv_3b=lora_3b_qv)
 
 # %%
-SEED_QV_3B, SEED_ALL_3B = 6_815_744, 3_219_565_568
-fact_check(f"*LoRA with r=16 on q_proj and v_proj of Llama-3.2-3B prints trainable params: {SEED_QV_3B:,} || "
+SEED_QV_3B, SEED_ALL_3B, R = 6_815_744, 3_219_565_568, 16
+a3b = resolve_arch("llama-3.2-3b")
+h3b, kv3b = a3b.hidden_size, a3b.num_key_value_heads * a3b.head_dim
+per_layer_qv = R * (h3b + a3b.num_attention_heads * a3b.head_dim) + R * (h3b + kv3b)
+fact_check(f"*LoRA with r={R} on q_proj and v_proj of Llama-3.2-3B prints trainable params: {SEED_QV_3B:,} || "
            f"all params: {SEED_ALL_3B:,}.*",
-           f"q_proj is 3072 → 3072 and v_proj 3072 → 1024 (8 key/value heads of 128), so each layer adds "
-           f"16 × (3072 + 3072) + 16 × (3072 + 1024) = {16 * (3072 + 3072) + 16 * (3072 + 1024):,} and 28 layers add "
-           f"**{lora_3b_qv:,}** trainable parameters; all parameters are {n3b:,} + {lora_3b_qv:,} = "
-           f"**{n3b + lora_3b_qv:,}** ({100 * lora_3b_qv / (n3b + lora_3b_qv):.4f} % trainable). "
-           f"{SEED_QV_3B:,} would be q and v at full width (a pre-GQA model).")
+           f"q_proj is {h3b} → {a3b.num_attention_heads * a3b.head_dim} and v_proj {h3b} → {kv3b} "
+           f"({a3b.num_key_value_heads} key/value heads of {a3b.head_dim}), so each layer adds "
+           f"{R} × ({h3b} + {a3b.num_attention_heads * a3b.head_dim}) + {R} × ({h3b} + {kv3b}) = {per_layer_qv:,} "
+           f"and {a3b.num_hidden_layers} layers add **{lora_3b_qv:,}** trainable parameters; all parameters are "
+           f"{n3b:,} + {lora_3b_qv:,} = **{n3b + lora_3b_qv:,}** ({100 * lora_3b_qv / (n3b + lora_3b_qv):.4f} % "
+           f"trainable). {SEED_QV_3B:,} would be q and v at full width (a pre-GQA model).")
+assert per_layer_qv * a3b.num_hidden_layers == lora_3b_qv
 results.record(seed_lora_qv_3b=SEED_QV_3B)
 
 # %% [markdown]
 # ## 3. Full fine-tuning of Llama 3.1 8B, component by component
 #
-# How many bytes a parameter costs depends on the **precision recipe**, not on "bf16" alone:
-#
-# * `fp32`: weights, gradients and both Adam moments in fp32: 4 + 4 + 8 = 16 bytes.
-# * `bf16`: the model loaded in bf16 with torch's AdamW, whose moments take the parameter's dtype: 2 + 2 + 4 = 8.
-# * `amp-bf16`: fp32 weights with bf16 autocast (what `Trainer(bf16=True)` does): 16 bytes plus bf16 weight copies.
-# * `mixed-bf16`: the textbook mixed precision: bf16 weights and gradients, an fp32 master copy and fp32 moments:
-#   2 + 2 + 4 + 8 = 16 bytes.
-#
+# How many bytes a parameter costs depends on the **precision recipe**, not on "bf16" alone. The recipes the
+# estimator knows, and the bytes per parameter it counts for weights, gradients and Adam's state (`amp-bf16` is what
+# `Trainer(bf16=True)` does):
+
+# %%
+per_param = {}
+for precision in PRECISIONS:
+    e = estimate_memory(N8B, "full", precision=precision, **SETUP)
+    per_param[precision] = (e.weights / n8b, e.gradients / n8b, e.optimizer / n8b)
+display(Markdown("\n".join(
+    f"* `{p}`: {PRECISIONS[p].explanation}. Counted: {w:g} + {g:g} + {o:g} = **{w + g + o:g} bytes** per parameter."
+    for p, (w, g, o) in per_param.items())))
+results.record(bytes_per_parameter_full={p: sum(v) for p, v in per_param.items()})
+
+# %% [markdown]
 # Activations depend on the batch, the sequence length and the shapes, not on the parameter count; the
 # estimator counts what autograd keeps per layer (see `coursekit.memory.estimator.activation_breakdown`).
 
@@ -175,23 +219,27 @@ results.record(full_8b_components_bytes={r["recipe"]: {k: int(round(r[k] * GB)) 
                full_8b_total_bytes={r["recipe"]: int(round(r["total (peak) GB"] * GB)) for r in rows})
 
 # %%
-adam_fp32_8b = 2 * 4 * n8b
-fact_check("*you need ~60 GB just for the optimizer state* (8B, Adam).",
-           f"two fp32 moments are 8 bytes × {n8b:,} = **{gb(adam_fp32_8b)} = {adam_fp32_8b / GIB:,.1f} GiB**: "
-           f"'~60' is right only in GiB. With the fp32 master copy that mixed precision also keeps, the optimizer "
-           f"holds {gb(full_8b_mixed.optimizer)}.")
+SEED_ADAM_GB, MOMENTS, FP32 = 60, 2, 4
+adam_fp32_8b = MOMENTS * FP32 * n8b
+fact_check(f"*you need ~{SEED_ADAM_GB} GB just for the optimizer state* (8B, Adam).",
+           f"{MOMENTS} fp32 moments are {MOMENTS * FP32} bytes × {n8b:,} = **{gb(adam_fp32_8b)} = "
+           f"{gib(adam_fp32_8b)}**: '~{SEED_ADAM_GB}' is right only in GiB. With the fp32 master copy that mixed "
+           f"precision also keeps, the optimizer holds {gb(full_8b_mixed.optimizer)}.")
 results.record(adam_fp32_state_8b_bytes=adam_fp32_8b)
 
 # %% [markdown]
 # ## 4. The "14 bytes per parameter" helper
 #
-# A second seed prices full fine-tuning at 14 bytes per parameter (2 weights + 2 gradients + 8 Adam + "2 for
-# activations"), divides by 1024³ and calls the result GB, then compares it with GPUs sold in GB. Reproduced:
+# A second seed prices full fine-tuning at a fixed number of bytes per parameter (weights, gradients, Adam, and a share
+# "for activations"), divides by `1024**3` and calls the result GB. Reproduced:
 
 # %%
+SEED_BYTES_PER_PARAM_14 = (2, 2, 8, 2)  # weights, gradients, Adam, "activations"
+
+
 def seed_14_bytes(billions):
     """The seed helper's arithmetic: 14 bytes per parameter, divided by 1024**3 but labelled GB."""
-    return billions * 1e9 * 14
+    return billions * 1e9 * sum(SEED_BYTES_PER_PARAM_14)
 
 
 SEED_PRINTED_GB = {1.0: 13.1, 3.0: 39.2, 7.0: 91.5, 13.0: 170.1, 70.0: 915.5}  # what the seed shows
@@ -207,21 +255,26 @@ display(seed14)
 results.record(seed_14_bytes_table=rows)
 
 # %%
-fact_check("*Total: ~14 bytes per parameter for AdamW + bf16*, printed as `7.0B parameters: 91.5 GB`.",
-           f"the helper divides by 1024³, so its numbers are GiB: 98e9 bytes is **{seed_14_bytes(7) / GIB:.1f} GiB = "
-           f"{seed_14_bytes(7) / GB:.1f} GB**, and its printed figures do not match its own formula either "
-           f"(91.5 vs {seed_14_bytes(7) / GIB:.1f}). Comparing GiB with an '80 GB' A100 understates every need by "
-           f"7.4 %. And activations do not scale with parameters: for {REAL[7.0]} at one 2,048-token sequence with "
-           f"checkpointing they are {gb(estimate_memory(REAL[7.0], 'full', precision='mixed-bf16', **SETUP).activations)}"
-           f", while 2 bytes per parameter would say {gb(2 * count_parameters(REAL[7.0]))}.")
+b7, act_share = 7.0, SEED_BYTES_PER_PARAM_14[-1]
+fact_check(f"*Total: ~{sum(SEED_BYTES_PER_PARAM_14)} bytes per parameter for AdamW + bf16*, printed as "
+           f"`{b7:.1f}B parameters: {SEED_PRINTED_GB[b7]} GB`.",
+           f"the helper divides by `1024**3`, so its numbers are **GiB** under a GB label: for {b7:g}e9 parameters "
+           f"its formula gives **{gib(seed_14_bytes(b7))} = {gb(seed_14_bytes(b7))}**. GiB is the right unit to hold "
+           f"against a GPU, whose memory is binary: the {A100.name} holds {A100.gib:.0f} GiB ({A100.mib:,} MiB in "
+           f"nvidia-smi), so the helper compares like with like and only its label is wrong; read as GB, its figures "
+           f"would be {100 * (1 - GB / GIB):.1f} % too small. Its printed figures do not match its own formula "
+           f"either ({SEED_PRINTED_GB[b7]} vs {seed_14_bytes(b7) / GIB:.1f}). And activations do not scale with "
+           f"parameters: for {REAL[b7]} at {SETUP['batch_size']} × {SETUP['seq_len']:,} tokens with checkpointing "
+           f"they are {gb(estimate_memory(REAL[b7], 'full', precision='mixed-bf16', **SETUP).activations)}, while "
+           f"{act_share} bytes per parameter would say {gb(act_share * count_parameters(REAL[b7]))}.")
 
 # %% [markdown]
 # ## 5. LoRA and QLoRA, 8B and 70B
 #
-# LoRA freezes the base: its weights need no gradient and no optimizer state, so only the adapters (here r=16 on all
-# seven projections, in fp32) pay the 4 + 4 + 8 bytes. QLoRA also stores the frozen decoder Linear layers in 4-bit
-# NF4 with blockwise absmax constants (double-quantized); embeddings, the output layer and norms stay in bf16.
-# The third seed prints these lists:
+# LoRA freezes the base: its weights need no gradient and no optimizer state, so only the adapters (the estimator's
+# default rank on every projection, kept in fp32) pay for weights, gradients and Adam's moments. QLoRA also stores the
+# frozen decoder Linear layers in NF4 (4-bit) with blockwise absmax constants (double-quantized); embeddings, the
+# output layer and norms stay in bf16. The third seed prints these lists:
 
 # %%
 SEED_LISTS_GB = {N8B: {"full": 60, "lora": 18, "qlora": 6}, N70B: {"full": 500, "lora": 150, "qlora": 48}}
@@ -243,21 +296,26 @@ results.record(method_totals_bytes={f"{a}/{m}": e.total_bytes for (a, m), e in b
 for arch in (N8B, N70B):
     s = SEED_LISTS_GB[arch]
     fact_check(f"*{arch}: full fine-tuning ~{s['full']} GB, LoRA ~{s['lora']} GB, QLoRA ~{s['qlora']} GB.*",
-               "at one 2,048-token sequence with checkpointing, mixed precision: full fine-tuning "
-               f"**{gb(by_method[(arch, 'full')].total_bytes)}**, LoRA **{gb(by_method[(arch, 'lora')].total_bytes)}**, "
-               f"QLoRA **{gb(by_method[(arch, 'qlora')].total_bytes)}**. The seed's full fine-tuning figure is "
-               "far too low (16 bytes per parameter before any activation); its LoRA and QLoRA figures are in the "
-               "right range but need the weights of the real model, not a rounded name.")
+               f"at {SETUP['batch_size']} × {SETUP['seq_len']:,} tokens with checkpointing, mixed precision: full "
+               f"fine-tuning **{gb(by_method[(arch, 'full')].total_bytes)}**, LoRA "
+               f"**{gb(by_method[(arch, 'lora')].total_bytes)}**, QLoRA "
+               f"**{gb(by_method[(arch, 'qlora')].total_bytes)}**. "
+               f"The seed's full fine-tuning figure is far too low ({sum(per_param['mixed-bf16']):g} bytes per "
+               "parameter before any activation); its LoRA and QLoRA figures are in the right range but need the "
+               "weights of the real model, not a rounded name.")
 
 # %%
 nf4_70b = weight_bytes(N70B, "nf4")
 nf4_70b_plain = weight_bytes(N70B, {"double_quant": False})
+BLOCK, GROUP = QuantOptions().blocksize, 256  # weights per absmax; absmax values per fp32 constant when nested
+saved_bits = (32 - 8 - 32 / GROUP) / BLOCK  # an fp32 absmax becomes 8 bits plus 1/GROUP of an fp32 constant
 fact_check("*with 4-bit quantization the 70 billion parameter model needs only 35 GB*; double quantization saves "
            "*~0.34 bit per parameter, 0.34 × 70e9 / 8 / 1e9 ≈ 3 GB*.",
-           f"NF4 keeps one absmax per 64 weights and leaves embeddings, output layer and norms in bf16: the "
+           f"NF4 keeps one absmax per {BLOCK} weights and leaves embeddings, output layer and norms in bf16: the "
            f"stored weights are **{gb(nf4_70b)}** with double quantization ({gb(nf4_70b_plain)} without). "
-           f"Double quantization saves (32 − 8 − 32/256) / 64 = {(32 - 8 - 32 / 256) / 64:.3f} bit per "
-           f"quantized weight: **{gb(nf4_70b_plain - nf4_70b)}** for this model.")
+           f"Double quantization turns each fp32 absmax into 8 bits plus a share of one fp32 constant per {GROUP}: "
+           f"(32 − 8 − 32/{GROUP}) / {BLOCK} = {saved_bits:.3f} bit per quantized weight, "
+           f"**{gb(nf4_70b_plain - nf4_70b)}** for this model.")
 results.record(nf4_weights_70b_bytes=nf4_70b, nf4_weights_70b_no_double_quant_bytes=nf4_70b_plain,
                double_quant_saving_70b_bytes=nf4_70b_plain - nf4_70b)
 
@@ -279,9 +337,9 @@ if answer is not None:
 # %% [markdown]
 # ## 6. Which GPU does it fit?
 #
-# `hardware_fit` compares each estimate with the memory a GPU is sold with (GB) and gives the headroom (negative:
-# short by that much). Remember that a CUDA context and the allocator's slack come on top of tensors; the estimate
-# includes a stated overhead for it.
+# `hardware_fit` compares each estimate, in bytes, with the total memory the driver reports for each GPU (the table
+# at the top, in GiB) and gives the headroom in GiB (negative: short by that much). A CUDA context and the
+# allocator's slack come on top of the tensors; the estimate includes a stated overhead for it.
 
 # %%
 fits = {}
@@ -304,16 +362,20 @@ display(Markdown(
 # as `model_size_b * quantization_bits / 8 / 1e9`: billions divided by 10⁹ again.
 
 # %%
-seed_pick = seed_suggest_batch_size(24, 8)
-seed_model_gb = 8 * 4 / 8 / 1e9
-good = suggest_batch_size(N8B, "RTX 4090", method="qlora", effective_batch_size=8, seq_len=2048,
-                          precision="mixed-bf16")
-fact_check("*`suggest_batch_size(gpu_vram_gb=24, model_size_b=8)` prints Batch size: 4, Gradient accumulation: 2.*",
-           f"the helper as written returns **{seed_pick}** (batch, accumulation): it thinks the 4-bit 8B model "
-           f"weighs {seed_model_gb:.0e} GB instead of about {8 * 4 / 8:.0f} GB, so every GPU looks empty and its "
-           "printed output is not what its code returns. Pricing the real run (QLoRA, 2,048-token sequences, "
-           f"effective batch 8) with the estimator: micro-batch **{good.batch_size}** × accumulation "
-           f"**{good.gradient_accumulation_steps}**, peak {gb(good.total_bytes)} of 24 GB.")
+SEED_VRAM_GB, SEED_MODEL_B, SEED_BITS, EFFECTIVE = 24, 8, 4, 8  # the seed's call; the effective batch priced
+seed_pick = seed_suggest_batch_size(SEED_VRAM_GB, SEED_MODEL_B)
+seed_model_gb = SEED_MODEL_B * SEED_BITS / 8 / 1e9
+good = suggest_batch_size(N8B, RTX4090.name, method="qlora", effective_batch_size=EFFECTIVE,
+                          seq_len=SETUP["seq_len"], precision="mixed-bf16")
+fact_check(f"*`suggest_batch_size(gpu_vram_gb={SEED_VRAM_GB}, model_size_b={SEED_MODEL_B})` prints Batch size: 4, "
+           "Gradient accumulation: 2.*",
+           f"the helper as written returns **{seed_pick}** (batch, accumulation): it thinks the {SEED_BITS}-bit "
+           f"{SEED_MODEL_B}B model weighs {seed_model_gb:.0e} GB instead of about "
+           f"{SEED_MODEL_B * SEED_BITS / 8:.0f} GB, so every GPU looks empty and its printed output is not what its "
+           f"code returns. Pricing the real run (QLoRA, {SETUP['seq_len']:,}-token sequences, effective batch "
+           f"{EFFECTIVE}) on an {RTX4090.name} with the estimator: micro-batch **{good.batch_size}** × accumulation "
+           f"**{good.gradient_accumulation_steps}**, peak {gib(good.total_bytes)} ({gb(good.total_bytes)}) of the "
+           f"card's {RTX4090.gib:.1f} GiB ({RTX4090.mib:,} MiB in nvidia-smi).")
 results.record(seed_suggest_batch_size_24gb_8b=list(seed_pick),
                suggest_batch_size_4090_8b=[good.batch_size, good.gradient_accumulation_steps],
                suggest_batch_size_4090_8b_total_bytes=good.total_bytes)
@@ -322,20 +384,21 @@ results.record(seed_suggest_batch_size_24gb_8b=list(seed_pick),
 # ## 7. Estimate vs measured
 #
 # An estimator is only as good as its agreement with a real run. `measure_peak_memory` builds a randomly
-# initialised model of the architecture (memory does not depend on the values), runs two real training steps
-# (the second one has optimizer state) and reports the peak per component. On CPU every tensor is tracked as it is
+# initialised model of the architecture (memory does not depend on the values), runs real training steps (from the
+# second one on, optimizer state exists) and reports the peak per component. On CPU every tensor is tracked as it is
 # created and freed (PyTorch's `MemTracker`); on CUDA the allocator's own counter, `torch.cuda.max_memory_allocated`,
-# gives the total. Here: the embedded model, batch 2 × 64 tokens, fp32, each method.
+# gives the total. Here: the embedded model at a small batch, fp32, each method (the settings are stated under the
+# table).
 
 # %%
 device = resolve_device(DEVICE)
 measure_device = "cuda" if device == "cuda" else "cpu"
+MEASURE = dict(batch_size=2, seq_len=64, checkpointing=False)
 pairs, rows = [], []
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     for method in ("full", "lora", "qlora"):
-        m = measure_peak_memory("tiny", method, device=measure_device, precision="fp32", batch_size=2, seq_len=64,
-                                checkpointing=False, seed=SEED)
+        m = measure_peak_memory("tiny", method, device=measure_device, precision="fp32", **MEASURE, seed=SEED)
         for component, c in m.comparison().items():
             pairs.append({"method": method, "component": component, "estimated_bytes": c["estimate"],
                           "measured_bytes": c["measured"]})
@@ -344,26 +407,32 @@ with warnings.catch_warnings():
 display(pd.DataFrame(rows).set_index(["method", "component"]).round(2))
 total_errors = [abs(r["error %"]) for r in rows if r["component"] == "total"]
 results.record(estimate_vs_measured=pairs, measured_on=measure_device, measured_with=m.tool)
-display(Markdown(f"Measured on **{measure_device}** with `{m.tool}`: the estimated peak is within "
+display(Markdown(f"Measured on **{measure_device}** with `{m.tool}`, batch {MEASURE['batch_size']} × "
+                 f"{MEASURE['seq_len']} tokens, {m.steps} training steps: the estimated peak is within "
                  f"**{max(total_errors):.1f} %** of the measured peak for every method."))
 
 # %% [markdown]
 # On a CUDA GPU (`SIZE = "gpu"`), the same comparison at real size: Llama-3.2-1B-shaped models with random
-# weights, one 512-token sequence, bf16 and checkpointing. `benchmarks/memory_grid.py` runs the whole grid
+# weights, one sequence, bf16 and checkpointing. `benchmarks/memory_grid.py` runs the whole grid
 # (1B and 3B, both sequence lengths, checkpointing on and off) and writes `reports/memory-grid.md`.
 
 # %%
+GPU_SEQ = 512
 if SIZE == "gpu" and device == "cuda":
+    import torch
+
     gpu_rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for method in ("full", "lora", "qlora"):
             m = measure_peak_memory("llama-3.2-1b", method, device="cuda", precision="bf16", batch_size=1,
-                                    seq_len=512, checkpointing=True, seed=SEED)
+                                    seq_len=GPU_SEQ, checkpointing=True, seed=SEED)
             est = m.estimate.tensor_bytes
             gpu_rows.append({"method": method, "estimated GB": est / GB, "measured GB": m.peak_bytes / GB,
                              "error %": 100 * (est - m.peak_bytes) / m.peak_bytes})
     display(pd.DataFrame(gpu_rows).set_index("method").round(2))
+    display(Markdown(f"One {GPU_SEQ}-token sequence per step, on a {torch.cuda.get_device_name(0)} "
+                     f"({torch.cuda.get_device_properties(0).total_memory / GIB:.1f} GiB as CUDA reports it)."))
     results.record(gpu_estimate_vs_measured=gpu_rows)
 else:
     print(f"No CUDA run here (device {device}, SIZE {SIZE!r}): set SIZE = 'gpu' on a GPU to see the table.")
@@ -373,25 +442,28 @@ else:
 #
 # Drag the size (a Llama-3-shaped model of that many parameters) or pick a real architecture, then change the
 # method, the LoRA rank and targets, the batch, the sequence length, the precision recipe, the optimizer and
-# checkpointing. The bar stacks the components; the dashed lines are GPU sizes.
+# checkpointing. The bar stacks the components; the dashed lines are GPU capacities as the driver reports them (in
+# GiB). The caption under the total names the size and every setting the figure was computed for; the sliders price
+# the value you release them at.
 
 # %%
 calc = memory_calculator(model=N8B, method="full")
 calc
 
 # %%
+DRAG_TO = 70.0  # billions
 before = calc.figure_text
-calc.controls["parameters_b"].value = 70.0  # what dragging the slider to 70 does
+calc.controls["parameters_b"].value = DRAG_TO  # what releasing the slider there does
 after = calc.figure_text
 calc.set(model=N8B)  # back to the start for you
 results.record(calculator_8b_full_text=before, calculator_70b_full_text=after,
                calculator_8b_full_bytes=calc.total_bytes)
-display(Markdown(f"Dragging to 70 billion changes the figure from *{before}* to *{after}*."))
+display(Markdown(f"Dragging to {DRAG_TO:g} billion changes the figure from *{before}* to *{after}*."))
 
 # %% [markdown]
 # ## 9. Try it
 #
-# Three more questions, checked instantly. Run the cell to see a question, write your answer in the next one.
+# More questions, checked instantly. Run the cell to see a question, write your answer in the next one.
 
 # %%
 for exercise_id in ("02.full_ft_adam_8b", "02.llama_adam_state_gb", "02.adam_state_bytes"):

@@ -1,9 +1,15 @@
 """Lesson 02: exact counts, the seeds' figures against coursekit's, the fit table, estimate vs measured."""
 
-GB, GIB = 1e9, 2**30
+GB, GIB, MIB = 1e9, 2**30, 2**20
 
 
 def check(results: dict) -> None:
+    # GPU capacities are binary, as nvidia-smi reports them: an "80GB" A100 is 81,920 MiB = 80 GiB (85.9e9 bytes)
+    caps = results["gpu_capacity_bytes"]
+    assert caps["A100 80GB"] == 81_920 * MIB == 80 * GIB and caps["H100 80GB"] == 81_559 * MIB
+    assert caps["T4"] == 15_360 * MIB and caps["RTX 4090"] == 24_564 * MIB and caps["H200"] == 143_771 * MIB
+    assert results["bytes_per_parameter_full"] == {"fp32": 16, "bf16": 8, "amp-bf16": 16, "mixed-bf16": 16}
+
     assert results["llama_3_1_8b_parameters"] == 8_030_261_248
     assert results["llama_3_1_70b_parameters"] == 70_553_706_496
     assert results["lora_r16_all_linear_8b"] == 41_943_040
@@ -27,7 +33,8 @@ def check(results: dict) -> None:
         assert abs(row["its formula in GB"] / row["its formula in GiB"] - GIB / GB) < 1e-9
         assert row["coursekit estimate GB"] > row["its formula in GiB"]
 
-    # methods at real size: full > lora > qlora; 70B QLoRA fits 80 GB, nothing else does
+    # methods at real size: full > lora > qlora; 70B QLoRA fits the A100's 80 GiB, nothing else does (the same with
+    # the decimal 80e9 bytes the lesson used before: the binary capacity changes no verdict here)
     t = results["method_totals_bytes"]
     for arch in ("llama-3.1-8b", "llama-3.1-70b"):
         assert t[f"{arch}/full"] > t[f"{arch}/lora"] > t[f"{arch}/qlora"]
@@ -36,10 +43,12 @@ def check(results: dict) -> None:
     assert 35e9 < results["nf4_weights_70b_bytes"] < 42e9  # not the seed's 35 GB: absmax and bf16 embeddings
     assert 2.5e9 < results["double_quant_saving_70b_bytes"] < 3.5e9
 
-    # the seed's batch helper returns (8, 1) whatever it printed; the estimator's suggestion fits 24 GB
+    # the seed's batch helper returns (8, 1) whatever it printed; the estimator's suggestion fits the RTX 4090's
+    # 24,564 MiB (it was checked against 24e9 bytes when capacities were decimal; measured now: micro-batch 4 x 2,
+    # 20.4 GiB = 21.9e9 bytes, the same suggestion)
     assert results["seed_suggest_batch_size_24gb_8b"] == [8, 1]
     b, accum = results["suggest_batch_size_4090_8b"]
-    assert b * accum >= 8 and results["suggest_batch_size_4090_8b_total_bytes"] <= 24e9
+    assert b * accum >= 8 and results["suggest_batch_size_4090_8b_total_bytes"] <= caps["RTX 4090"]
 
     # estimate vs measured on the tiny model: every method, exact for the stored tensors, total within 12 %
     pairs = results["estimate_vs_measured"]
