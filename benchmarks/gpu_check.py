@@ -138,7 +138,7 @@ def _tiny_one_layer() -> dict:
 CONFIGS = {
     "cuda": {
         "dry_run": False, "device": "cuda", "budget_s": 480.0, "speed_share": 0.2,
-        "lessons": None, "lesson_parameters": {"DEVICE": "cuda", "MODEL": "tiny"},
+        "lessons": None, "lesson_lanes": 2, "lesson_parameters": {"DEVICE": "cuda", "MODEL": "tiny"},
         "grid": {"archs": ["smollm2-135m", "llama-3.2-1b", "llama-3.2-3b"], "methods": ["full", "lora", "qlora"],
                  "checkpointing": [False, True], "seq_lens": [512, 2048], "precision": "bf16", "batch_size": 1,
                  "about": "random-init, the published shapes"},
@@ -146,7 +146,7 @@ CONFIGS = {
     },
     "dry-run": {
         "dry_run": True, "device": "cpu", "budget_s": 180.0, "speed_share": 0.3,
-        "lessons": ["00"], "lesson_parameters": {"DEVICE": "cpu", "MODEL": "tiny"},
+        "lessons": ["00"], "lesson_lanes": 1, "lesson_parameters": {"DEVICE": "cpu", "MODEL": "tiny"},
         "grid": {"archs": ["tiny-1layer"], "methods": ["full", "lora", "qlora"], "checkpointing": [False, True],
                  "seq_lens": [32, 64], "precision": "fp32", "batch_size": 1,
                  "about": "random-init; tiny-1layer is the embedded model's shape with one decoder layer"},
@@ -415,16 +415,32 @@ def probe(env: dict, log) -> dict:
 # ------------------------------------------------------------------------------------------------ the parts (children)
 
 
-def part_lessons(cfg: dict, deadline: float, events: str, work: Path) -> None:
-    from coursekit.runner import run_notebooks
+def lesson_lanes(cfg: dict) -> list[list[str]]:
+    """The lessons split into ``cfg['lesson_lanes']`` lanes of about equal CPU budget (coursekit.runner.LESSONS),
+    each lane in course order; the lanes run side by side, one papermill kernel each."""
+    from coursekit.runner import LESSONS, discover_notebooks
+
+    budget = {number: minutes for number, _name, _title, _what, minutes, _gpu in LESSONS}
+    stems = [p.stem for p in discover_notebooks(only=cfg["lessons"])]
+    lanes: list[list[str]] = [[] for _ in range(max(1, int(cfg.get("lesson_lanes", 1))))]
+    load = [0.0] * len(lanes)
+    for stem in sorted(stems, key=lambda st: -budget.get(st[:2], 1.5)):
+        i = load.index(min(load))
+        lanes[i].append(stem)
+        load[i] += budget.get(stem[:2], 1.5)
+    return [sorted(lane) for lane in lanes if lane]
+
+
+def part_lessons(cfg: dict, deadline: float, events: str, work: Path, lane: int = 0) -> None:
+    from coursekit.runner import NOTEBOOKS_DIR, run_notebooks
 
     def progress(run) -> None:
         _emit(events, {"type": "notebook", **run.to_dict(), "key_figures": run.key_figures(limit=6)})
         print(f"{run.notebook:<28} {run.status:<6} {run.seconds:7.1f} s  {run.error}", flush=True)
 
     box = max(1, int(deadline - _now()))
-    run_notebooks(out=work / "lessons", size="cpu", only=cfg["lessons"], parameters=cfg["lesson_parameters"],
-                  cell_timeout_s=box, progress=progress)
+    run_notebooks([NOTEBOOKS_DIR / f"{stem}.ipynb" for stem in cfg["lanes"][lane]], out=work / "lessons",
+                  size="cpu", parameters=cfg["lesson_parameters"], cell_timeout_s=box, progress=progress)
 
 
 def part_memory_grid(cfg: dict, deadline: float, events: str, work: Path) -> None:
@@ -496,7 +512,7 @@ def part_qlora_speed(cfg: dict, deadline: float, events: str, work: Path) -> Non
                   + (f", peak {r['peak_memory_bytes'] / 1e9:.2f} GB" if "peak_memory_bytes" in r else ""), flush=True)
 
 
-PARTS = {"lessons": part_lessons, "memory_grid": part_memory_grid, "qlora_speed": part_qlora_speed}
+PARTS = {"memory_grid": part_memory_grid, "qlora_speed": part_qlora_speed}  # and lessons-1, lessons-2, ...
 
 
 def run_part_child(name: str, config_path: str, deadline: float, events: str, work: str) -> int:
@@ -508,7 +524,10 @@ def run_part_child(name: str, config_path: str, deadline: float, events: str, wo
         transformers.utils.logging.set_verbosity_error()
     except Exception:  # noqa: S110 - quieter output only
         pass
-    PARTS[name](cfg, deadline, events, Path(work))
+    if name.startswith("lessons-"):  # one lane of the lessons: lessons-1, lessons-2, ...
+        part_lessons(cfg, deadline, events, Path(work), lane=int(name.split("-")[1]) - 1)
+    else:
+        PARTS[name](cfg, deadline, events, Path(work))
     _emit(events, {"type": "done"})
     sys.stdout.flush()
     sys.stderr.flush()
@@ -627,32 +646,45 @@ def _part_status(done: dict | None, box: float, reason: str = "") -> dict:
     return {"status": status, "box_s": round(box, 1), "seconds": done["seconds"], "reason": reason}
 
 
-def lessons_result(cfg: dict, done: dict | None, box: float, skip_reason: str = "") -> dict:
-    from coursekit.runner import discover_notebooks
+def _combine(statuses: list[dict], box: float) -> dict:
+    """One status for parts that ran side by side (the lessons' lanes)."""
+    order = ["crashed", "stopped", "ok", "skipped"]
+    worst = min((st["status"] for st in statuses), key=order.index) if statuses else "skipped"
+    reasons = list(dict.fromkeys(st["reason"] for st in statuses if st["reason"]))
+    return {"status": worst, "box_s": round(box, 1), "seconds": max((st["seconds"] for st in statuses), default=0.0),
+            "reason": "; ".join(reasons)}
 
-    planned = [p.stem for p in discover_notebooks(only=cfg["lessons"])]
-    out = _part_status(done, box, skip_reason)
+
+def lessons_result(cfg: dict, dones: list, box: float, skip_reason: str = "") -> dict:
+    """The lessons, lane by lane (``cfg['lanes']``, ``dones`` one finished part or None per lane), in course order."""
+    lanes = cfg["lanes"]
+    dones = list(dones) + [None] * (len(lanes) - len(dones))
+    statuses = [_part_status(d, box, skip_reason) for d in dones]
+    out = _combine(statuses, box)
+    out["lanes"] = [{"notebooks": lane, **st} for lane, st in zip(lanes, statuses)]
     out["parameters"] = {"SIZE": "cpu", **cfg["lesson_parameters"]}
-    runs = {e["notebook"]: e for e in (done or {}).get("events", []) if e.get("type") == "notebook"}
-    notebooks, first_missing = [], True
-    for name in planned:
-        if name in runs:
-            r = runs[name]
-            notebooks.append({"notebook": name, "status": r["status"], "seconds": r["seconds"],
-                              "key_figures": r.get("key_figures", {}), "results": r.get("results", {}),
-                              "reason": r.get("error", "")})
-            continue
-        if done is None:
-            why = skip_reason
-        elif done["killed"]:
-            why = ("stopped: the part's time box ran out while it ran" if first_missing
-                   else "skipped: the part's time box ran out before it started")
-        else:
-            why = f"not run: the lessons process ended early ({out['reason'] or 'exit ' + str(done['exit_code'])})"
-        first_missing = False
-        notebooks.append({"notebook": name, "status": "stopped" if why.startswith("stopped") else "skipped",
-                          "seconds": None, "key_figures": {}, "results": {}, "reason": why})
-    out["notebooks"] = notebooks
+    notebooks = []
+    for lane, done, st in zip(lanes, dones, statuses):
+        runs = {e["notebook"]: e for e in (done or {}).get("events", []) if e.get("type") == "notebook"}
+        first_missing = True
+        for name in lane:
+            if name in runs:
+                r = runs[name]
+                notebooks.append({"notebook": name, "status": r["status"], "seconds": r["seconds"],
+                                  "key_figures": r.get("key_figures", {}), "results": r.get("results", {}),
+                                  "reason": r.get("error", "")})
+                continue
+            if done is None:
+                why = skip_reason
+            elif done["killed"]:
+                why = ("stopped: the part's time box ran out while it ran" if first_missing
+                       else "skipped: the part's time box ran out before it started")
+            else:
+                why = f"not run: the lessons process ended early ({st['reason'] or 'exit ' + str(done['exit_code'])})"
+            first_missing = False
+            notebooks.append({"notebook": name, "status": "stopped" if why.startswith("stopped") else "skipped",
+                              "seconds": None, "key_figures": {}, "results": {}, "reason": why})
+    out["notebooks"] = sorted(notebooks, key=lambda n: n["notebook"])
     out["ok"] = sum(n["status"] == "ok" for n in notebooks)
     out["failed"] = sum(n["status"] == "failed" for n in notebooks)
     out["not_run"] = sum(n["status"] in ("skipped", "stopped") for n in notebooks)
@@ -808,8 +840,10 @@ def markdown(report: dict) -> str:
     for name in ("qlora_speed", "lessons", "memory_grid"):
         p = report["parts"][name]
         lines.append(f"| {name} | {p['status']} | {p['box_s']:.0f} | {p['seconds']:.0f} | {p['reason'] or '-'} |")
-    lines += ["", "The lessons and the memory grid run side by side in two processes (each process has its own "
-              "allocator counters, so the grid's peaks are its own); the lessons' seconds include that sharing.", ""]
+    lanes = " | ".join(", ".join(n[:2] for n in lane["notebooks"]) for lane in lessons["lanes"])
+    lines += ["", f"The lessons ({len(lessons['lanes'])} lane(s) of one papermill kernel each: {lanes}) and the memory "
+              "grid run side by side in separate processes; each process has its own allocator counters, so the "
+              "grid's peaks are its own. The lessons' seconds include that sharing.", ""]
 
     # lessons
     params = ", ".join(f"{k}={v!r}" for k, v in lessons["parameters"].items())
@@ -940,12 +974,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wheels", default=str(DEFAULT_WHEELS_DIR), help="folder of carried wheels")
     ap.add_argument("--work", default=str(ROOT / "build" / "gpu-check"), help="folder for executed notebooks")
     ap.add_argument("--serial", action="store_true", help="run the lessons and the grid one after the other")
+    ap.add_argument("--only", nargs="+", metavar="NN", help="run only these lessons (default: every lesson on CUDA, "
+                    "00 in a dry run)")
+    ap.add_argument("--lanes", type=int, help="lessons run side by side in this many kernels (default 2 on CUDA, "
+                    "1 in a dry run)")
     ap.add_argument("--download-wheels", action="store_true", help="download the wheels into --wheels and exit")
     ap.add_argument("--python-version", default=PYTHON_VERSION, help="for --download-wheels (the GPU machine's)")
     ap.add_argument("--bnb-cuda", default=",".join(BNB_CUDA), help="for --download-wheels: the CUDA builds of "
                     "bitsandbytes to keep, e.g. 130,132 (the GPU torch's torch.version.cuda); 'all' keeps the "
                     "whole 43 MB wheel")
-    ap.add_argument("--part", choices=sorted(PARTS), help=argparse.SUPPRESS)
+    ap.add_argument("--part", help=argparse.SUPPRESS)
     ap.add_argument("--part-config", help=argparse.SUPPRESS)
     ap.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--events", help=argparse.SUPPRESS)
@@ -958,6 +996,10 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = _now()
     cfg = json.loads(json.dumps(CONFIGS["dry-run" if args.dry_run else "cuda"]))
+    if args.only:
+        cfg["lessons"] = list(args.only)
+    if args.lanes:
+        cfg["lesson_lanes"] = args.lanes
     budget = args.budget_s or cfg["budget_s"]
     cfg["budget_s"] = budget
     deadline = t0 + budget - REPORT_RESERVE_S
@@ -1004,6 +1046,7 @@ def main(argv: list[str] | None = None) -> int:
             "`make gpu-check DRY_RUN=1` runs the CPU dry run.")
         return 2
 
+    cfg["lanes"] = lesson_lanes(cfg)
     cfg_path = work / "config.json"
     cfg_path.write_text(json.dumps(cfg, indent=2))
     imports = environment.get("imports", {})
@@ -1026,28 +1069,31 @@ def main(argv: list[str] | None = None) -> int:
     phase_end = deadline
     boxes["lessons"] = boxes["memory_grid"] = max(0.0, phase_end - _now())
     lessons_ok = all(imports.get(m) == "ok" for m in LESSONS_NEED)
+    lane_names = [f"lessons-{i + 1}" for i in range(len(cfg["lanes"]))]
+    done["lessons"] = []
     if not lessons_ok:
         skip["lessons"] = "cannot execute notebooks: " + "; ".join(
             f"{m}: {imports.get(m)}" for m in LESSONS_NEED if imports.get(m) != "ok")
-        done["lessons"] = None
     if args.serial:
         grid_end = _now() + 0.45 * max(0.0, phase_end - _now())
         boxes["memory_grid"] = grid_end - _now()
         grid = start_part("memory_grid", cfg_path, grid_end, work, env, log)
         wait_parts([grid])
         done["memory_grid"] = grid.finish()
-        if lessons_ok:
-            boxes["lessons"] = max(0.0, phase_end - _now())
-            les = start_part("lessons", cfg_path, phase_end, work, env, log)
-            wait_parts([les])
-            done["lessons"] = les.finish()
+        boxes["lessons"] = max(0.0, phase_end - _now())
+        for name in lane_names if lessons_ok else []:
+            lane = start_part(name, cfg_path, phase_end, work, env, log)
+            wait_parts([lane])
+            done["lessons"].append(lane.finish())
     else:
         running = [start_part("memory_grid", cfg_path, phase_end, work, env, log)]
-        if lessons_ok:
-            running.append(start_part("lessons", cfg_path, phase_end, work, env, log))
+        running += [start_part(name, cfg_path, phase_end, work, env, log) for name in (lane_names if lessons_ok else [])]
         wait_parts(running)
         for p in running:
-            done[p.name] = p.finish()
+            if p.name.startswith("lessons-"):
+                done["lessons"].append(p.finish())
+            else:
+                done[p.name] = p.finish()
 
     report = {
         "kind": "gpu-check", "format": 1, "dry_run": bool(args.dry_run),

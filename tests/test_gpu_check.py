@@ -77,17 +77,32 @@ def test_the_goal_verdict_names_the_rows_that_miss():
     assert v["by_group"]["qlora, checkpointing on"]["worst_abs_error"] == pytest.approx(0.14)
 
 
+def test_lessons_are_split_into_lanes_of_about_equal_budget():
+    lanes = gpu_check.lesson_lanes(gpu_check.CONFIGS["cuda"])
+    assert len(lanes) == 2
+    everything = sorted(n for lane in lanes for n in lane)
+    assert everything == sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert all(lane == sorted(lane) for lane in lanes)
+    assert gpu_check.lesson_lanes(gpu_check.CONFIGS["dry-run"]) == [["00_start_here"]]
+
+
 def test_lessons_not_finished_in_time_are_reported_with_a_reason():
-    cfg = {**gpu_check.CONFIGS["cuda"], "lessons": ["00", "01", "02"]}
+    cfg = {**gpu_check.CONFIGS["cuda"], "lanes": [["00_start_here", "02_memory_math"], ["01_why_fine_tune"]]}
     ok = {"type": "notebook", "notebook": "00_start_here", "status": "ok", "seconds": 20.0, "error": "",
           "key_figures": {"device": "cuda"}, "results": {"device": "cuda"}}
-    done = {"killed": True, "exit_code": -15, "seconds": 300.0, "events": [ok], "tail": []}
-    out = gpu_check.lessons_result(cfg, done, 300.0)
-    assert [n["status"] for n in out["notebooks"]] == ["ok", "stopped", "skipped"]
+    killed = {"killed": True, "exit_code": -15, "seconds": 300.0, "events": [ok], "tail": []}
+    lane2 = {"killed": False, "exit_code": 0, "seconds": 100.0, "tail": [],
+             "events": [{"type": "notebook", "notebook": "01_why_fine_tune", "status": "failed", "seconds": 99.0,
+                         "error": "TypeError: boom (cell [7])", "key_figures": {}, "results": {}},
+                        {"type": "done"}]}
+    out = gpu_check.lessons_result(cfg, [killed, lane2], 300.0)
+    assert [(n["notebook"], n["status"]) for n in out["notebooks"]] == [
+        ("00_start_here", "ok"), ("01_why_fine_tune", "failed"), ("02_memory_math", "stopped")]
     assert all(n["reason"] for n in out["notebooks"][1:])
-    assert out["ok"] == 1 and out["not_run"] == 2
-    skipped = gpu_check.lessons_result(cfg, None, 0.0, "cannot execute notebooks: papermill missing")
-    assert [n["status"] for n in skipped["notebooks"]] == ["skipped"] * 3
+    assert out["ok"] == 1 and out["failed"] == 1 and out["not_run"] == 1
+    assert out["status"] == "stopped" and [lane["status"] for lane in out["lanes"]] == ["stopped", "ok"]
+    skipped = gpu_check.lessons_result(cfg, [], 0.0, "cannot execute notebooks: papermill missing")
+    assert [n["status"] for n in skipped["notebooks"]] == ["skipped"] * 3 and skipped["status"] == "skipped"
     assert skipped["notebooks"][0]["reason"] == "cannot execute notebooks: papermill missing"
 
 
@@ -136,6 +151,7 @@ def test_dry_run_writes_the_report_and_its_json(tmp_path):
 
     lessons = parts["lessons"]
     assert [n["notebook"] for n in lessons["notebooks"]] == ["00_start_here"]
+    assert [lane["notebooks"] for lane in lessons["lanes"]] == [["00_start_here"]]
     assert lessons["parameters"] == {"SIZE": "cpu", "DEVICE": "cpu", "MODEL": "tiny"}
     for n in lessons["notebooks"]:
         assert n["status"] == "ok" or n["reason"]
