@@ -420,7 +420,10 @@ def lesson_lanes(cfg: dict) -> list[list[str]]:
     each lane in course order; the lanes run side by side, one papermill kernel each."""
     from coursekit.runner import LESSONS, discover_notebooks
 
-    budget = {number: minutes for number, _name, _title, _what, minutes, _gpu in LESSONS}
+    budget = {}
+    for entry in LESSONS:  # (number, name, title, what you learn, CPU minutes, ...)
+        minutes = entry[4] if len(entry) > 4 else None
+        budget[entry[0]] = float(minutes) if isinstance(minutes, (int, float)) else 1.5
     stems = [p.stem for p in discover_notebooks(only=cfg["lessons"])]
     lanes: list[list[str]] = [[] for _ in range(max(1, int(cfg.get("lesson_lanes", 1))))]
     load = [0.0] * len(lanes)
@@ -821,7 +824,7 @@ def markdown(report: dict) -> str:
     for name, ver in env.get("versions", {}).items():
         module = {"huggingface-hub": None, "ipython": "IPython"}.get(name, name)
         pin = pins.get(name.lower(), "")
-        flag = "" if not pin or pin == ver else " (differs)"
+        flag = "" if not pin or pin == (ver or "").split("+")[0] else " (differs)"
         lines.append(f"| {name} | {ver or 'missing'} | {pin}{flag} | {imports.get(module, '') if module else ''} |")
     w = report["wheels"]
     lines += ["", f"Carried wheels ({w['folder']}): {len(w['files'])} files, {_mib(w['total_bytes'])}; "
@@ -930,7 +933,7 @@ def unverified(report: dict) -> list[str]:
                "carry and the GPU machine has no network, so the lessons ran on the embedded tiny model")
     pins, versions = report["pins"], report["environment"].get("versions", {})
     differ = [f"{n} {v} (pin {pins[n.lower()]})" for n, v in versions.items()
-              if v and pins.get(n.lower()) and pins[n.lower()] != v]
+              if v and pins.get(n.lower()) and pins[n.lower()] != v.split("+")[0]]
     if differ:
         out.append("the pinned versions: this run used " + ", ".join(differ))
     missing = [m for m, st in report["environment"].get("imports", {}).items() if st != "ok"]
