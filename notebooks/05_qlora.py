@@ -25,7 +25,7 @@
 # LoRA.
 
 # %% tags=["parameters"]
-MODEL = "tiny"  # the embedded model; on a GPU try "HuggingFaceTB/SmolLM2-135M"
+MODEL = "tiny"  # the embedded model; "smollm2-135m-instruct": a real instruct model, offline; on a GPU any hub id
 DEVICE = "auto"
 SIZE = "cpu"  # "cpu": laptop defaults; "gpu": real-size runs
 SEED = 0
@@ -33,7 +33,7 @@ RESULTS_PATH = None
 
 # %%
 # Colab only: install coursekit and the packages Colab lacks (never torch or Jupyter). Elsewhere: nothing happens.
-COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M"
+COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 import sys
 if "google.colab" in sys.modules:
     import subprocess
@@ -64,15 +64,16 @@ from coursekit.scratch import (
 from coursekit.scratch.double_quant import double_quant_saving_bytes
 from coursekit.scratch.nf4 import quantization_error
 
-results = coursekit.Results(RESULTS_PATH, notebook="05_qlora")
+results = coursekit.Results(RESULTS_PATH, notebook="05_qlora", model=MODEL)
 results.record(model=MODEL, size=SIZE)
 torch.manual_seed(SEED)
 GB, GIB = 1e9, 2**30
-STEPS = {"cpu": 30, "gpu": 400}[SIZE]
-BATCH = {"cpu": 8, "gpu": None}[SIZE]  # None: the engine's default for the device
+BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)  # "cpu": embedded model; "real-cpu": a real model on a CPU; "gpu"
+STEPS = {"cpu": 30, "real-cpu": 20, "gpu": 400}[BUDGET_KEY]
+BATCH = {"cpu": 8, "real-cpu": 8, "gpu": None}[BUDGET_KEY]  # None: the engine's default for the device
 # Learning rates scaled to the model (lesson 04): the same for LoRA and QLoRA, so only the 4-bit base differs.
-LR = {"cpu": 5e-3, "gpu": 2e-4}[SIZE]
-N_METRIC = {"cpu": 32, "gpu": 200}[SIZE]
+LR = {"cpu": 5e-3, "real-cpu": 1e-3, "gpu": 2e-4}[BUDGET_KEY]
+N_METRIC = {"cpu": 32, "real-cpu": 32, "gpu": 200}[BUDGET_KEY]
 BUDGET = dict(max_steps=STEPS, batch_size=BATCH, learning_rate=LR, metric_examples=N_METRIC, seed=SEED,
               device=DEVICE, measure_general=False)
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson05-"))
@@ -225,11 +226,36 @@ qlora_weight_bytes_estimated = weight_bytes(qmodel.config, quantization={"quant_
                                                                         "other_dtype": other_dtype})
 results.record(qlora_weight_bytes_measured=qlora_weight_bytes_measured,
                qlora_weight_bytes_estimated=qlora_weight_bytes_estimated)
+full_weight_bytes_measured = stored_weight_bytes(model)
 ipd.Markdown(f"4-bit model weights: measured {qlora_weight_bytes_measured / 1e6:.3f} MB, estimated "
              f"{qlora_weight_bytes_estimated / 1e6:.3f} MB "
              f"({100 * (qlora_weight_bytes_estimated / qlora_weight_bytes_measured - 1):+.2f}%). "
              "(On the tiny model the embeddings, kept in 16/32 bits, are a large share; on a 7B model the "
              "4-bit linears dominate.)")
+
+# %% [markdown]
+# **What 4 bits cost in quality.** Perplexity on held-out general text (lower is better), the 16/32-bit model against
+# the same model loaded in NF4 with double quantization. (The 4-bit model runs its matmuls in bf16 here, so the figure
+# includes bf16 rounding too.)
+
+# %%
+from coursekit.data import general_texts
+from coursekit.evaluate import perplexity
+
+PPL_TEXTS = general_texts("heldout", {"cpu": 200, "real-cpu": 48, "gpu": 200}[BUDGET_KEY])
+ppl_full = perplexity(model, tokenizer, PPL_TEXTS)
+ppl_nf4 = perplexity(qmodel, qtokenizer, PPL_TEXTS)
+results.record(perplexity_full=ppl_full, perplexity_nf4=ppl_nf4, perplexity_texts=len(PPL_TEXTS),
+               full_weight_bytes_measured=full_weight_bytes_measured)
+ipd.Markdown(
+    f"Perplexity on {len(PPL_TEXTS)} held-out texts: **{ppl_full:.3f}** with the "
+    f"unquantized weights ({full_weight_bytes_measured / 1e6:,.1f} MB), **{ppl_nf4:.3f}** in NF4 "
+    f"({qlora_weight_bytes_measured / 1e6:,.1f} MB, {full_weight_bytes_measured / qlora_weight_bytes_measured:.1f}× "
+    f"smaller): {100 * (ppl_nf4 / ppl_full - 1):+.1f}%. "
+    + ("A cost this small is why QLoRA trains on a 4-bit base: the adapters learn on top of weights that predict "
+       "almost as well as the originals." if ppl_nf4 / ppl_full < 1.05 else
+       "That is a visible cost: the 4-bit base predicts less well than the original, and adapters trained on it "
+       "start from there."))
 
 # %% [markdown]
 # Now train: `finetune(..., method="qlora")` runs `prepare_model_for_kbit_training` (casts the non-quantized
@@ -246,6 +272,12 @@ qlora = finetune(qmodel, qtokenizer, data["train"], data["validation"], method="
 model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
 lora = finetune(model, tokenizer, data["train"], data["validation"], method="lora", test=data["test"],
                 runs_dir=RUNS_DIR, save_final=False, title="LoRA", **BUDGET)
+from coursekit.evaluate import rate_difference
+
+qlora_vs_lora = rate_difference(qlora.task_metric_after, N_METRIC, lora.task_metric_after, N_METRIC)
+results.record(n_metric=N_METRIC, qlora_lora_verdict=qlora_vs_lora["verdict"],
+               qlora_first_eval_loss=qlora.eval_loss[0][1], qlora_final_eval_loss=qlora.final_eval_loss,
+               lora_first_eval_loss=lora.eval_loss[0][1], lora_final_eval_loss=lora.final_eval_loss)
 results.record(qlora_task_metric=qlora.task_metric_after, lora_task_metric=lora.task_metric_after,
                qlora_peak_memory_bytes=qlora.peak_memory_bytes, lora_peak_memory_bytes=lora.peak_memory_bytes,
                qlora_train_seconds=qlora.train_seconds, lora_train_seconds=lora.train_seconds,
@@ -256,8 +288,17 @@ ipd.Markdown(
     f"| peak memory ({qlora.memory_measured_as}) | {lora.peak_memory_bytes / 1e6:.0f} MB | "
     f"{qlora.peak_memory_bytes / 1e6:.0f} MB |\n"
     f"| training time | {lora.train_seconds:.1f} s | {qlora.train_seconds:.1f} s |\n\n"
-    f"QLoRA is {qlora.train_seconds / lora.train_seconds:.2f}× LoRA's time here: every forward and backward "
-    "dequantizes the 4-bit weights first. The seeds' \"20–30% slower\" is a GPU figure; on a CPU the ratio differs.")
+    f"| validation loss, before → after | {lora.eval_loss[0][1]:.3f} → {lora.final_eval_loss:.3f} | "
+    f"{qlora.eval_loss[0][1]:.3f} → {qlora.final_eval_loss:.3f} |\n\n"
+    f"On {N_METRIC} test tickets, QLoRA and LoRA "
+    + {"tie": f"**cannot be told apart** (a difference has to exceed about ±{qlora_vs_lora['margin']:.0%} to be "
+              "more than chance): the 4-bit base did not cost task quality here.",
+       "higher": "differ by more than chance explains, with **QLoRA ahead**.",
+       "lower": "differ by more than chance explains, with **LoRA ahead**: here the 4-bit base cost quality."}[
+        qlora_vs_lora["verdict"]]
+    + f" QLoRA took {qlora.train_seconds / lora.train_seconds:.2f}× LoRA's time: every forward and backward "
+    "dequantizes the 4-bit weights first. The widely quoted \"20–30% slower\" is a GPU figure; on a CPU the ratio "
+    "differs.")
 
 # %% [markdown]
 # ## 6. Why a 4-bit model cannot be merged as it is

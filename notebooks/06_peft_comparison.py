@@ -26,7 +26,7 @@
 # one measured table, then checks the seeds' comparison table against it, row by row.
 
 # %% tags=["parameters"]
-MODEL = "tiny"  # the embedded model; on a GPU try "HuggingFaceTB/SmolLM2-135M"
+MODEL = "tiny"  # the embedded model; "smollm2-135m-instruct": a real instruct model, offline; on a GPU any hub id
 DEVICE = "auto"
 SIZE = "cpu"  # "cpu": laptop defaults; "gpu": real-size runs
 SEED = 0
@@ -34,7 +34,7 @@ RESULTS_PATH = None
 
 # %%
 # Colab only: install coursekit and the packages Colab lacks (never torch or Jupyter). Elsewhere: nothing happens.
-COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M"
+COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 import sys
 if "google.colab" in sys.modules:
     import subprocess
@@ -57,17 +57,20 @@ from coursekit.comparison import ALL_METHODS, compare_methods, real_size_counts,
 from coursekit.data import load_task_dataset
 from coursekit.env import resolve_device
 
-results = coursekit.Results(RESULTS_PATH, notebook="06_peft_comparison")
+results = coursekit.Results(RESULTS_PATH, notebook="06_peft_comparison", model=MODEL)
 torch.manual_seed(SEED)
-STEPS = {"cpu": 40, "gpu": 300}[SIZE]  # the same optimizer steps for every method
-BATCH = {"cpu": 8, "gpu": 16}[SIZE]
-N_METRIC = {"cpu": 16, "gpu": 200}[SIZE]  # test examples scored per method
-EVAL_SIZE = {"cpu": 32, "gpu": 64}[SIZE]  # validation examples for the loss before and after training
+BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)  # "cpu": embedded model; "real-cpu": a real model on a CPU; "gpu"
+STEPS = {"cpu": 40, "real-cpu": 8, "gpu": 300}[BUDGET_KEY]  # the same optimizer steps for every method
+BATCH = {"cpu": 8, "real-cpu": 8, "gpu": 16}[BUDGET_KEY]
+N_METRIC = {"cpu": 16, "real-cpu": 16, "gpu": 200}[BUDGET_KEY]  # test examples scored per method
+EVAL_SIZE = {"cpu": 32, "real-cpu": 16, "gpu": 64}[BUDGET_KEY]  # validation examples for the loss before and after
 # Learning rates for a short run (None: the method's default, made for runs of hundreds of steps). On a budget
-# this small every method gets the largest rate that still trains stably on the embedded model.
+# this small every method gets the largest rate that still trains stably on the model.
 LEARNING_RATES = {"cpu": {"full": 2e-3, "lora": 1e-2, "qlora": 1e-2, "dora": 1e-2, "ia3": 1e-2, "prefix": 1e-2,
                           "prompt": 1e-2, "adapter": 1e-2},
-                  "gpu": {}}[SIZE]
+                  "real-cpu": {"full": 5e-5, "lora": 1e-3, "qlora": 1e-3, "dora": 1e-3, "ia3": 1e-2,
+                               "prefix": 1e-2, "prompt": 1e-2, "adapter": 1e-3},
+                  "gpu": {}}[BUDGET_KEY]
 METHODS = list(ALL_METHODS)
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson06-"))
 device = resolve_device(DEVICE)
@@ -136,19 +139,36 @@ fig = comparison.plot()
 fig
 
 # %%
+from coursekit.evaluate import rate_difference
+
+
+def _names(ms):
+    return ", ".join(f"**{m}**" for m in ms) or "none"
+
+
 rows = {r.method: r for r in comparison.rows}
 best = max(comparison.rows, key=lambda r: r.task_metric)
+# methods that cannot be told apart from the best on this many test tickets (two-proportion test, 95%)
+tied = [r.method for r in comparison.rows if r.method != best.method and
+        rate_difference(r.task_metric, N_METRIC, best.task_metric, N_METRIC)["verdict"] == "tie"]
+margin = rate_difference(best.task_metric, N_METRIC, best.task_metric, N_METRIC)["margin"] if best.task_metric else 0
+base_parameters = sum(r.total_parameters - r.trainable_parameters for r in comparison.rows if r.method == "lora")
+_ = results.record(best_method=best.method, best_tied_with=tied)
 smallest_ckpt = min(comparison.rows, key=lambda r: r.checkpoint_bytes)
 most_kept = max(comparison.rows, key=lambda r: r.general_retention)
 ipd.display(ipd.Markdown(
-    f"**Reading the table.** On this budget ({STEPS} steps of {BATCH} examples) the best task metric is "
-    f"**{best.method}** with {best.task_metric:.0%} of the {N_METRIC} test tickets exactly right. The smallest "
+    f"**Reading the table.** On this budget ({STEPS} steps of {BATCH} examples) the highest task metric is "
+    f"{best.task_metric:.0%} of the {N_METRIC} test tickets exactly right, by **{best.method}**"
+    + (f"; {_names(tied)} cannot be told apart from it on {N_METRIC} tickets (a difference has to exceed about "
+       f"±{margin:.0%} before chance stops explaining it)" if tied else "")
+    + ". The smallest "
     f"checkpoint is **{smallest_ckpt.method}** ({smallest_ckpt.checkpoint_bytes / 1e3:,.1f} kB"
     + (f", against {rows['full'].checkpoint_bytes / 1e6:,.1f} MB for full fine-tuning" if "full" in rows else "")
     + f"). The method that kept the most general skill is **{most_kept.method}** (retention "
     f"{most_kept.general_retention:.2f}: probe after / probe before)."
-    + (f" Peak memory here is *{comparison.rows[0].memory_measured_as}*: on a CPU, and for a model of 3.5M "
-       "parameters, the process's own bookkeeping is as large as the model, so memory differences between methods "
+    + (f" Peak memory here is *{comparison.rows[0].memory_measured_as}*: on a CPU, and for a model of "
+       f"{base_parameters / 1e6:,.1f}M parameters, the process's own bookkeeping is a large share of it, so memory "
+       "differences between methods "
        "are small and noisy; the GPU report under `reports/` and lesson 02's estimator show the real-size picture."
        if device != "cuda" else "")))
 
@@ -159,10 +179,6 @@ loss_fell = [r.method for r in comparison.rows if r.task_metric == 0 and r.first
              and r.final_eval_loss is not None and r.final_eval_loss < (1 - LEARNED_LOSS_DROP) * r.first_eval_loss]
 stuck = [r.method for r in comparison.rows if r.method not in scored and r.method not in loss_fell]
 _ = results.record(methods_scoring=scored, methods_loss_fell_only=loss_fell, methods_not_learning=stuck)
-
-
-def _names(ms):
-    return ", ".join(f"**{m}**" for m in ms) or "none"
 
 
 ipd.display(ipd.Markdown(
@@ -182,7 +198,7 @@ ipd.display(ipd.Markdown(
 # * **Merged vs unmerged.** A merged LoRA, DoRA or IA3 model is the base architecture again: its latency is the
 #   base model's. Prefix and prompt tuning add virtual tokens to every request; adapters add layers; QLoRA
 #   dequantizes 4-bit weights on every matmul.
-# * **Small model, CPU.** Latency and memory on a 3.5M-parameter model on a CPU are dominated by fixed overheads.
+# * **Small model, CPU.** Latency and memory of a small model on a CPU are dominated by fixed overheads.
 #   The *ratios* in the table, not the absolute numbers, are what carries over — and even those should be re-measured
 #   at your size (set `SIZE = "gpu"` and `MODEL` to a real model on a GPU).
 

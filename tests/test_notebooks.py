@@ -43,14 +43,17 @@ def executed(tmp_path_factory):
     out = tmp_path_factory.mktemp("executed")
     cache = {}
 
-    def get(path):
-        if path not in cache:
+    def get(path, model=None):
+        key = (path, model)
+        if key not in cache:
             # The kernel runs as under `make course`: without conftest's MPLBACKEND=Agg, which would keep
             # plt.show() from drawing anything.
             with pytest.MonkeyPatch.context() as mp:
                 mp.delenv("MPLBACKEND", raising=False)
-                cache[path] = run_notebook(path, out=out, size="cpu", cell_timeout_s=CELL_TIMEOUT_S)
-        return cache[path]
+                folder = out / (model or "default")
+                cache[key] = run_notebook(path, out=folder, size="cpu", cell_timeout_s=CELL_TIMEOUT_S,
+                                          parameters={"MODEL": model} if model else None)
+        return cache[key]
 
     return get
 
@@ -59,8 +62,7 @@ def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ holds no NN_*.ipynb lesson"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook(path, executed):
+def load_checks(path):
     number = notebook_number(path.stem)
     checks_file = CHECKS_DIR / f"nb{number}.py"
     if not checks_file.is_file():
@@ -70,6 +72,12 @@ def test_notebook(path, executed):
     checks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(checks)
     assert callable(getattr(checks, "check", None)), f"nb{number}.py defines no check(results)"
+    return checks
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook(path, executed):
+    checks = load_checks(path)
     run = executed(path)
     assert run.ok, f"{path.name} failed: {run.error} (executed copy: {run.output_path})"
     assert run.results.get("notebook"), f"{path.name} recorded nothing to {run.results_path}"
@@ -77,3 +85,18 @@ def test_notebook(path, executed):
     if draws_a_figure(path):
         assert image_outputs(run.output_path) >= 1, (
             f"{path.name} draws a figure but its executed copy has no image/png output: {run.output_path}")
+
+
+# What `make test` runs on the real pretrained model (the whole course on it is `make course-real`, about 45 min):
+# lesson 00 loads it offline, shows the task through its chat template and measures the probe.
+REAL_MODEL = "smollm2-135m-instruct"
+REAL_MODEL_LESSONS = [p for p in NOTEBOOKS if notebook_number(p.stem) == "00"]
+
+
+@pytest.mark.parametrize("path", REAL_MODEL_LESSONS, ids=[f"{p.stem}-{REAL_MODEL}" for p in REAL_MODEL_LESSONS])
+def test_notebook_on_the_real_model(path, executed):
+    checks = load_checks(path)
+    run = executed(path, model=REAL_MODEL)
+    assert run.ok, f"{path.name} failed on {REAL_MODEL}: {run.error} (executed copy: {run.output_path})"
+    assert run.results["model"] == REAL_MODEL
+    checks.check(run.results)

