@@ -185,11 +185,14 @@ print(comparison.table())
 
 # %%
 from coursekit.evaluate import generate
-from coursekit.prompting import few_shot_prompts
+from coursekit.prompting import few_shot_prompts, retrieval_prompts
 
-K_SHOW = min(k for k in KS if k > 0)
-prompt = few_shot_prompts(test[:1], pool, K_SHOW, seed=SEED, tokenizer=tokenizer, system=SYSTEM)[0]
-print(prompt + "⟨model⟩" + generate(model, tokenizer, [prompt])[0])
+shown_ks = [k for k in KS if k > 0]
+if shown_ks:  # a few-shot prompt with random examples
+    prompt = few_shot_prompts(test[:1], pool, min(shown_ks), seed=SEED, tokenizer=tokenizer, system=SYSTEM)[0]
+else:  # the retrieval prompt: the most similar training tickets as examples
+    prompt = retrieval_prompts(test[:1], pool, RETRIEVAL_K, tokenizer=tokenizer, system=SYSTEM)[0]
+print(prompt + "⟨model⟩" + generate(model, tokenizer, [prompt], max_new_tokens=NEW_TOKENS)[0])
 print("\nreference:\n" + test[0]["output"])
 
 # %% [markdown]
