@@ -17,6 +17,7 @@ COMMANDS = {
     "data": ("coursekit.data.cli", "write the generated datasets as JSONL files"),
     "quiz": ("coursekit.quiz.cli", "quizzes and the nbgrader course (quiz build --out DIR)"),
     "compare": ("coursekit.comparison", "train every method on one budget and write the comparison report"),
+    "retarget": ("coursekit.retarget", "point badges, Colab install cells, README and pyproject at OWNER/NAME"),
 }
 
 

@@ -12,13 +12,69 @@ Every lesson starts with two cells a lesson's author pastes from here:
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-# Where the course lives on GitHub (badges and the Colab install). A fork sets COURSE_REPOSITORY.
-REPOSITORY = os.environ.get("COURSE_REPOSITORY", "fine-tuning-course/fine-tuning-llms")
+# The repository is named once, in pyproject.toml's [project.urls] Repository; `python -m coursekit retarget
+# OWNER/NAME` rewrites it there and in every badge, install cell and README link (see coursekit.retarget).
+DEFAULT_REPOSITORY = "fine-tuning-course/fine-tuning-llms"
 BRANCH = "main"
+_URL_REPOSITORY = re.compile(r"^https?://github\.com/([A-Za-z0-9-]+/[A-Za-z0-9._-]+?)(?:\.git)?/?$")
+_URLS_REPOSITORY_LINE = re.compile(r"""^["']?repository["']?\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+
+
+def repository_from_url(url: str) -> str | None:
+    """``OWNER/NAME`` of a GitHub URL such as ``https://github.com/OWNER/NAME``; None for anything else."""
+    m = _URL_REPOSITORY.match(url.strip())
+    return m.group(1) if m else None
+
+
+def pyproject_repository(path: str | os.PathLike) -> str | None:
+    """The ``Repository`` URL of ``[project.urls]`` in a pyproject.toml, as ``OWNER/NAME`` (None if absent)."""
+    section = None
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped.strip("[] ")
+        elif section == "project.urls":
+            m = _URLS_REPOSITORY_LINE.match(stripped)
+            if m:
+                return repository_from_url(m.group(1))
+    return None
+
+
+def _configured_repository() -> str:
+    """COURSE_REPOSITORY, else the checkout's pyproject.toml, else the installed package's metadata."""
+    env = os.environ.get("COURSE_REPOSITORY", "").strip()
+    if env:
+        return env
+    # A checkout (editable install included): pyproject.toml is the source and may be newer than the metadata.
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        if pyproject.is_file() and re.search(r'(?m)^name\s*=\s*"coursekit"', pyproject.read_text(encoding="utf-8")):
+            found = pyproject_repository(pyproject)
+            if found:
+                return found
+    except OSError:
+        pass
+    # An installed wheel (Colab): its metadata holds "Project-URL: Repository, https://github.com/OWNER/NAME".
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        for entry in metadata("coursekit").get_all("Project-URL") or []:
+            label, _, url = entry.partition(",")
+            if label.strip().lower() == "repository" and repository_from_url(url):
+                return repository_from_url(url)
+    except PackageNotFoundError:
+        pass
+    return DEFAULT_REPOSITORY
+
+
+# Where the course lives on GitHub (badges and the Colab install); COURSE_REPOSITORY overrides it for a session.
+REPOSITORY = _configured_repository()
 REAL_SMALL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 # Colab ships these; reinstalling them breaks its runtime (CUDA build of torch, its own Jupyter front end).
@@ -71,9 +127,12 @@ INSTALL_CELL = f'''\
 COLAB_MODEL = "{REAL_SMALL_MODEL}"  # used on a Colab GPU; "tiny" keeps the embedded model
 import sys
 if "google.colab" in sys.modules:
-    import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "coursekit @ git+https://github.com/{REPOSITORY}@{BRANCH}"], check=True)
+    import os, subprocess
+    source = os.environ.get("COURSEKIT_WHEEL") or (  # COURSEKIT_WHEEL: a local wheel, for tests
+        "coursekit @ git+https://github.com/{REPOSITORY}@{BRANCH}")
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", source]).returncode:
+        raise RuntimeError(f"pip could not install coursekit from {{source!r}} (its message is above): check that "
+                           "the runtime is online, then Runtime > Restart session and run this cell again")
     import coursekit.colab
     MODEL, DEVICE, SIZE = coursekit.colab.setup(MODEL, DEVICE, SIZE, colab_model=COLAB_MODEL)'''
 
@@ -81,6 +140,20 @@ if "google.colab" in sys.modules:
 def install_cell_text() -> str:
     """The code cell that follows the ``parameters`` cell in every lesson (see :data:`INSTALL_CELL`)."""
     return INSTALL_CELL
+
+
+def keep_constraints(installed: dict[str, str | None] | None = None) -> list[str]:
+    """pip constraints (``name==version``) holding every installed package of :data:`NEVER_INSTALL` where it is.
+
+    :func:`setup` passes them with ``-c``: a lesson package that asks for another torch (or Jupyter, numpy, ...)
+    makes pip fail with a conflict instead of replacing the runtime's own build.
+    """
+    if installed is None:
+        from coursekit.env import installed_version
+
+        installed = {name: installed_version(name) for name in sorted(NEVER_INSTALL)}
+    return [f"{name}=={version}" for name, version in sorted(installed.items())
+            if name in NEVER_INSTALL and version]
 
 
 def _pins() -> dict[str, str]:
@@ -137,7 +210,21 @@ def setup(model: str = "tiny", device: str = "auto", size: str = "cpu", colab_mo
     plan = install_plan(installed)
     if plan:
         print("Colab: installing " + " ".join(plan))
-        (run or subprocess.run)([sys.executable, "-m", "pip", "install", "-q", *plan], check=True)
+        keep = keep_constraints()
+        with tempfile.TemporaryDirectory() as tmp:
+            constraints = Path(tmp) / "colab-keeps.txt"
+            constraints.write_text("".join(line + "\n" for line in keep))
+            try:
+                (run or subprocess.run)([sys.executable, "-m", "pip", "install", "-q", "-c", str(constraints),
+                                         *plan], check=True)
+            except subprocess.CalledProcessError as exc:
+                kept = ", ".join(keep) or "nothing"
+                raise RuntimeError(
+                    f"pip could not install {' '.join(plan)} (exit status {exc.returncode}; pip's message above "
+                    f"names the package). The runtime's own packages stay as they are ({kept}), so a package "
+                    "that needs another torch fails here instead of replacing Colab's. "
+                    "Runtime > Restart session, then run this cell again; if it fails again, "
+                    "Runtime > Disconnect and delete runtime, and start over.") from None
     try:  # ipywidgets 8 needs Colab's custom widget manager
         from google.colab import output
 

@@ -38,9 +38,12 @@ RESULTS_PATH = None  # where the figures below are saved as JSON (set by the tes
 COLAB_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"  # used on a Colab GPU; "tiny" keeps the embedded model
 import sys
 if "google.colab" in sys.modules:
-    import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "coursekit @ git+https://github.com/fine-tuning-course/fine-tuning-llms@main"], check=True)
+    import os, subprocess
+    source = os.environ.get("COURSEKIT_WHEEL") or (  # COURSEKIT_WHEEL: a local wheel, for tests
+        "coursekit @ git+https://github.com/fine-tuning-course/fine-tuning-llms@main")
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", source]).returncode:
+        raise RuntimeError(f"pip could not install coursekit from {source!r} (its message is above): check that "
+                           "the runtime is online, then Runtime > Restart session and run this cell again")
     import coursekit.colab
     MODEL, DEVICE, SIZE = coursekit.colab.setup(MODEL, DEVICE, SIZE, colab_model=COLAB_MODEL)
 
