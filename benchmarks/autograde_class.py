@@ -33,6 +33,7 @@ from coursekit.quiz.nbgrader_course import (
     assignment_name,
     build_course,
     solution_value,
+    submit_answers,
     var_name,
 )
 
@@ -84,18 +85,6 @@ def class_submissions(bank, n: int) -> dict[str, tuple[dict, float]]:
             score += answers[i][2] if right else 0.0
         students[f"s{k:03d}"] = (sources, score)
     return students
-
-
-def _submit(course: Path, assignment: str, student: str, sources: dict):
-    release = json.loads((course / "release" / assignment / f"{assignment}.ipynb").read_text())
-    for cell in release["cells"]:
-        grade_id = cell["metadata"].get("nbgrader", {}).get("grade_id", "")
-        if grade_id.endswith("_answer") and grade_id[: -len("_answer")] in sources:
-            cell["source"] = sources[grade_id[: -len("_answer")]]
-    folder = course / "submitted" / student / assignment
-    folder.mkdir(parents=True)
-    (folder / f"{assignment}.ipynb").write_text(json.dumps(release))
-    (folder / "timestamp.txt").write_text("2024-01-01 12:00:00.000000 UTC")
 
 
 def _timed_autograde(course: Path, assignment: str):
@@ -150,7 +139,7 @@ def main() -> int:
         _nbgrader(["generate_assignment", assignment, "--force"], course)
         students = class_submissions(bank, args.students)
         for student, (sources, _) in students.items():
-            _submit(course, assignment, student, sources)
+            submit_answers(course, assignment, student, sources)
 
         print(f"nbgrader autograde {assignment}: {len(students)} submissions ({len(bank.questions)} questions, "
               f"{len(HOSTILE)} hostile), limit {args.timeout_s} s per cell, {os.cpu_count()} CPUs")

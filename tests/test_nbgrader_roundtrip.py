@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from coursekit.quiz import load_bank
-from coursekit.quiz.nbgrader_course import CELL_TIMEOUT_S, build_course, solution_value, var_name
+from coursekit.quiz.nbgrader_course import (
+    CELL_TIMEOUT_S,
+    build_course,
+    solution_value,
+    submit_answers,
+    var_name,
+)
 
 LESSON = "06"
 ASSIGNMENT = f"quiz{LESSON}"
@@ -120,18 +126,6 @@ def _hostile_sources(bank):
     return students
 
 
-def _submit(course: Path, student: str, sources: dict):
-    release = json.loads((course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
-    for cell in release["cells"]:
-        grade_id = cell["metadata"].get("nbgrader", {}).get("grade_id", "")
-        if grade_id.endswith("_answer") and grade_id[: -len("_answer")] in sources:
-            cell["source"] = sources[grade_id[: -len("_answer")]]
-    folder = course / "submitted" / student / ASSIGNMENT
-    folder.mkdir(parents=True)
-    (folder / f"{ASSIGNMENT}.ipynb").write_text(json.dumps(release))
-    (folder / "timestamp.txt").write_text("2024-01-01 12:00:00.000000 UTC")
-
-
 @pytest.mark.slow
 def test_nbgrader_round_trip_with_hostile_submissions(tmp_path):
     bank = load_bank(LESSON)
@@ -151,7 +145,7 @@ def test_nbgrader_round_trip_with_hostile_submissions(tmp_path):
 
     students = _hostile_sources(bank)
     for student, sources in students.items():
-        _submit(course, student, sources)
+        submit_answers(course, ASSIGNMENT, student, sources)
     proc = _run(["autograde", ASSIGNMENT, "--create", "--force"], course, check=False)
     log = proc.stdout + proc.stderr
     _run(["generate_feedback", ASSIGNMENT, "--force"], course, check=False)

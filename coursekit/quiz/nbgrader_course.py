@@ -261,3 +261,27 @@ def build_course(out_dir, lessons=None, timeout_s: int = CELL_TIMEOUT_S) -> list
         written.append(path)
     return written
 
+
+
+def submit_answers(course_dir, assignment: str, student: str, answers: dict,
+                   timestamp: str = "2024-01-01 12:00:00.000000 UTC") -> Path:
+    """Write ``student``'s submission of ``assignment`` into ``course_dir/submitted``, as nbgrader collects it.
+
+    ``answers`` maps a question's grade id (without ``_answer``) to the source of its answer cell; other cells stay
+    as released. For trying the grading before a class does (tests, the ``autograde_class`` benchmark).
+    """
+    import json
+
+    release = Path(course_dir) / "release" / assignment / f"{assignment}.ipynb"
+    if not release.is_file():
+        raise ValueError(f"{release} does not exist: run `nbgrader generate_assignment {assignment}` first")
+    nb = json.loads(release.read_text())
+    for cell in nb["cells"]:
+        grade_id = cell["metadata"].get("nbgrader", {}).get("grade_id", "")
+        if grade_id.endswith("_answer") and grade_id[: -len("_answer")] in answers:
+            cell["source"] = answers[grade_id[: -len("_answer")]]
+    folder = Path(course_dir) / "submitted" / student / assignment
+    folder.mkdir(parents=True)
+    (folder / f"{assignment}.ipynb").write_text(json.dumps(nb))
+    (folder / "timestamp.txt").write_text(timestamp)
+    return folder
