@@ -677,13 +677,8 @@ def lessons_result(cfg: dict, dones: list, box: float, skip_reason: str = "") ->
                                   "key_figures": r.get("key_figures", {}), "results": r.get("results", {}),
                                   "reason": r.get("error", "")})
                 continue
-            if done is None:
-                why = skip_reason
-            elif done["killed"]:
-                why = ("stopped: the part's time box ran out while it ran" if first_missing
-                       else "skipped: the part's time box ran out before it started")
-            else:
-                why = f"not run: the lessons process ended early ({st['reason'] or 'exit ' + str(done['exit_code'])})"
+            why = _missing_reason(done, skip_reason, first_missing, "it", "lessons",
+                                  st["reason"] or "exit " + str(done["exit_code"]) if done else "")
             first_missing = False
             notebooks.append({"notebook": name, "status": "stopped" if why.startswith("stopped") else "skipped",
                               "seconds": None, "key_figures": {}, "results": {}, "reason": why})
@@ -692,6 +687,18 @@ def lessons_result(cfg: dict, dones: list, box: float, skip_reason: str = "") ->
     out["failed"] = sum(n["status"] == "failed" for n in notebooks)
     out["not_run"] = sum(n["status"] in ("skipped", "stopped") for n in notebooks)
     return out
+
+
+def _missing_reason(done: dict | None, skip_reason: str, first_missing: bool, what: str, part: str,
+                    ended: str) -> str:
+    """Why an item of a part has no result: the part never ran, its time box ran out, or its process ended."""
+    if done is None:
+        return skip_reason
+    if done["killed"]:
+        if first_missing:
+            return f"stopped: the part's time box ran out while {what} ran"
+        return "skipped: the part's time box ran out before " + ("it started" if what == "it" else what)
+    return f"not run: the {part} process ended early ({ended})"
 
 
 def grid_result(cfg: dict, done: dict | None, box: float, skip_reason: str = "") -> dict:
@@ -708,13 +715,7 @@ def grid_result(cfg: dict, done: dict | None, box: float, skip_reason: str = "")
     for point in grid_points(cfg):
         r = seen.get(_row_key(point))
         if r is None:
-            if done is None:
-                why = skip_reason
-            elif done["killed"]:
-                why = ("stopped: the part's time box ran out while this row ran" if first_missing
-                       else "skipped: the part's time box ran out before this row")
-            else:
-                why = f"not run: the grid process ended early ({out['reason']})"
+            why = _missing_reason(done, skip_reason, first_missing, "this row", "grid", out["reason"])
             first_missing = False
             r = {**point, "status": "stopped" if why.startswith("stopped") else "skipped", "reason": why}
         r = {k: v for k, v in r.items() if k != "type"}
