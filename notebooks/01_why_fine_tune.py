@@ -252,7 +252,7 @@ ipd.display(ipd.Markdown(
     f"{best_prompt.k}, gets {best_prompt.task_metric:.0%} of the {len(test)} test tickets exactly right; the "
     f"base model zero-shot gets {few[0].task_metric:.0%}. A {ft.steps}-step {FT_METHOD} fine-tune "
     f"({ft.train_seconds:.0f} s on this machine) gets {finetuned.task_metric:.0%} with the zero-shot prompt: "
-    f"{'+' if gain >= 0 else ''}{gain * 100:.0f} points over the best prompt."
+    f"{'+' if gain >= 0 else ''}{gain * 100:.0f} points against the best prompt."
     + (f" Retrieval brought examples of the same kind of ticket and scored {retrieval.task_metric:.0%}."
        if retrieval.fits_context else "")
     + (f" With k = {', '.join(map(str, too_long))} the prompt (about "
@@ -281,8 +281,8 @@ ipd.display(ipd.Markdown(
     f"({finetuned.task_metric:.0%} vs {best_prompt.task_metric:.0%}). Field by field, the best prompt does worst on "
     f"**{weakest}** ({best_prompt.fields[weakest]:.0%} right)."
     + (f" This is a real instruct model of {n_parameters / 1e6:,.0f}M parameters, prompted with its chat template "
-       "and the rules written out, so the comparison is fair to prompting. Larger instruct models follow such rules "
-       "better; the way to find out for yours is this measurement." if CHAT else
+       "and the rules written out, so the comparison is fair to prompting. How another model, or a longer "
+       "fine-tune, compares is what this same measurement tells you." if CHAT else
        f" A caveat that matters here: this model has {n_parameters / 1e6:,.1f}M parameters, was pretrained on "
        "256-token sequences and was never taught to follow instructions, so it has little in-context learning "
        "ability: prompting is at a disadvantage. Run this notebook with `MODEL = \"smollm2-135m-instruct\"` (a real "
@@ -362,8 +362,8 @@ ipd.display(ipd.Markdown(
     f"{K_LABEL} **{token_ratio_k:.1f}×**; per answer, "
     + (f"retrieval takes **{latency_ratio_rag:.1f}×** and " if latency_ratio_rag else "")
     + f"the {K_LABEL} **{latency_ratio_k:.1f}×** the fine-tuned model's time"
-    + (" — *less* than 1 because the base model's answers are short and wrong, while the fine-tuned model writes "
-       "the whole answer" if min(latency_ratio_k, latency_ratio_rag or latency_ratio_k) < 1 else "")
+    + (" — *less* than 1: latency here mixes prompt length with how long each answer runs (see the caveats "
+       "below)" if min(latency_ratio_k, latency_ratio_rag or latency_ratio_k) < 1 else "")
     + f". With the answer length held equal ({NEW_TOKENS} new tokens, same weights), the {K_LABEL} "
     f"alone makes each answer **{prompt_cost_ratio:.1f}×** as slow as the zero-shot prompt. Caveats:\n\n"
     f"* *Cost* scales with tokens when you pay per token: the ratios above are what this task's prompts cost, and "
