@@ -7,7 +7,7 @@ inference latency: merged into the base weights where the method allows it (LoRA
 (QLoRA on a 4-bit base, prefix and prompt tuning, bottleneck adapters), at batch 1 with the same number of new
 tokens for every method.
 
-``seed_table_fact_check`` puts the seeds' comparison table next to exact counts at a real size (from
+``claimed_table_fact_check`` puts a widely circulated comparison table next to exact counts at a real size (from
 ``coursekit.archs`` and ``coursekit.scratch``) and next to what the run measured.
 """
 from __future__ import annotations
@@ -257,10 +257,10 @@ def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eva
     return out
 
 
-# ------------------------------------------------------------------------------------------------ the seeds' table
+# ------------------------------------------------------------------------------------------------ the quoted table
 
-#: Seed 002's comparison table, as printed.
-SEED_TABLE = [
+#: A widely circulated comparison table of fine-tuning methods, quoted as printed.
+CLAIMED_TABLE = [
     {"method": "full", "trainable": "100%", "memory": "Very high (14 bytes/param)", "latency": "None",
      "forgetting": "High", "checkpoint": "Full model copy"},
     {"method": "lora", "trainable": "~0.2%", "memory": "Low (adapter only)", "latency": "None (merged at inference)",
@@ -276,12 +276,12 @@ SEED_TABLE = [
 
 def real_size_counts(arch: str = "llama-3.1-8b", rank: int = 16, bottleneck: int = 64,
                      num_virtual_tokens: int = 20) -> dict:
-    """Exact trainable parameters, share and checkpoint size at a real size, per row of the seeds' table.
+    """Exact trainable parameters, share and checkpoint size at a real size, per row of the quoted table.
 
-    LoRA is counted for the seed's own targets (q_proj, v_proj) and for all linear layers; adapters and prefixes
-    with the seed's sizes. Checkpoints: trainable parameters x 2 bytes (bf16) and x 4 bytes (fp32, what peft keeps
+    LoRA is counted for the table's own targets (q_proj, v_proj) and for all linear layers; adapters and prefixes
+    with the table's sizes. Checkpoints: trainable parameters x 2 bytes (bf16) and x 4 bytes (fp32, what peft keeps
     adapters in by default), full fine-tuning the whole model in bf16. Bytes per parameter of full fine-tuning:
-    weights + gradients + optimizer state for the seeds' mixed-precision recipe, from the estimator.
+    weights + gradients + optimizer state for the textbook mixed-precision recipe, from the estimator.
     """
     from coursekit.archs import count_lora_parameters, resolve_arch
     from coursekit.memory import estimate_memory
@@ -309,14 +309,14 @@ def real_size_counts(arch: str = "llama-3.1-8b", rank: int = 16, bottleneck: int
     }
 
 
-def seed_table_fact_check(comparison: MethodComparison | None = None, arch: str = "llama-3.1-8b") -> list[dict]:
-    """One entry per row of ``SEED_TABLE``: the claims, the exact count at ``arch``'s size, and what ran here."""
+def claimed_table_fact_check(comparison: MethodComparison | None = None, arch: str = "llama-3.1-8b") -> list[dict]:
+    """One entry per row of ``CLAIMED_TABLE``: the claims, the exact count at ``arch``'s size, and what ran here."""
     real = real_size_counts(arch)
     key = {"full": "full", "lora": "lora_all_linear", "qlora": "lora_all_linear", "adapter": "adapter",
            "prefix": "prefix"}
     base_latency = comparison.base_latency_seconds_per_answer if comparison else 0.0
     out = []
-    for claim in SEED_TABLE:
+    for claim in CLAIMED_TABLE:
         m = claim["method"]
         r = real[key[m]]
         entry = {"method": m, "claims": claim, "real_arch": real["arch"],
@@ -398,6 +398,6 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["ALL_METHODS", "MERGEABLE", "MethodComparison", "MethodRow", "SEED_TABLE", "compare_methods", "main",
-           "inference_mode", "measure_latency", "real_size_counts", "seed_table_fact_check", "serving_model",
+__all__ = ["ALL_METHODS", "MERGEABLE", "MethodComparison", "MethodRow", "CLAIMED_TABLE", "compare_methods", "main",
+           "inference_mode", "measure_latency", "real_size_counts", "claimed_table_fact_check", "serving_model",
            "write_report"]

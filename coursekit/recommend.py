@@ -77,7 +77,7 @@ NOT_TO_FINE_TUNE: list[dict] = [
     {"when": "mostly factual question answering", "instead": "retrieval: fine-tuning is poor at storing facts"},
 ]
 
-#: The seed's thresholds, stated as rules of thumb (not measured): 1,000+ examples to fine-tune, under 500 never.
+#: Common thresholds, stated as rules of thumb (not measured): 1,000+ examples to fine-tune, under 500 never.
 MIN_EXAMPLES = 1000
 TOO_FEW_EXAMPLES = 500
 

@@ -65,10 +65,10 @@ from coursekit.memory import GB, GIB, QuantOptions, estimate_memory, measure_pea
 from coursekit.memory.estimator import MIB
 from coursekit.memory.hardware import (
     GPU_TABLE,
+    claimed_suggest_batch_size,
     fit_table,
     gpu_spec,
     hardware_fit,
-    seed_suggest_batch_size,
     suggest_batch_size,
 )
 from coursekit.memory.recipes import PRECISIONS

@@ -56,7 +56,7 @@ import torch
 import coursekit
 import coursekit.exercises
 import coursekit.quiz
-from coursekit.comparison import ALL_METHODS, compare_methods, real_size_counts, seed_table_fact_check
+from coursekit.comparison import ALL_METHODS, claimed_table_fact_check, compare_methods, real_size_counts
 from coursekit.data import load_task_dataset
 from coursekit.env import resolve_device
 
@@ -213,7 +213,7 @@ ipd.display(ipd.Markdown(
 
 # %%
 real = real_size_counts("llama-3.1-8b")
-check = seed_table_fact_check(comparison, "llama-3.1-8b")
+check = claimed_table_fact_check(comparison, "llama-3.1-8b")
 lines = ["| method | seed: trainable | exact, 8B | seed: checkpoint | exact, 8B (bf16 / fp32) | seed: forgetting | "
          "retention here | seed: latency | latency here vs base |", "|---|---|---|---|---|---|---|---|---|"]
 for c in check:

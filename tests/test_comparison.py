@@ -1,15 +1,15 @@
-"""Lesson 06's comparison helpers: serving modes, bad input caught before training, the seeds' table at real size."""
+"""Lesson 06's comparison helpers: serving modes, bad input caught before training, the quoted table at real size."""
 import pytest
 
 from coursekit.comparison import (
     ALL_METHODS,
-    SEED_TABLE,
+    CLAIMED_TABLE,
     MethodComparison,
     MethodRow,
+    claimed_table_fact_check,
     compare_methods,
     inference_mode,
     real_size_counts,
-    seed_table_fact_check,
 )
 
 TRAIN = [{"instruction": "Triage.", "input": "My order 1234 is late.", "output": "{}\nHi."}] * 4
@@ -52,14 +52,14 @@ def test_real_size_counts_follow_the_formulas():
     assert c["adapter"]["trainable_parameters"] == layers * 2 * (2 * h * 64 + 64 + h)
     assert c["prefix"]["trainable_parameters"] == 20 * layers * 2 * kv * hd
     assert c["lora_all_linear"]["checkpoint_bytes_fp32"] == 4 * c["lora_all_linear"]["trainable_parameters"]
-    assert c["full_bytes_per_parameter"] == 16.0  # the seeds' mixed precision: 2 + 2 + 4 + 8, not 14
+    assert c["full_bytes_per_parameter"] == 16.0  # textbook mixed precision: 2 + 2 + 4 + 8, not 14
 
 
-def test_seed_table_fact_check_without_and_with_measurements():
-    rows = seed_table_fact_check(None)
-    assert [r["method"] for r in rows] == [s["method"] for s in SEED_TABLE]
+def test_claimed_table_fact_check_without_and_with_measurements():
+    rows = claimed_table_fact_check(None)
+    assert [r["method"] for r in rows] == [s["method"] for s in CLAIMED_TABLE]
     adapter = next(r for r in rows if r["method"] == "adapter")
-    assert adapter["real_trainable_percent"] < 1  # the seed's "~1-3%" is high for an 8B model
+    assert adapter["real_trainable_percent"] < 1  # the table's "~1-3%" is high for an 8B model
     assert "measured_retention" not in adapter
     row = MethodRow(method="lora", trainable_parameters=10, total_parameters=1000, trainable_percent=1.0,
                     peak_memory_bytes=5, memory_measured_as="x", train_seconds=1.0, tokens_per_second=1.0,
@@ -68,7 +68,7 @@ def test_seed_table_fact_check_without_and_with_measurements():
                     latency_seconds_per_answer=0.2, latency_ms_per_token=1.0, final_eval_loss=None, steps=3,
                     learning_rate=3e-4)
     comp = MethodComparison(rows=[row], base_latency_seconds_per_answer=0.1)
-    lora = next(r for r in seed_table_fact_check(comp) if r["method"] == "lora")
+    lora = next(r for r in claimed_table_fact_check(comp) if r["method"] == "lora")
     assert lora["measured_retention"] == 0.75 and lora["measured_latency_vs_base"] == pytest.approx(2.0)
     assert comp.records()[0]["method"] == "lora" and "lora" in comp.table()
     assert len(comp.plot().axes) == 2

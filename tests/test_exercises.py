@@ -49,7 +49,7 @@ def test_unknown_id_names_the_known_ones():
 def test_numeric_correct_close_wrong_and_units():
     ex = E.get("02.full_ft_adam_8b")
     assert ex.expected() == pytest.approx(96.0)  # 8e9 x (2 + 2 + 4 + 4) bytes / 1e9
-    fb = ex.check(56, display=False)  # the seed's printed figure
+    fb = ex.check(56, display=False)  # the claim's printed figure
     assert fb.status == "wrong" and fb.explanation is None
     assert "Add the bytes per parameter" in fb.hint
     fb = ex.check(97.5, display=False)
@@ -81,7 +81,7 @@ def test_numeric_accepts_tensor_and_numpy_scalars():
 def test_numeric_answers_are_computed_from_parameters():
     ex = E.get("05.double_quant_bits")
     assert ex.expected() == pytest.approx(8 / 64 + 32 / (64 * 256))
-    ex.params["block2"] = 1024 / 64  # the seed's 32/1024 would then be right
+    ex.params["block2"] = 1024 / 64  # the quoted 32/1024 would then be right
     try:
         assert ex.expected() == pytest.approx(8 / 64 + 32 / 1024)
     finally:

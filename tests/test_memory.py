@@ -8,11 +8,11 @@ from coursekit.memory import estimate_memory, weight_bytes
 from coursekit.memory.hardware import (
     GPU_TABLE,
     GPUS,
+    claimed_suggest_batch_size,
     fit_table,
     gpu_capacity_bytes,
     gpu_label,
     hardware_fit,
-    seed_suggest_batch_size,
     suggest_batch_size,
 )
 
@@ -74,8 +74,8 @@ def test_activations_grow_with_seq_and_shrink_with_checkpointing():
     assert eager.activations - b.activations > 32 * 2048 * 2048 * 4 * 16  # the s² scores in fp32, 16 layers
 
 
-def test_seed_batch_helper_unit_bug_and_correct_suggestion():
-    assert seed_suggest_batch_size(24, 8) == (8, 1)  # thinks an 8B 4-bit model weighs 4e-9 GB
+def test_claimed_batch_helper_unit_bug_and_correct_suggestion():
+    assert claimed_suggest_batch_size(24, 8) == (8, 1)  # thinks an 8B 4-bit model weighs 4e-9 GB
     s = suggest_batch_size("llama-3.1-8b", "RTX 4090", method="qlora", seq_len=2048)
     cap = 24_564 * 2**20  # what nvidia-smi shows for an RTX 4090
     assert s.capacity_bytes == cap and s.fits and s.total_bytes <= cap

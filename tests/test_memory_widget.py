@@ -14,7 +14,7 @@ def calc():
     return memory_calculator()
 
 
-def test_default_is_the_seeds_8b_full_fine_tune(calc):
+def test_default_is_the_quoted_8b_full_fine_tune(calc):
     expected = estimate_memory("llama-3.1-8b", "full", precision="mixed-bf16", batch_size=1, seq_len=2048,
                                checkpointing=True)
     assert calc.total_bytes == expected.total_bytes

@@ -129,16 +129,16 @@ def test_the_method_switches_exactly_where_the_estimate_crosses_the_gpu():
     assert several.method == "lora" and any("one adapter per task" in c for c in several.cautions)
 
 
-def test_the_seeds_recommender_examples_checked_with_the_estimator():
-    """Seed 002's recommend_peft_method with its 'GB per billion' rules, redone with exact architectures."""
+def test_a_common_recommenders_examples_checked_with_the_estimator():
+    """A common tutorial's recommend_peft_method with its 'GB per billion' rules, redone with exact architectures."""
     ready = {k: v for k, v in READY.items() if k not in ("model", "gpu")}
-    # (8B, 24 GB): the seed says LoRA; the estimate agrees
+    # (8B, 24 GB): the tutorial says LoRA; the estimate agrees
     r = recommend_method(**ready, model="llama-3.1-8b", gpu="RTX 4090")
     assert r.method == "lora" and r.memory_bytes["lora"] < gpu_capacity_bytes("RTX 4090") == 24_564 * 2**20
-    # (70B, 80 GB): the seed says QLoRA; the estimate agrees
+    # (70B, 80 GB): the tutorial says QLoRA; the estimate agrees
     r = recommend_method(**ready, model="llama-3.1-70b", gpu="A100 80GB")
     assert r.method == "qlora" and r.memory_bytes["lora"] > 80 * GIB > r.memory_bytes["qlora"]
-    # (7B, 24 GB, several tasks): the seed prints "Adapter Layers" but its own code returns LoRA first
+    # (7B, 24 GB, several tasks): the tutorial prints "Adapter Layers" but its own code returns LoRA first
     r = recommend_method(**ready, model="llama-2-7b", gpu="RTX 4090", multiple_tasks=True)
     assert r.method == "lora" and any("one adapter per task" in c for c in r.cautions)
 

@@ -22,7 +22,7 @@ def test_adapter_is_exact_identity_at_start_and_counts():
     x = torch.randn(2, 5, 256)
     assert torch.equal(a(x), x)
     assert sum(p.numel() for p in a.parameters()) == 2 * 256 * 16 + 16 + 256
-    # the seed's formula 2 * (h*b + b) forgets that the up-projection's bias has h entries, not b
+    # the quoted formula 2 * (h*b + b) forgets that the up-projection's bias has h entries, not b
     assert adapter_parameter_count(4096, 64, 1) == 2 * 528_448
     assert adapter_parameter_count(4096, 64, 1) // 2 - 2 * (4096 * 64 + 64) == 4096 - 64
 
@@ -94,8 +94,8 @@ def test_prefix_count_matches_peft(projection):
         assert trainable == 12 * 4 * 2 * 128
 
 
-def test_prefix_seed_figure():
-    # The seed's 32 layers x 2 x 20 tokens x 4096 = 5,242,880 holds for full multi-head attention (Llama-2-7B) ...
+def test_prefix_quoted_figure():
+    # The quoted 32 layers x 2 x 20 tokens x 4096 = 5,242,880 holds for full multi-head attention (Llama-2-7B) ...
     assert prefix_tuning_parameter_count(32, 32, 128, 20) == 5_242_880
     # ... and is 4x too large for Llama-3-8B's 8 key/value heads
     assert prefix_tuning_parameter_count(32, 8, 128, 20) == 1_310_720

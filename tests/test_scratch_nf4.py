@@ -126,14 +126,14 @@ def test_double_quant_matches_bitsandbytes_nested_state():
         assert bool(((ours - plain.absmax).abs() <= (theirs - plain.absmax).abs() + 1e-9).all())
 
 
-def test_overhead_bits_and_the_seed_arithmetic():
+def test_overhead_bits_and_the_quoted_arithmetic():
     assert single_quant_overhead_bits(64) == 0.5
     assert double_quant_overhead_bits(64, 256) == 8 / 64 + 32 / (64 * 256) == 0.126953125
-    # The seed writes 8/64 + 32/1024 = 0.156 ("about 0.16") and a saving of 0.34 bit/param: both off.
+    # A widely quoted claim writes 8/64 + 32/1024 = 0.156 ("about 0.16") and a saving of 0.34 bit/param: both off.
     assert abs(double_quant_overhead_bits() - (8 / 64 + 32 / 1024)) > 0.029
     saving_bits = single_quant_overhead_bits() - double_quant_overhead_bits()
     assert saving_bits == 0.373046875
-    assert round(double_quant_saving_bytes(70e9) / 1e9, 2) == 3.26  # GB for 70B, the seed says "about 3"
+    assert round(double_quant_saving_bytes(70e9) / 1e9, 2) == 3.26  # GB for 70B, the claim says "about 3"
     assert round(double_quant_saving_bytes(7e9) / 1e9, 3) == 0.326
 
 

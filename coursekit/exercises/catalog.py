@@ -130,7 +130,7 @@ def _explain_full_ft(p, total):
     w, g = n * p["weight_bytes"] / GB, n * p["grad_bytes"] / GB
     m = n * p["moment_bytes"] / GB
     return (f"weights {w:,.0f} GB + gradients {g:,.0f} GB + first moment m {m:,.0f} GB + second moment v "
-            f"{m:,.0f} GB = {total:,.0f} GB (GB = 1e9 bytes) before any activation. The seed's '~56 GB' does not "
+            f"{m:,.0f} GB = {total:,.0f} GB (GB = 1e9 bytes) before any activation. The claimed '~56 GB' does not "
             f"follow from its own per-parameter bytes; and real mixed-precision training usually adds a 4-byte fp32 "
             f"master copy of the weights on top.")
 
@@ -200,7 +200,7 @@ EXERCISES = [
         answer_fn=_llama_adam_gb, explain_fn=_explain_llama_adam, unit="GB", rel_tol=0.001,
         params={"arch": "llama-3.1-8b", "moment_bytes": 4}),
     _choice("02.fits_a100_70b", "Change PARAMS to 70e9",
-            "Re-run the seed's estimate with PARAMS = 70e9 (Llama-3 70B). Which approach still fits a single A100 80GB?",
+            "Re-run the quoted estimate with PARAMS = 70e9 (Llama-3 70B). Which approach still fits one A100 80GB?",
             ["Start with the weights alone: 70e9 parameters at 2 bytes is how many GB?",
              "If the frozen bf16 weights do not fit, neither full fine-tuning nor bf16 LoRA can.",
              "At 4 bits the weights are 0.5 bytes per parameter."],
@@ -311,7 +311,7 @@ EXERCISES = [
         answer_fn=lambda p: p["const_bits"] / p["block"] + p["fp32_bits"] / (p["block"] * p["block2"]),
         explain_fn=lambda p, v: (f"{p['const_bits']}/{p['block']} + {p['fp32_bits']}/({p['block']} x {p['block2']}) = "
                                  f"{v:.4f} bits per parameter, versus {p['fp32_bits'] / p['block']:.3f} without: a "
-                                 f"saving of {p['fp32_bits'] / p['block'] - v:.3f} bits. (The seed's 32/1024 term "
+                                 f"saving of {p['fp32_bits'] / p['block'] - v:.3f} bits. (The quoted 32/1024 term "
                                  f"uses the wrong second-level block.)"),
         unit="bits", rel_tol=0.005,
         params={"block": 64, "block2": 256, "const_bits": 8, "fp32_bits": 32}),
@@ -323,7 +323,8 @@ EXERCISES = [
          "{params} x (4 + {overhead_bits}) / 8 / 1e9"],
         answer_fn=lambda p: p["params"] * (4 + p["overhead_bits"]) / 8 / GB,
         explain_fn=lambda p, v: (f"{p['params']:.0e} x {4 + p['overhead_bits']:.4f} bits / 8 = {v:.2f} GB; the "
-                                 f"seed's '35 GB' leaves out the constants ({p['params'] * p['overhead_bits'] / 8 / GB:.2f} GB)."),
+                                 f"widely quoted '35 GB' leaves out the constants "
+                                 f"({p['params'] * p['overhead_bits'] / 8 / GB:.2f} GB)."),
         unit="GB", rel_tol=0.005, params={"params": 70e9, "overhead_bits": 0.126953125}),
     _choice("05.adapter_precision", "Why the adapters stay in higher precision",
             "In QLoRA, the base weights are stored in 4-bit NF4 but the LoRA matrices in bf16. Why?",
@@ -348,7 +349,7 @@ EXERCISES = [
          "2 x {hidden} x {bottleneck} + {bottleneck} + {hidden}"],
         answer_fn=lambda p: 2 * p["hidden"] * p["bottleneck"] + p["bottleneck"] + p["hidden"],
         explain_fn=lambda p, v: (f"down {p['hidden']} x {p['bottleneck']} + {p['bottleneck']}, up {p['bottleneck']} x "
-                                 f"{p['hidden']} + {p['hidden']}: {v:,.0f}. The seed prints "
+                                 f"{p['hidden']} + {p['hidden']}: {v:,.0f}. A common tutorial prints "
                                  f"{2 * (p['hidden'] * p['bottleneck'] + p['bottleneck']):,}, giving the up-projection "
                                  f"a bias of the wrong size."),
         unit="parameters", rel_tol=0.0, params={"hidden": 4096, "bottleneck": 64}),

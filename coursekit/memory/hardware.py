@@ -145,7 +145,7 @@ def suggest_batch_size(arch, gpu, method: str = "qlora", effective_batch_size: i
     """The largest power-of-two micro-batch (≤ ``effective_batch_size``) whose estimate fits ``gpu``, and the
     gradient accumulation that makes up the effective batch.
 
-    The seeds' helper computed the 4-bit model as ``params_in_billions * bits / 8 / 1e9`` GB: the billions were
+    A widely shared helper computed the 4-bit model as ``params_in_billions * bits / 8 / 1e9`` GB: the billions were
     divided by 1e9 twice, so an 8B model "weighed" 4e-9 GB and every GPU looked empty. Here every figure is bytes.
     """
     cap = gpu_capacity_bytes(gpu)
@@ -167,8 +167,8 @@ def suggest_batch_size(arch, gpu, method: str = "qlora", effective_batch_size: i
     return BatchSuggestion(best, accum, best * accum, est.total_bytes, cap, True)
 
 
-def seed_suggest_batch_size(gpu_vram_gb: float, model_size_b: float, quantization_bits: int = 4) -> tuple[int, int]:
-    """The seed's helper, unit bug included, so the lesson can show what it returns (do not use it)."""
+def claimed_suggest_batch_size(gpu_vram_gb: float, model_size_b: float, quantization_bits: int = 4) -> tuple[int, int]:
+    """That widely shared helper as quoted, unit bug included, so the lesson can show what it returns (do not use)."""
     model_memory = model_size_b * quantization_bits / 8 / 1e9
     available = gpu_vram_gb - model_memory - 2
     if available < 2:

@@ -34,7 +34,7 @@ PRECISIONS: dict[str, Precision] = {
                           "4 + 4 + 8 bytes per parameter, activations mostly in bf16, plus bf16 copies of the "
                           "weights cached during each forward; a frozen LoRA base is loaded in bf16"),
     "mixed-bf16": Precision("mixed-bf16", 2, 2, 4, 4, 2, 2, False,
-                            "the textbook mixed precision the seeds assume (DeepSpeed/Megatron style): bf16 "
+                            "the textbook mixed precision common estimates assume (DeepSpeed/Megatron style): bf16 "
                             "weights and gradients plus an fp32 master copy and fp32 Adam moments: "
                             "2 + 2 + (4 + 8) = 16 bytes per parameter"),
 }

@@ -26,12 +26,12 @@ from coursekit.train.methods import METHODS, get_method, methods_accepting
 
 # option -> default. None means "decided at run time" (by the method or the device), as the comments say.
 COMMON_OPTIONS: dict = {
-    "learning_rate": None,  # the method's default (full 2e-5 as in the seeds, LoRA 3e-4, QLoRA 2e-4, ...)
-    "epochs": 3,  # passes over the training set (the seeds' 3); ignored when max_steps is set
+    "learning_rate": None,  # the method's default (full 2e-5 as in the common recipe, LoRA 3e-4, QLoRA 2e-4, ...)
+    "epochs": 3,  # passes over the training set (the common recipe's 3); ignored when max_steps is set
     "max_steps": None,  # optimizer steps; overrides epochs
     "batch_size": None,  # micro-batch per device: cpu 16, mps 8, cuda 4
-    "grad_accum": None,  # gradient accumulation steps: cpu 1, mps 2, cuda 4 (effective 16, as in the seeds)
-    "warmup": 0.1,  # below 1: a fraction of the steps (the seeds' 10% heuristic); 1 or more: a number of steps
+    "grad_accum": None,  # gradient accumulation steps: cpu 1, mps 2, cuda 4 (effective 16, as in the common recipe)
+    "warmup": 0.1,  # below 1: a fraction of the steps (the common 10% heuristic); 1 or more: a number of steps
     "lr_scheduler": "cosine",
     "weight_decay": 0.01,
     "max_grad_norm": 1.0,
