@@ -22,7 +22,7 @@
 # work out, component by component, what a training run needs: the **weights**, the **gradients**, the **optimizer
 # state**, the **activations** autograd keeps for the backward pass, and the framework's own **overhead**.
 #
-# This lesson first reproduces the back-of-the-envelope arithmetic the course's source material uses, then redoes
+# This lesson first reproduces the back-of-the-envelope arithmetic of some widely repeated estimates, then redoes
 # it exactly with `coursekit.memory` (exact parameter counts from the real architectures, real precision recipes,
 # activations from the model's shapes), checks the estimator against memory measured during real training steps,
 # and ends with a calculator you can drag around. Every number below is computed when you run the notebook; the units
@@ -76,7 +76,7 @@ from coursekit.widgets.memory import memory_calculator
 
 results = coursekit.Results(RESULTS_PATH, notebook="02_memory_math", model=MODEL)
 results.record(model=MODEL, size=SIZE)
-# One training setup for every real-size estimate in this lesson (the seeds give none): one sequence of 2,048
+# One training setup for every real-size estimate in this lesson (the quoted claims give none): one sequence of 2,048
 # tokens, gradient checkpointing on, on a CUDA GPU.
 SETUP = dict(batch_size=1, seq_len=2048, checkpointing=True)
 N8B, N70B = "llama-3.1-8b", "llama-3.1-70b"
@@ -91,8 +91,8 @@ def gib(n_bytes):
 
 
 def fact_check(claim, computed):
-    """A fact-check box: what the source material says, and what the course computes."""
-    display(Markdown(f"> **Fact check.** The source material says: {claim}\n>\n> **Computed:** {computed}"))
+    """A fact-check box: the claim, quoted, and what the course computes."""
+    display(Markdown(f"> **Fact check.** The claim: {claim}\n>\n> **Computed:** {computed}"))
 
 
 # %%
@@ -111,16 +111,16 @@ display(pd.DataFrame([{"GPU": g.name, "nvidia-smi MiB": f"{g.mib:,}", "GiB": rou
 results.record(gpu_capacity_bytes={g.name: g.capacity_bytes for g in GPU_TABLE})
 
 # %% [markdown]
-# ## 1. The source material's estimate for an 8B model
+# ## 1. A popular estimate for an 8B model
 #
-# The seed lesson prices three approaches for an 8B model with a few constants per parameter: weights and gradients
+# A popular tutorial prices three approaches for an 8B model with a few constants per parameter: weights and gradients
 # in bf16, two fp32 Adam moments, a fixed allowance for activations; LoRA trains a fixed share of the parameters;
 # QLoRA stores the weights in 4 bits and keeps the LoRA gradients in fp32. Here is that arithmetic, written out
-# (the constants are the seed's):
+# (the constants are the tutorial's):
 
 # %%
-def seed_estimate_bytes(params, approach):
-    """The seed lesson's constants (reproduced to check them, not to use)."""
+def claimed_estimate_bytes(params, approach):
+    """The tutorial's constants (reproduced to check them, not to use)."""
     lora = params * 0.01
     if approach == "full_ft":
         return params * 2 + params * 2 + params * 8 + 4e9
@@ -129,22 +129,22 @@ def seed_estimate_bytes(params, approach):
     return params * 0.5 + lora * 4 + lora * 8 + 2e9  # qlora_4bit
 
 
-seed_8b = {a: seed_estimate_bytes(8e9, a) for a in ("full_ft", "lora_bf16", "qlora_4bit")}
-seed_70b = {a: seed_estimate_bytes(70e9, a) for a in ("full_ft", "lora_bf16", "qlora_4bit")}
-display(pd.DataFrame({"8e9 params, GB": {a: b / GB for a, b in seed_8b.items()},
-                      "70e9 params, GB": {a: b / GB for a, b in seed_70b.items()}}).round(1))
-results.record(seed_8b_bytes=seed_8b, seed_70b_bytes=seed_70b)
+claimed_8b = {a: claimed_estimate_bytes(8e9, a) for a in ("full_ft", "lora_bf16", "qlora_4bit")}
+claimed_70b = {a: claimed_estimate_bytes(70e9, a) for a in ("full_ft", "lora_bf16", "qlora_4bit")}
+display(pd.DataFrame({"8e9 params, GB": {a: b / GB for a, b in claimed_8b.items()},
+                      "70e9 params, GB": {a: b / GB for a, b in claimed_70b.items()}}).round(1))
+results.record(claimed_8b_bytes=claimed_8b, claimed_70b_bytes=claimed_70b)
 
 # %%
-SEED_PARAMS, SEED_BYTES_PER_PARAM, SEED_CLAIM_GB = 8e9, (2, 2, 8), 56  # the seed's 8B, bf16 + bf16 + Adam, its claim
-seed_before_activations = SEED_PARAMS * sum(SEED_BYTES_PER_PARAM)
-fact_check(f"*full fine-tuning an 8B model with Adam occupies roughly {SEED_CLAIM_GB} GB (weights, gradients and "
+CLAIMED_PARAMS, CLAIMED_BYTES_PER_PARAM, CLAIMED_GB = 8e9, (2, 2, 8), 56  # its 8B, bf16 + bf16 + Adam, the claim
+claimed_before_activations = CLAIMED_PARAMS * sum(CLAIMED_BYTES_PER_PARAM)
+fact_check(f"*full fine-tuning an 8B model with Adam occupies roughly {CLAIMED_GB} GB (weights, gradients and "
            "both optimizer moments) before a single activation is stored.*",
-           f"its own constants give {SEED_PARAMS / 1e9:g}e9 × ({' + '.join(map(str, SEED_BYTES_PER_PARAM))}) "
-           f"bytes = **{gb(seed_before_activations)}** before activations ({gb(seed_8b['full_ft'])} with its "
-           f"{gb(seed_8b['full_ft'] - seed_before_activations)} of activations), not {SEED_CLAIM_GB} GB. No common "
-           f"recipe gives {SEED_CLAIM_GB} GB: the exact counts are in section 3.")
-results.record(seed_full_8b_before_activations_bytes=seed_before_activations)
+           f"its own constants give {CLAIMED_PARAMS / 1e9:g}e9 × ({' + '.join(map(str, CLAIMED_BYTES_PER_PARAM))}) "
+           f"bytes = **{gb(claimed_before_activations)}** before activations ({gb(claimed_8b['full_ft'])} with its "
+           f"{gb(claimed_8b['full_ft'] - claimed_before_activations)} of activations), not {CLAIMED_GB} GB. No common "
+           f"recipe gives {CLAIMED_GB} GB: the exact counts are in section 3.")
+results.record(claimed_full_8b_before_activations_bytes=claimed_before_activations)
 
 # %% [markdown]
 # ## 2. Exact parameter counts
@@ -159,7 +159,7 @@ n8b, n70b = count_parameters(N8B), count_parameters(N70B)
 lora_8b = count_lora_parameters(N8B, 16, "all-linear")
 lora_70b = count_lora_parameters(N70B, 16, "all-linear")
 n3b = count_parameters("llama-3.2-3b")
-lora_3b_qv = count_lora_parameters("llama-3.2-3b", 16, ["q_proj", "v_proj"])  # the seed's r=16 on q and v
+lora_3b_qv = count_lora_parameters("llama-3.2-3b", 16, ["q_proj", "v_proj"])  # the quoted r=16 on q and v
 display(pd.DataFrame([
     {"model": N8B, "parameters": f"{n8b:,}", "LoRA r=16, all linear": f"{lora_8b:,}",
      "trainable %": f"{100 * lora_8b / n8b:.3f}"},
@@ -171,20 +171,20 @@ results.record(llama_3_1_8b_parameters=n8b, llama_3_1_70b_parameters=n70b, lora_
                lora_r16_all_linear_70b=lora_70b, llama_3_2_3b_parameters=n3b, lora_r16_qv_3b=lora_3b_qv)
 
 # %%
-SEED_QV_3B, SEED_ALL_3B, R = 6_815_744, 3_219_565_568, 16
+CLAIMED_QV_3B, CLAIMED_ALL_3B, R = 6_815_744, 3_219_565_568, 16
 a3b = resolve_arch("llama-3.2-3b")
 h3b, kv3b = a3b.hidden_size, a3b.num_key_value_heads * a3b.head_dim
 per_layer_qv = R * (h3b + a3b.num_attention_heads * a3b.head_dim) + R * (h3b + kv3b)
-fact_check(f"*LoRA with r={R} on q_proj and v_proj of Llama-3.2-3B prints trainable params: {SEED_QV_3B:,} || "
-           f"all params: {SEED_ALL_3B:,}.*",
+fact_check(f"*LoRA with r={R} on q_proj and v_proj of Llama-3.2-3B prints trainable params: {CLAIMED_QV_3B:,} || "
+           f"all params: {CLAIMED_ALL_3B:,}.*",
            f"q_proj is {h3b} → {a3b.num_attention_heads * a3b.head_dim} and v_proj {h3b} → {kv3b} "
            f"({a3b.num_key_value_heads} key/value heads of {a3b.head_dim}), so each layer adds "
            f"{R} × ({h3b} + {a3b.num_attention_heads * a3b.head_dim}) + {R} × ({h3b} + {kv3b}) = {per_layer_qv:,} "
            f"and {a3b.num_hidden_layers} layers add **{lora_3b_qv:,}** trainable parameters; all parameters are "
            f"{n3b:,} + {lora_3b_qv:,} = **{n3b + lora_3b_qv:,}** ({100 * lora_3b_qv / (n3b + lora_3b_qv):.4f} % "
-           f"trainable). {SEED_QV_3B:,} would be q and v at full width (a pre-GQA model).")
+           f"trainable). {CLAIMED_QV_3B:,} would be q and v at full width (a pre-GQA model).")
 assert per_layer_qv * a3b.num_hidden_layers == lora_3b_qv
-results.record(seed_lora_qv_3b=SEED_QV_3B)
+results.record(claimed_lora_qv_3b=CLAIMED_QV_3B)
 
 # %% [markdown]
 # ## 3. Full fine-tuning of Llama 3.1 8B, component by component
@@ -223,52 +223,53 @@ results.record(full_8b_components_bytes={r["recipe"]: {k: int(round(r[k] * GB)) 
                full_8b_total_bytes={r["recipe"]: int(round(r["total (peak) GB"] * GB)) for r in rows})
 
 # %%
-SEED_ADAM_GB, MOMENTS, FP32 = 60, 2, 4
+CLAIMED_ADAM_GB, MOMENTS, FP32 = 60, 2, 4
 adam_fp32_8b = MOMENTS * FP32 * n8b
-fact_check(f"*you need ~{SEED_ADAM_GB} GB just for the optimizer state* (8B, Adam).",
+fact_check(f"*you need ~{CLAIMED_ADAM_GB} GB just for the optimizer state* (8B, Adam).",
            f"{MOMENTS} fp32 moments are {MOMENTS * FP32} bytes × {n8b:,} = **{gb(adam_fp32_8b)} = "
-           f"{gib(adam_fp32_8b)}**: '~{SEED_ADAM_GB}' is right only in GiB. With the fp32 master copy that mixed "
+           f"{gib(adam_fp32_8b)}**: '~{CLAIMED_ADAM_GB}' is right only in GiB. With the fp32 master copy that mixed "
            f"precision also keeps, the optimizer holds {gb(full_8b_mixed.optimizer)}.")
 results.record(adam_fp32_state_8b_bytes=adam_fp32_8b)
 
 # %% [markdown]
 # ## 4. The "14 bytes per parameter" helper
 #
-# A second seed prices full fine-tuning at a fixed number of bytes per parameter (weights, gradients, Adam, and a share
-# "for activations"), divides by `1024**3` and calls the result GB. Reproduced:
+# Another common tutorial prices full fine-tuning at a fixed number of bytes per parameter (weights, gradients,
+# Adam, and a share "for activations"), divides by `1024**3` and calls the result GB. Its helper, reproduced:
 
 # %%
-SEED_BYTES_PER_PARAM_14 = (2, 2, 8, 2)  # weights, gradients, Adam, "activations"
+CLAIMED_BYTES_PER_PARAM_14 = (2, 2, 8, 2)  # weights, gradients, Adam, "activations"
 
 
-def seed_14_bytes(billions):
-    """The seed helper's arithmetic: 14 bytes per parameter, divided by 1024**3 but labelled GB."""
-    return billions * 1e9 * sum(SEED_BYTES_PER_PARAM_14)
+def claimed_14_bytes(billions):
+    """The helper's arithmetic: 14 bytes per parameter, divided by 1024**3 but labelled GB."""
+    return billions * 1e9 * sum(CLAIMED_BYTES_PER_PARAM_14)
 
 
-SEED_PRINTED_GB = {1.0: 13.1, 3.0: 39.2, 7.0: 91.5, 13.0: 170.1, 70.0: 915.5}  # what the seed shows
+CLAIMED_PRINTED_GB = {1.0: 13.1, 3.0: 39.2, 7.0: 91.5, 13.0: 170.1, 70.0: 915.5}  # what the helper prints
 REAL = {1.0: "llama-3.2-1b", 3.0: "llama-3.2-3b", 7.0: "llama-2-7b", 13.0: "llama-2-13b", 70.0: N70B}
 rows = []
-for b, printed in SEED_PRINTED_GB.items():
+for b, printed in CLAIMED_PRINTED_GB.items():
     est = estimate_memory(REAL[b], "full", precision="mixed-bf16", **SETUP)
-    rows.append({"seed size": f"{b:g}B", "seed prints 'GB'": printed,
-                 "its formula in GiB": seed_14_bytes(b) / GIB, "its formula in GB": seed_14_bytes(b) / GB,
+    rows.append({"size": f"{b:g}B", "helper prints 'GB'": printed,
+                 "its formula in GiB": claimed_14_bytes(b) / GIB, "its formula in GB": claimed_14_bytes(b) / GB,
                  "real model": REAL[b], "coursekit estimate GB": est.total_gb})
-seed14 = pd.DataFrame(rows).set_index("seed size").round(1)
-display(seed14)
-results.record(seed_14_bytes_table=rows)
+claimed14 = pd.DataFrame(rows).set_index("size").round(1)
+display(claimed14)
+results.record(claimed_14_bytes_table=rows)
 
 # %%
-b7, act_share = 7.0, SEED_BYTES_PER_PARAM_14[-1]
-fact_check(f"*Total: ~{sum(SEED_BYTES_PER_PARAM_14)} bytes per parameter for AdamW + bf16*, printed as "
-           f"`{b7:.1f}B parameters: {SEED_PRINTED_GB[b7]} GB`.",
+b7, act_share = 7.0, CLAIMED_BYTES_PER_PARAM_14[-1]
+fact_check(f"*Total: ~{sum(CLAIMED_BYTES_PER_PARAM_14)} bytes per parameter for AdamW + bf16*, printed as "
+           f"`{b7:.1f}B parameters: {CLAIMED_PRINTED_GB[b7]} GB`.",
            f"the helper divides by `1024**3`, so its numbers are **GiB** under a GB label: for {b7:g}e9 parameters "
-           f"its formula gives **{gib(seed_14_bytes(b7))} = {gb(seed_14_bytes(b7))}**. GiB is the right unit to hold "
-           f"against a GPU, whose memory is binary: the {A100.name} holds {A100.gib:.0f} GiB ({A100.mib:,} MiB in "
-           f"nvidia-smi), so the helper compares like with like and only its label is wrong; read as GB, its figures "
-           f"would be {100 * (1 - GB / GIB):.1f} % too small. Its printed figures do not match its own formula "
-           f"either ({SEED_PRINTED_GB[b7]} vs {seed_14_bytes(b7) / GIB:.1f}). And activations do not scale with "
-           f"parameters: for {REAL[b7]} at {SETUP['batch_size']} × {SETUP['seq_len']:,} tokens with checkpointing "
+           f"its formula gives **{gib(claimed_14_bytes(b7))} = {gb(claimed_14_bytes(b7))}**. GiB is the right unit "
+           f"to hold against a GPU, whose memory is binary: the {A100.name} holds {A100.gib:.0f} GiB "
+           f"({A100.mib:,} MiB in nvidia-smi), so the helper compares like with like and only its label is wrong; "
+           f"read as GB, its figures would be {100 * (1 - GB / GIB):.1f} % too small. Its printed figures do not "
+           f"match its own formula either ({CLAIMED_PRINTED_GB[b7]} vs {claimed_14_bytes(b7) / GIB:.1f}). And "
+           f"activations do not scale with parameters: for {REAL[b7]} at {SETUP['batch_size']} × "
+           f"{SETUP['seq_len']:,} tokens with checkpointing "
            f"they are {gb(estimate_memory(REAL[b7], 'full', precision='mixed-bf16', **SETUP).activations)}, while "
            f"{act_share} bytes per parameter would say {gb(act_share * count_parameters(REAL[b7]))}.")
 
@@ -278,17 +279,17 @@ fact_check(f"*Total: ~{sum(SEED_BYTES_PER_PARAM_14)} bytes per parameter for Ada
 # LoRA freezes the base: its weights need no gradient and no optimizer state, so only the adapters (the estimator's
 # default rank on every projection, kept in fp32) pay for weights, gradients and Adam's moments. QLoRA also stores the
 # frozen decoder Linear layers in NF4 (4-bit) with blockwise absmax constants (double-quantized); embeddings, the
-# output layer and norms stay in bf16. The third seed prints these lists:
+# output layer and norms stay in bf16. A third widely shared estimate lists:
 
 # %%
-SEED_LISTS_GB = {N8B: {"full": 60, "lora": 18, "qlora": 6}, N70B: {"full": 500, "lora": 150, "qlora": 48}}
+CLAIMED_LISTS_GB = {N8B: {"full": 60, "lora": 18, "qlora": 6}, N70B: {"full": 500, "lora": 150, "qlora": 48}}
 by_method = {}
 rows = []
-for arch, seed_list in SEED_LISTS_GB.items():
-    for method, seed_gb in seed_list.items():
+for arch, claimed_list in CLAIMED_LISTS_GB.items():
+    for method, claimed_gb in claimed_list.items():
         e = estimate_memory(arch, method, precision="mixed-bf16", **SETUP)
         by_method[(arch, method)] = e
-        rows.append({"model": arch, "method": method, "seed says GB": seed_gb,
+        rows.append({"model": arch, "method": method, "claimed GB": claimed_gb,
                      **{k: round(v / GB, 2) for k, v in e.components.items()},
                      "coursekit total GB": round(e.total_gb, 1), "total GiB": round(e.total_gib, 1)})
 methods_table = pd.DataFrame(rows).set_index(["model", "method"])
@@ -298,13 +299,13 @@ results.record(method_totals_bytes={f"{a}/{m}": e.total_bytes for (a, m), e in b
 
 # %%
 for arch in (N8B, N70B):
-    s = SEED_LISTS_GB[arch]
+    s = CLAIMED_LISTS_GB[arch]
     fact_check(f"*{arch}: full fine-tuning ~{s['full']} GB, LoRA ~{s['lora']} GB, QLoRA ~{s['qlora']} GB.*",
                f"at {SETUP['batch_size']} × {SETUP['seq_len']:,} tokens with checkpointing, mixed precision: full "
                f"fine-tuning **{gb(by_method[(arch, 'full')].total_bytes)}**, LoRA "
                f"**{gb(by_method[(arch, 'lora')].total_bytes)}**, QLoRA "
                f"**{gb(by_method[(arch, 'qlora')].total_bytes)}**. "
-               f"The seed's full fine-tuning figure is far too low ({sum(per_param['mixed-bf16']):g} bytes per "
+               f"The claimed full fine-tuning figure is far too low ({sum(per_param['mixed-bf16']):g} bytes per "
                "parameter before any activation); its LoRA and QLoRA figures are in the right range but need the "
                "weights of the real model, not a rounded name.")
 
@@ -326,7 +327,7 @@ results.record(nf4_weights_70b_bytes=nf4_70b, nf4_weights_70b_no_double_quant_by
 # %% [markdown]
 # ### Try it: change PARAMS to 70e9
 #
-# The seed's try-it: rerun its estimate with `PARAMS = 70e9`. Which approaches still fit one A100 80GB? Answer
+# Rerun the popular estimate of section 1 with `PARAMS = 70e9`. Which approaches still fit one A100 80GB? Answer
 # before you read the fit table below.
 
 # %%
@@ -362,25 +363,26 @@ display(Markdown(
 # %% [markdown]
 # ### The batch-size helper
 #
-# The third seed suggests a micro-batch from the free memory left after loading the 4-bit model, which it computes
-# as `model_size_b * quantization_bits / 8 / 1e9`: billions divided by 10⁹ again.
+# The third estimate comes with a helper that suggests a micro-batch from the free memory left after loading the
+# 4-bit model, which it computes as `model_size_b * quantization_bits / 8 / 1e9`: billions divided by 10⁹ again.
 
 # %%
-SEED_VRAM_GB, SEED_MODEL_B, SEED_BITS, EFFECTIVE = 24, 8, 4, 8  # the seed's call; the effective batch priced
-seed_pick = seed_suggest_batch_size(SEED_VRAM_GB, SEED_MODEL_B)
-seed_model_gb = SEED_MODEL_B * SEED_BITS / 8 / 1e9
+CLAIMED_VRAM_GB, CLAIMED_MODEL_B, CLAIMED_BITS = 24, 8, 4  # the quoted call
+EFFECTIVE = 8  # the effective batch priced
+claimed_pick = claimed_suggest_batch_size(CLAIMED_VRAM_GB, CLAIMED_MODEL_B)
+claimed_model_gb = CLAIMED_MODEL_B * CLAIMED_BITS / 8 / 1e9
 good = suggest_batch_size(N8B, RTX4090.name, method="qlora", effective_batch_size=EFFECTIVE,
                           seq_len=SETUP["seq_len"], precision="mixed-bf16")
-fact_check(f"*`suggest_batch_size(gpu_vram_gb={SEED_VRAM_GB}, model_size_b={SEED_MODEL_B})` prints Batch size: 4, "
-           "Gradient accumulation: 2.*",
-           f"the helper as written returns **{seed_pick}** (batch, accumulation): it thinks the {SEED_BITS}-bit "
-           f"{SEED_MODEL_B}B model weighs {seed_model_gb:.0e} GB instead of about "
-           f"{SEED_MODEL_B * SEED_BITS / 8:.0f} GB, so every GPU looks empty and its printed output is not what its "
-           f"code returns. Pricing the real run (QLoRA, {SETUP['seq_len']:,}-token sequences, effective batch "
+fact_check(f"*`suggest_batch_size(gpu_vram_gb={CLAIMED_VRAM_GB}, model_size_b={CLAIMED_MODEL_B})` prints Batch "
+           "size: 4, Gradient accumulation: 2.*",
+           f"the helper as written returns **{claimed_pick}** (batch, accumulation): it thinks the {CLAIMED_BITS}-bit "
+           f"{CLAIMED_MODEL_B}B model weighs {claimed_model_gb:.0e} GB instead of about "
+           f"{CLAIMED_MODEL_B * CLAIMED_BITS / 8:.0f} GB, so every GPU looks empty and its printed output is not "
+           f"what its code returns. Pricing the real run (QLoRA, {SETUP['seq_len']:,}-token sequences, effective batch "
            f"{EFFECTIVE}) on an {RTX4090.name} with the estimator: micro-batch **{good.batch_size}** × accumulation "
            f"**{good.gradient_accumulation_steps}**, peak {gib(good.total_bytes)} ({gb(good.total_bytes)}) of the "
            f"card's {RTX4090.gib:.1f} GiB ({RTX4090.mib:,} MiB in nvidia-smi).")
-results.record(seed_suggest_batch_size_24gb_8b=list(seed_pick),
+results.record(claimed_suggest_batch_size_24gb_8b=list(claimed_pick),
                suggest_batch_size_4090_8b=[good.batch_size, good.gradient_accumulation_steps],
                suggest_batch_size_4090_8b_total_bytes=good.total_bytes)
 

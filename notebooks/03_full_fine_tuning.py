@@ -18,11 +18,13 @@
 #
 # # 03 · Full fine-tuning, hyperparameters and catastrophic forgetting
 #
-# Full fine-tuning (supervised fine-tuning, SFT) updates every weight of the model with backpropagation. In this
-# lesson you run the whole pipeline for real on the course's embedded model: data in instruction / input / output
-# form, tokenization with the loss on the response only, training with a cosine schedule and warmup, evaluation,
-# and generation before and after. Then you explore the hyperparameters with a small sweep, and you watch
-# *catastrophic forgetting* happen, measure it, and try the remedies.
+# Full fine-tuning updates every weight of the model with backpropagation. The objective is supervised fine-tuning
+# (SFT): the next-token loss on example answers, the same objective the LoRA and QLoRA runs of lessons 04 and 05
+# train with. What makes it *full* is that every weight is trained. In this lesson you run the whole pipeline for
+# real on the course's embedded model: data in instruction / input / output form, tokenization with the loss on the
+# response only, training with a cosine schedule and warmup, evaluation, and generation before and after. Then you
+# explore the hyperparameters with a small sweep, and you watch *catastrophic forgetting* happen, measure it, and try
+# the remedies.
 #
 # On a laptop CPU the embedded model (3.5 million parameters) trains in seconds. On a GPU, set `MODEL` to a real
 # model and `SIZE = "gpu"`: the same cells run unchanged.
@@ -67,8 +69,8 @@ torch.manual_seed(SEED)
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson03-"))
 
 # The size knob: how much data and how many passes. The learning rates are scaled to the model: the embedded model
-# was pretrained at a peak learning rate of 3e-3, a 7B model at about 3e-4, so the seeds' 2e-5 for a 7B model
-# becomes roughly ten times larger here.
+# was pretrained at a peak learning rate of 3e-3, a 7B model at about 3e-4, so the popular recipe's 2e-5 for a 7B
+# model becomes roughly ten times larger here.
 BUDGET = {
     "cpu": dict(train_examples=1600, eval_examples=48, metric_examples=64, batch_size=16, grad_accum=1,
                 gentle=dict(learning_rate=1e-3, epochs=2), aggressive=dict(learning_rate=3e-3, epochs=4),
@@ -91,7 +93,7 @@ BUDGET
 #
 # The task is the course's running example: a customer-support ticket comes in, and the model must answer with a
 # one-line JSON triage (intent, order number, priority) followed by a reply in the house style. Each example has the
-# three fields the seeds use.
+# three fields that popular fine-tuning tutorials use.
 
 # %%
 data = load_task_dataset(size=SIZE, seed=SEED)
@@ -139,9 +141,9 @@ ipd.Markdown(f"This example is {n_tokens} tokens: {n_masked} prompt tokens are m
              f"(mean {sum(lengths) / len(lengths):.0f}).")
 
 # %% [markdown]
-# > **Fact check: padding.** The seeds tokenize with `padding="max_length"` and `max_length=512`, so every example
-# > costs 512 positions of compute. Padding each batch to its longest example instead (what `finetune` does) wastes
-# > far less:
+# > **Fact check: padding.** A popular recipe tokenizes with `padding="max_length"` and `max_length=512`, so every
+# > example costs 512 positions of compute. Padding each batch to its longest example instead (what `finetune`
+# > does) wastes far less:
 
 # %%
 batch = BUDGET["batch_size"]
@@ -154,9 +156,9 @@ ipd.Markdown(f"With `padding='max_length'` (512), **{padding_share_max_length:.0
              f"padding; padding per batch of {batch}, {padding_share_dynamic:.0%}.")
 
 # %% [markdown]
-# > **Fact check: today's argument names.** The seeds' training script was written for older libraries. In the
-# > versions this course pins, some of its arguments are gone or renamed (checked below on the installed classes),
-# > and its `DataCollatorForLanguageModeling(mlm=False)` trains on the prompt tokens too.
+# > **Fact check: today's argument names.** The popular recipe's training script was written for older libraries.
+# > In the versions this course pins, some of its arguments are gone or renamed (checked below on the installed
+# > classes), and its `DataCollatorForLanguageModeling(mlm=False)` trains on the prompt tokens too.
 
 # %%
 import transformers
@@ -169,7 +171,7 @@ renames = {
     "gradient_checkpointing": "activation_checkpointing (the old name is a deprecated alias)",
 }
 rows = [f"| `{old}` | {'still accepted' if old in fields else 'gone'} | `{new}` |" for old, new in renames.items()]
-ipd.Markdown(f"transformers {transformers.__version__}:\n\n| seeds' argument | today | use |\n|---|---|---|\n"
+ipd.Markdown(f"transformers {transformers.__version__}:\n\n| recipe's argument | today | use |\n|---|---|---|\n"
              + "\n".join(rows) + "\n| `AutoModelForCausalLM.from_pretrained(torch_dtype=...)` | deprecated | `dtype=` |")
 
 # %% [markdown]
@@ -196,11 +198,11 @@ ipd.Markdown(f"Base model: task metric **{task_base:.2f}**, general probe **{pro
                 f"It already gets {task_base:.0%} of the tickets right."))
 
 # %% [markdown]
-# ## 3. The seeds' recipe, scaled to this model
+# ## 3. The popular recipe, scaled to this model
 #
-# `finetune` runs TRL's `SFTTrainer` with the seeds' choices: AdamW, a cosine schedule with 10% warmup, weight decay
+# `finetune` runs TRL's `SFTTrainer` with the recipe's choices: AdamW, a cosine schedule with 10% warmup, weight decay
 # 0.01, evaluation on the validation set during training (and once before the first step), and the loss on the
-# response only. The "gentle" recipe is the seeds' low learning rate and few epochs, scaled to this model. In a
+# response only. The "gentle" recipe is its low learning rate and few epochs, scaled to this model. In a
 # notebook you see a progress bar and the loss curves drawn live.
 
 # %%
@@ -248,7 +250,7 @@ ipd.Markdown(f"Peak memory measured: **{gentle.peak_memory_bytes / 1e6:,.0f} MB*
 # %% [markdown]
 # ## 4. Hyperparameters: a learning-rate sweep
 #
-# The seeds give ranges for each hyperparameter (for a 7B model):
+# Common guides give ranges for each hyperparameter (for a 7B model):
 #
 # * **learning rate** 2e-5 to 5e-5; 1e-4 and above risks forgetting and instability, 1e-6 barely learns;
 # * **epochs** 3-5 typical, 1-2 for large datasets, 5-10 for small ones (watch for overfitting);
@@ -309,7 +311,7 @@ ipd.Markdown(
 # %% [markdown]
 # ## 5. Catastrophic forgetting
 #
-# Now the seeds' warning made real: a high learning rate and many epochs. The model sees nothing but support
+# Now the common warning made real: a high learning rate and many epochs. The model sees nothing but support
 # tickets, step after step, with large updates; whatever in its weights served other skills is overwritten.
 
 # %%
@@ -355,7 +357,7 @@ plot_runs({"gentle": gentle, "aggressive": aggressive}, which="eval", title="val
 # %% [markdown]
 # ### Remedies
 #
-# The seeds list four: a lower learning rate, fewer epochs, validation monitoring with early stopping, and mixing
+# Common guides list four: a lower learning rate, fewer epochs, validation monitoring with early stopping, and mixing
 # general examples into the training data. The first two are the gentle run. Here are the other two, applied to the
 # aggressive recipe:
 #
@@ -408,8 +410,8 @@ ipd.Markdown(f"Every run above is a `RunResult` (see `gentle`); `finetune` accep
 # * Change `BUDGET["mix_fraction"]` to 0.1 and 0.5: how much general data does it take to keep the probe?
 # * Run `finetune(..., method="full", gradient_checkpointing=True)` and compare `peak_memory_bytes` and
 #   `train_seconds` with the gentle run.
-# * On a GPU, set `MODEL` to a real model and `SIZE = "gpu"`: the same cells run the seeds' numbers (2e-5, 3 epochs,
-#   batch 4 × accumulation 4).
+# * On a GPU, set `MODEL` to a real model and `SIZE = "gpu"`: the same cells run the popular recipe's numbers
+#   (2e-5, 3 epochs, batch 4 × accumulation 4).
 #
 # Exercises with hints:
 

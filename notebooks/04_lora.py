@@ -98,7 +98,8 @@ rank = 16
 full_update = in_f * out_f
 lora_update = lora_parameter_count(in_f, out_f, rank)
 ipd.Markdown(f"A {in_f}×{out_f} projection has {full_update:,} weights; a rank-{rank} LoRA update has "
-             f"{lora_update:,}, **{full_update / lora_update:.0f}× fewer** (the seed's 131,072 and 128× check out).")
+             f"{lora_update:,}, **{full_update / lora_update:.0f}× fewer** (the widely quoted 131,072 and 128× "
+             "check out).")
 
 # %% [markdown]
 # ## 2. The layer from scratch

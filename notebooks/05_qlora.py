@@ -91,7 +91,7 @@ BITS = {"fp32": 32, "fp16 / bf16": 16, "int8": 8, "int4": 4}
 table = {size: {name: size * bits / 8 / GB for name, bits in BITS.items()} for size in (7e9, 70e9)}
 rows = "\n".join(f"| {name} | {table[7e9][name]:.1f} GB | {table[70e9][name]:.1f} GB |" for name in BITS)
 results.record(weights_gb_70b={name: table[70e9][name] for name in BITS})
-ipd.Markdown("| storage | 7B | 70B |\n|---|---|---|\n" + rows + "\n\nThe seed's 280 / 140 / 70 / 35 GB for 70B "
+ipd.Markdown("| storage | 7B | 70B |\n|---|---|---|\n" + rows + "\n\nThe widely quoted 280 / 140 / 70 / 35 GB for 70B "
              "are right for the raw weights; section 3 adds what 4-bit storage really costs on top.")
 
 # %% [markdown]
@@ -162,7 +162,7 @@ ipd.Markdown(f"Root-mean-square error over {sum(w.numel() for w in linears):,} w
 single_bits = single_quant_overhead_bits(64)
 double_bits = double_quant_overhead_bits(64, 256)
 saved_bits = single_bits - double_bits
-seed_double_bits = 8 / 64 + 32 / 1024  # the seed's second term
+claimed_double_bits = 8 / 64 + 32 / 1024  # the quoted second term
 savings_gb = {size: double_quant_saving_bytes(size) / GB for size in (7e9, 70e9)}
 results.record(double_quant_bits=double_bits, double_quant_saving_gb_70b=savings_gb[70e9],
                double_quant_saving_gb_7b=savings_gb[7e9])
@@ -170,9 +170,10 @@ ipd.Markdown(
     f"Overhead: {single_bits} bits per weight without, **{double_bits:.4f}** with double quantization "
     f"(8/64 + 32/(64·256)); saved {saved_bits:.3f} bits per weight: {savings_gb[7e9]:.2f} GB for 7B, "
     f"{savings_gb[70e9]:.2f} GB for 70B.\n\n"
-    f"> **Fact check.** The seed writes the overhead as 8/64 + 32/1024 ≈ {seed_double_bits:.2f} bits and the saving "
-    f"as 0.34 bits (≈ 3 GB for 70B). The second-level constant covers 256 blocks of 64 weights, i.e. 16,384 "
-    f"weights, not 1,024: the overhead is {double_bits:.3f} bits, the saving {saved_bits:.3f} bits, "
+    f"> **Fact check.** A widely repeated explanation writes the overhead as 8/64 + 32/1024 ≈ "
+    f"{claimed_double_bits:.2f} bits and the saving as 0.34 bits (≈ 3 GB for 70B). The second-level constant "
+    f"covers 256 blocks of 64 weights, i.e. 16,384 weights, not 1,024: the overhead is {double_bits:.3f} bits, "
+    f"the saving {saved_bits:.3f} bits, "
     f"{savings_gb[70e9]:.2f} GB for 70B. And a 70B model in NF4 takes "
     f"{70e9 * (4 + double_bits) / 8 / GB:.1f} GB, not 35 GB, before anything else is loaded.")
 

@@ -23,7 +23,7 @@
 # activation; prefix tuning learns extra keys and values in every layer; prompt tuning learns extra input embeddings;
 # Houlsby adapters insert small bottleneck MLPs after attention and after the feed-forward block. This lesson trains
 # **all eight on the same task, the same data and the same budget** and puts what they cost and what they achieve in
-# one measured table, then checks the seeds' comparison table against it, row by row.
+# one measured table, then checks a widely circulated comparison table against it, row by row.
 
 # %% tags=["parameters"]
 MODEL = "tiny"  # the embedded model; "smollm2-135m-instruct": a real instruct model, offline; on a GPU any hub id
@@ -206,16 +206,17 @@ ipd.display(ipd.Markdown(
 #   at your size (set `SIZE = "gpu"` and `MODEL` to a real model on a GPU).
 
 # %% [markdown]
-# ## 4. Fact check: the seeds' comparison table
+# ## 4. Fact check: the widely circulated comparison table
 #
-# The seed's table, row by row, next to exact counts for Llama-3.1-8B (LoRA rank 16, adapter bottleneck 64,
+# The table as quoted, row by row, next to exact counts for Llama-3.1-8B (LoRA rank 16, adapter bottleneck 64,
 # 20 prefix tokens; computed on the meta device, no download) and next to what ran above.
 
 # %%
 real = real_size_counts("llama-3.1-8b")
 check = claimed_table_fact_check(comparison, "llama-3.1-8b")
-lines = ["| method | seed: trainable | exact, 8B | seed: checkpoint | exact, 8B (bf16 / fp32) | seed: forgetting | "
-         "retention here | seed: latency | latency here vs base |", "|---|---|---|---|---|---|---|---|---|"]
+lines = ["| method | claimed: trainable | exact, 8B | claimed: checkpoint | exact, 8B (bf16 / fp32) | "
+         "claimed: forgetting | retention here | claimed: latency | latency here vs base |",
+         "|---|---|---|---|---|---|---|---|---|"]
 for c in check:
     cl = c["claims"]
     pct = f"{c['real_trainable_percent']:.3g}%"
@@ -228,16 +229,17 @@ for c in check:
                  f"{c['real_checkpoint_mb_bf16']:,.0f} / {c['real_checkpoint_mb_fp32']:,.0f} MB | {cl['forgetting']} | "
                  f"{retention} | {cl['latency']} | {latency} |")
 ipd.display(ipd.Markdown("\n".join(lines)))
-_ = results.record(seed_fact_check=[{k: v for k, v in c.items() if k != "claims"} for c in check],
+_ = results.record(claimed_table_fact_check=[{k: v for k, v in c.items() if k != "claims"} for c in check],
                    real_size=real)
 
 # %%
 lora_all, lora_qv, adapter, prefix = (real["lora_all_linear"], real["lora_qv"], real["adapter"], real["prefix"])
 ipd.display(ipd.Markdown(
     f"> **Fact check.**\n"
-    f"> * *Full fine-tuning, \"14 bytes/param\"*: the seeds' own recipe (bf16 weights and gradients, fp32 master "
-    f"copy and two fp32 Adam moments) is **{real['full_bytes_per_parameter']:.0f} bytes per parameter** before "
-    f"activations; the 14 came from counting activations as 2 bytes per parameter and forgetting the master copy.\n"
+    f"> * *Full fine-tuning, \"14 bytes/param\"*: the textbook mixed-precision recipe (bf16 weights and gradients, "
+    f"fp32 master copy and two fp32 Adam moments) is **{real['full_bytes_per_parameter']:.0f} bytes per parameter**"
+    f" before activations; the 14 came from counting activations as 2 bytes per parameter and forgetting the master "
+    f"copy.\n"
     f"> * *LoRA r=16, \"~0.2%\" and \"under 50 MB\"*: on Llama-3.1-8B it is {lora_qv['trainable_percent']:.3f}% for "
     f"q_proj and v_proj and {lora_all['trainable_percent']:.2f}% for all linear layers; the all-linear adapter is "
     f"**{lora_all['checkpoint_bytes_bf16'] / 1e6:,.0f} MB in bf16 and {lora_all['checkpoint_bytes_fp32'] / 1e6:,.0f} MB "
@@ -247,8 +249,8 @@ ipd.display(ipd.Markdown(
     f"{adapter['checkpoint_bytes_bf16'] / 1e6:,.0f} MB in bf16.\n"
     f"> * *Prefix tuning, \"~0.1%\"*: 20 virtual tokens are **{prefix['trainable_percent']:.3f}%** "
     f"({prefix['trainable_parameters']:,}); Llama-3.1-8B's grouped-query attention keeps only 8 key/value heads, "
-    f"so the prefix is a quarter of what the seed's 32 × 2 × 20 × 4096 = 5,242,880 assumes.\n"
-    f"> * *Latency and forgetting* are measured above, on this budget: the seed's \"None\" for merged LoRA holds "
+    f"so the prefix is a quarter of what the quoted 32 × 2 × 20 × 4096 = 5,242,880 assumes.\n"
+    f"> * *Latency and forgetting* are measured above, on this budget: the table's \"None\" for merged LoRA holds "
     f"(merged, it is the base architecture); its forgetting labels are qualitative — the retention column is the "
     f"measured version for this model and budget."))
 

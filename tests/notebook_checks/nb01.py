@@ -45,7 +45,7 @@ def check(results: dict) -> None:
     assert results["finetuned_latency_seconds"] > 0 and results["latency_ratio_fewshot_max"] > 0
     # with the answer length held equal, the longest fitting prompt costs more time per answer than zero-shot
     assert results["latency_ratio_same_answer_length"] > 1.0, results["latency_ratio_same_answer_length"]
-    assert results["seed_token_ratio"] == 5.0 and 0 < results["retrieval_ms_per_query"] < 500
+    assert results["claim_token_ratio"] == 5.0 and 0 < results["retrieval_ms_per_query"] < 500
 
     # the course's planning scenario: 8B on one A100 80GB; full fine-tuning does not fit, LoRA does
     assert results["plan_approach"] == "fine-tune" and results["plan_method"] == "lora", results["plan_method"]

@@ -1,4 +1,4 @@
-"""Lesson 02: exact counts, the seeds' figures against coursekit's, the fit table, estimate vs measured."""
+"""Lesson 02: exact counts, the quoted figures against coursekit's, the fit table, estimate vs measured."""
 
 GB, GIB, MIB = 1e9, 2**30, 2**20
 
@@ -13,12 +13,12 @@ def check(results: dict) -> None:
     assert results["llama_3_1_8b_parameters"] == 8_030_261_248
     assert results["llama_3_1_70b_parameters"] == 70_553_706_496
     assert results["lora_r16_all_linear_8b"] == 41_943_040
-    assert results["lora_r16_qv_3b"] == 4_587_520 != results["seed_lora_qv_3b"]
+    assert results["lora_r16_qv_3b"] == 4_587_520 != results["claimed_lora_qv_3b"]
 
-    # the seed's own constants: 96 GB before activations, not the 56 GB its prose says
-    assert results["seed_full_8b_before_activations_bytes"] == 96e9
-    assert results["seed_8b_bytes"]["full_ft"] == 100e9
-    # Adam's two fp32 moments for 8B: 64.2 GB, which is the seed's "~60" only in GiB
+    # the quoted estimate's own constants: 96 GB before activations, not the 56 GB its prose says
+    assert results["claimed_full_8b_before_activations_bytes"] == 96e9
+    assert results["claimed_8b_bytes"]["full_ft"] == 100e9
+    # Adam's two fp32 moments for 8B: 64.2 GB, which is the claimed "~60" only in GiB
     adam = results["adam_fp32_state_8b_bytes"]
     assert adam == 8 * 8_030_261_248 and 59 < adam / GIB < 60 < 64 < adam / GB
 
@@ -29,7 +29,7 @@ def check(results: dict) -> None:
     assert totals["bf16"] < totals["fp32"] and totals["mixed-bf16"] > 16 * 8_030_261_248
 
     # the 14 bytes/param helper: its formula is GiB; coursekit's estimate is larger for every real model
-    for row in results["seed_14_bytes_table"]:
+    for row in results["claimed_14_bytes_table"]:
         assert abs(row["its formula in GB"] / row["its formula in GiB"] - GIB / GB) < 1e-9
         assert row["coursekit estimate GB"] > row["its formula in GiB"]
 
@@ -40,13 +40,13 @@ def check(results: dict) -> None:
         assert t[f"{arch}/full"] > t[f"{arch}/lora"] > t[f"{arch}/qlora"]
     assert results["fits_a100_80gb"]["llama-3.1-70b"] == {"full": False, "lora": False, "qlora": True}
     assert results["fits_a100_80gb"]["llama-3.1-8b"] == {"full": False, "lora": True, "qlora": True}
-    assert 35e9 < results["nf4_weights_70b_bytes"] < 42e9  # not the seed's 35 GB: absmax and bf16 embeddings
+    assert 35e9 < results["nf4_weights_70b_bytes"] < 42e9  # not the claimed 35 GB: absmax and bf16 embeddings
     assert 2.5e9 < results["double_quant_saving_70b_bytes"] < 3.5e9
 
-    # the seed's batch helper returns (8, 1) whatever it printed; the estimator's suggestion fits the RTX 4090's
+    # the quoted batch helper returns (8, 1) whatever it printed; the estimator's suggestion fits the RTX 4090's
     # 24,564 MiB (it was checked against 24e9 bytes when capacities were decimal; measured now: micro-batch 4 x 2,
     # 20.4 GiB = 21.9e9 bytes, the same suggestion)
-    assert results["seed_suggest_batch_size_24gb_8b"] == [8, 1]
+    assert results["claimed_suggest_batch_size_24gb_8b"] == [8, 1]
     b, accum = results["suggest_batch_size_4090_8b"]
     assert b * accum >= 8 and results["suggest_batch_size_4090_8b_total_bytes"] <= caps["RTX 4090"]
 

@@ -13,7 +13,7 @@ def check(results: dict) -> None:
     assert results["rmse_nf4"] < results["rmse_int4"]
     assert results["rmse_nf4"] < results["rmse_fp4"]
 
-    # double quantization: 8/64 + 32/(64*256) bits, 0.373 bits saved = 3.26 GB for 70B (the seed says ~0.16 / ~3 GB)
+    # double quantization: 8/64 + 32/(64*256) bits, 0.373 bits saved = 3.26 GB for 70B (the claim says ~0.16 / ~3 GB)
     assert results["double_quant_bits"] == 0.126953125
     assert abs(results["double_quant_saving_gb_70b"] - 3.264) < 1e-3
     assert abs(results["double_quant_saving_gb_7b"] - 0.3264) < 1e-4
