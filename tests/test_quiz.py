@@ -28,12 +28,12 @@ def test_every_bank_loads_with_eight_questions_and_explanations(lesson):
         assert "{" not in q.text(), q.id
 
 
-def test_seed_quiz_and_study_prompts_are_gradeable():
+def test_quoted_quiz_and_study_prompts_are_gradeable():
     sources = " ".join(q.source for ls in LESSONS for q in load_bank(ls).questions)
     for n in range(1, 6):
-        assert f"seed 001 quiz Q{n}" in sources
+        assert f"common tutorial quiz Q{n}" in sources
     for n in range(1, 4):
-        assert f"seed 000 study prompt {n}" in sources
+        assert f"common tutorial study prompt {n}" in sources
     plan = load_bank("06")["support_plan"]
     assert plan.kind == "config" and {f.name for f in plan.fields} >= {"method", "target_modules", "rank",
                                                                       "lora_alpha", "lora_dropout", "evaluation"}
@@ -59,13 +59,13 @@ def test_adam_walkthrough_numbers():
 
 def test_grade_choice_numeric_and_config():
     bank = load_bank("06")
-    q1 = bank["seed_q1_peft_advantage"]
+    q1 = bank["peft_advantage"]
     key = q1.correct_key()
     assert grade(q1, key).correct and grade(q1, key.upper()).correct
     assert grade(q1, next(k for k in q1.options if k != key)).status == "wrong"
     assert grade(q1, 3).status == "invalid"
     num = bank["adapter_params"]
-    assert grade(num, 528_448).correct and grade(num, 528_128).status == "wrong"  # the seed's figure
+    assert grade(num, 528_448).correct and grade(num, 528_128).status == "wrong"  # the quoted figure
     plan = bank["support_plan"]
     good = solution_value(plan)
     assert grade(plan, good).correct
@@ -78,7 +78,7 @@ def test_grade_choice_numeric_and_config():
 
 def test_session_scores_and_locks():
     s = QuizSession("03", max_tries=2)
-    q = s.bank["seed_q3_all_params"]
+    q = s.bank["all_params"]
     wrong = next(k for k in q.options if k != q.correct_key())
     r = s.answer(q.id, wrong)
     assert r.status == "wrong" and not r.explanation and s.score == 0

@@ -14,7 +14,7 @@ A bank::
         rel_tol: 0.01
         unit: GB
         explanation: "..."
-      - id: seed_q2
+      - id: what_lora_does
         kind: choice
         options: {a: ..., b: ..., c: ...}
         answer_sha256: ...            # ``seal_bank`` turns a draft's ``answer: b`` into this
