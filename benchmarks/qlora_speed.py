@@ -1,9 +1,9 @@
 """QLoRA against LoRA: time per training step and peak memory on a real-size, random-init architecture.
 
-Lesson 05's seeds claim QLoRA trains 20-30% slower than LoRA (every forward and backward dequantizes the 4-bit
-weights). This measures it: the same random-init weights, once in bf16 with LoRA (AdamW), once in NF4 with double
-quantization and LoRA (``prepare_model_for_kbit_training``, paged 8-bit AdamW), LoRA r=16 on all linear layers,
-random tokens, the same batch and sequence length. Steps after the warm-up are timed. Writes
+A widely repeated claim (quoted in lesson 05) says QLoRA trains 20-30% slower than LoRA (every forward and backward
+dequantizes the 4-bit weights). This measures it: the same random-init weights, once in bf16 with LoRA (AdamW), once
+in NF4 with double quantization and LoRA (``prepare_model_for_kbit_training``, paged 8-bit AdamW), LoRA r=16 on all
+linear layers, random tokens, the same batch and sequence length. Steps after the warm-up are timed. Writes
 ``reports/qlora-speed.json`` and ``reports/qlora-speed.md``.
 
     python benchmarks/qlora_speed.py                          # CUDA, llama-3.2-1b
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         peak = f"{r['peak_memory_bytes'] / 1e9:.2f}" if "peak_memory_bytes" in r else "n/a"
         lines.append(f"| {m} | {r['seconds_per_step']:.3f} | {r['tokens_per_second']:,.0f} | {peak} |")
     lines += ["", f"QLoRA takes {ratio:.2f}x LoRA's time per step ({100 * (ratio - 1):+.0f}%); "
-              "the seeds claim 20-30% slower."]
+              "the widely repeated claim is 20-30% slower."]
     (out / "qlora-speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -30,7 +30,7 @@ def load(model_name: str, device: str):
 
 
 def baseline_run(model_name, device, method, rows, steps, batch_size, lr, out_dir):
-    """The seeds' pipeline, modernised: tokenize with labels masked on the prompt, pad per batch, Trainer."""
+    """A popular tutorial's pipeline, modernised: tokenize with labels masked on the prompt, pad per batch, Trainer."""
     import torch
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
