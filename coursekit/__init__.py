@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_base_model": "coursekit.models",
     "budget_key": "coursekit.models",
+    "resolve_model_path": "coursekit.models",
     "estimate_memory": "coursekit.memory",
     "count_parameters": "coursekit.archs",
     "finetune": "coursekit.train",

@@ -7,7 +7,7 @@ import math
 
 def _plain(value):
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr}
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -35,6 +35,8 @@ class ResultMixin:
     def __repr__(self) -> str:  # pragma: no cover - presentation
         parts = []
         for f in dataclasses.fields(self):
+            if not f.repr:  # live objects (a model, a tokenizer): not data, neither printed nor in to_dict()
+                continue
             v = getattr(self, f.name)
             if isinstance(v, float):
                 text = f"{v:,.6g}"
@@ -42,6 +44,8 @@ class ResultMixin:
                 text = f"{v:,}"
             elif isinstance(v, (list, tuple)) and len(v) > 6:
                 text = f"[{len(v)} items]"
+            elif isinstance(v, dict) and len(v) > 6:
+                text = f"{{{len(v)} settings}}"
             else:
                 text = repr(v)
             parts.append(f"  {f.name}={text}")

@@ -66,13 +66,15 @@ torch.manual_seed(SEED)
 BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)
 STEPS = {"cpu": 100, "real-cpu": 30, "gpu": 400}[BUDGET_KEY]
 SWEEP_STEPS = {"cpu": 30, "real-cpu": 10, "gpu": 400}[BUDGET_KEY]
-BATCH = {"cpu": 16, "real-cpu": 8, "gpu": None}[BUDGET_KEY]  # None: the engine's default for the device
+BATCH = {"cpu": 16, "real-cpu": 8, "gpu": 4}[BUDGET_KEY]  # micro-batch
+GRAD_ACCUM = {"cpu": 1, "real-cpu": 1, "gpu": 4}[BUDGET_KEY]  # micro-batches per optimizer step
+RECIPE_STEPS = {"cpu": 10, "real-cpu": 2, "gpu": 20}[BUDGET_KEY]  # the recipe written out runs a few steps
 # Learning rates scaled to the model: the embedded model was pretrained at 3e-3 (a 7B model at about 3e-4).
 LR = {"cpu": {"lora": 5e-3, "full": 1e-3}, "real-cpu": {"lora": 1e-3, "full": 5e-5},
       "gpu": {"lora": 2e-4, "full": 2e-5}}[BUDGET_KEY]
 N_METRIC = {"cpu": 32, "real-cpu": 32, "gpu": 200}[BUDGET_KEY]
 RANKS = {"cpu": [1, 8, 64], "real-cpu": [2, 16], "gpu": [1, 2, 4, 8, 16, 32, 64]}[BUDGET_KEY]
-BUDGET = dict(batch_size=BATCH, metric_examples=N_METRIC, seed=SEED, device=DEVICE)
+BUDGET = dict(batch_size=BATCH, grad_accum=GRAD_ACCUM, metric_examples=N_METRIC, seed=SEED, device=DEVICE)
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson04-"))
 
 # %% [markdown]
@@ -182,6 +184,57 @@ results.record(lora_task_metric=lora.task_metric_after, lora_task_metric_before=
 ipd.Markdown(f"Task metric {lora.task_metric_before:.2f} → **{lora.task_metric_after:.2f}** after {lora.steps} "
              f"steps ({lora.train_seconds:.0f} s), training {lora.trainable_parameters:,} of "
              f"{lora.total_parameters:,} parameters ({100 * lora.trainable_parameters / lora.total_parameters:.2f}%).")
+
+# %% [markdown]
+# ### The same run, written out: the Hugging Face recipe
+#
+# `finetune` is the Hugging Face recipe plus measurement. Here is the recipe alone, as you would write it in your own
+# project: load the model and tokenizer, describe the adapter with peft's `LoraConfig` and the training with TRL's
+# `SFTConfig`, hand both to `SFTTrainer`, train, save. The rows are conversational prompt/completion pairs (lesson
+# 03, section 1), so `completion_only_loss=True` puts the loss on the answer only. The cell runs `RECIPE_STEPS` steps
+# to show that it works. After it: what the recipe changes from `SFTConfig`'s defaults (two matter at any scale:
+# gradient checkpointing is on unless you turn it off, which saves activation memory and costs one more forward pass
+# per step, and rows longer than `max_length` are cut), and a check that `finetune` built the same configs for the
+# run above.
+
+# %%
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import SFTConfig, SFTTrainer
+
+from coursekit.env import bf16_supported, resolve_device
+from coursekit.train import to_prompt_completion
+
+bf16 = bf16_supported(resolve_device(DEVICE))  # bf16 autocast on a GPU that has it, fp32 on a CPU
+path = coursekit.resolve_model_path(MODEL)  # a hub id, or the local folder behind a short name such as "tiny"
+hf_tokenizer = AutoTokenizer.from_pretrained(path)
+hf_model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
+rows = to_prompt_completion(data["train"].select(range(RECIPE_STEPS * BATCH * GRAD_ACCUM)), "train", hf_tokenizer)
+peft_config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear", bias="none",
+                         task_type="CAUSAL_LM")
+args = SFTConfig(
+    output_dir=str(RUNS_DIR / "recipe"),
+    max_steps=RECIPE_STEPS, per_device_train_batch_size=BATCH, gradient_accumulation_steps=GRAD_ACCUM,
+    learning_rate=LR["lora"], lr_scheduler_type="cosine", warmup_steps=0.1, weight_decay=0.01,
+    optim="adamw_torch", bf16=bf16, activation_checkpointing=False, max_length=None,
+    completion_only_loss=True, seed=SEED, report_to="none",
+)
+trainer = SFTTrainer(model=hf_model, args=args, train_dataset=Dataset.from_list(rows), processing_class=hf_tokenizer,
+                     peft_config=peft_config)
+trainer.train()
+trainer.save_model(args.output_dir)  # a PEFT model saves the adapter only: adapter_config.json + its weights
+sorted(p.name for p in (RUNS_DIR / "recipe").iterdir() if p.is_file())
+
+# %%
+from coursekit.train.recipe import changed_defaults_markdown, recipe_report
+
+recipe_same, recipe_text = recipe_report(
+    {"SFTConfig": (args, lora.training_arguments), "LoraConfig": (trainer.model.peft_config["default"],
+                                                                   lora.peft_config)},
+    expected={"max_steps": f"the recipe runs {RECIPE_STEPS} steps to show that it works, the measured run {STEPS}"})
+results.record(recipe_same_as_finetune=recipe_same, recipe_steps=trainer.state.global_step)
+del hf_model, trainer
+ipd.Markdown(changed_defaults_markdown(args) + "\n\n" + recipe_text)
 
 # %% [markdown]
 # ## 5. Forgetting: LoRA against full fine-tuning

@@ -321,11 +321,60 @@ def test_qlora_on_a_4bit_model(tokenizer, tmp_path):
                  **{**QUICK, "max_steps": 2})
     assert r.config["optim"] == "paged_adamw_8bit"
     assert r.steps == 2 and 0 < r.trainable_parameters < 100_000
+    assert r.quantization_config["load_in_4bit"] and r.quantization_config["bnb_4bit_quant_type"] == "nf4"
+    assert r.peft_config["r"] == 4 and r.training_arguments["optim"] == "paged_adamw_8bit"
     from coursekit.memory import estimate_memory
 
     full = estimate_memory(LlamaConfig.from_pretrained(TINY_CONFIG), "full", precision="fp32", optimizer="adamw",
                            batch_size=4, seq_len=128, checkpointing=False, device="cpu")
     assert 0 < r.estimated_memory_bytes < full.total_bytes  # 4-bit frozen weights, no full optimizer state
+
+
+# ------------------------------------------------------------------------------- the recipe written out by hand
+
+
+def test_recipe_written_out_builds_the_same_run(model, tokenizer, tmp_path):
+    """What lessons 03-05 show: SFTConfig + LoraConfig by hand, compared with what finetune built."""
+    from peft import LoraConfig
+    from trl import SFTConfig
+
+    from coursekit.train.recipe import recipe_report
+
+    r = finetune(model, tokenizer, _examples(8), None, method="lora", runs_dir=tmp_path, learning_rate=1e-3, rank=4,
+                 alpha=8, seed=7, **QUICK)
+    shown = SFTConfig(output_dir=str(tmp_path / "recipe"), max_steps=3, per_device_train_batch_size=4,
+                      gradient_accumulation_steps=1, learning_rate=1e-3, lr_scheduler_type="cosine", warmup_steps=0.1,
+                      weight_decay=0.01, optim="adamw_torch", bf16=False, activation_checkpointing=False,
+                      max_length=None, completion_only_loss=True, seed=7, report_to="none")
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.05, target_modules="all-linear", bias="none",
+                      task_type="CAUSAL_LM")
+    same, text = recipe_report({"LoraConfig": (lora, r.peft_config)})
+    assert not same and "'all-linear' on the page" in text  # peft expands "all-linear" to the layer names ...
+    from peft import get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    applied = get_peft_model(LlamaForCausalLM(LlamaConfig.from_pretrained(TINY_CONFIG)), lora).peft_config["default"]
+    same, text = recipe_report({"SFTConfig": (shown, r.training_arguments), "LoraConfig": (applied, r.peft_config)})
+    assert same, text  # ... so the lessons compare the config the page's trainer applied
+
+    other = SFTConfig(**{**shown.to_dict(), "learning_rate": 2e-4, "seed": 7})
+    same, text = recipe_report({"SFTConfig": (other, r.training_arguments)})
+    assert not same and "`SFTConfig.learning_rate`: **0.0002 on the page, 0.001 in `finetune`**" in text
+    same, text = recipe_report({"SFTConfig": (SFTConfig(**{**shown.to_dict(), "max_steps": 1}),
+                                              r.training_arguments)},
+                               expected={"max_steps": "a shorter demonstration"})
+    assert same and "`SFTConfig.max_steps`: 1 on the page, 3 in `finetune` (a shorter demonstration)" in text
+
+
+def test_recipe_differences_on_plain_dicts():
+    from coursekit.train.recipe import recipe_differences
+
+    assert recipe_differences({"a": 1, "output_dir": "x"}, {"a": 1, "output_dir": "y"}) == []
+    assert recipe_differences({"a": 1, "b": {2, 1}}, {"a": 2, "b": [1, 2], "c": 3}) == [("a", 1, 2), ("c", None, 3)]
+    with pytest.raises(ValueError, match="the built one is empty"):
+        recipe_differences({"a": 1}, {})
+    with pytest.raises(TypeError, match="expected a config object"):
+        recipe_differences(3, {"a": 1})
 
 
 # ---------------------------------------------------------------------------------------------- progress and plots

@@ -23,6 +23,7 @@ from pathlib import Path
 from coursekit._results import ResultMixin
 from coursekit.train.data import check_lengths, row_kind, to_prompt_completion
 from coursekit.train.methods import METHODS, get_method, methods_accepting
+from coursekit.train.recipe import config_dict
 
 # option -> default. None means "decided at run time" (by the method or the device), as the comments say.
 COMMON_OPTIONS: dict = {
@@ -93,6 +94,12 @@ class RunResult(ResultMixin):
     batch_size: int = 0  # the micro-batch that ran (halved after an out-of-memory error)
     grad_accum: int = 0
     oom_retries: int = 0
+    # what the Hugging Face recipe was given (coursekit.train.recipe compares them with a recipe written by hand)
+    training_arguments: dict = field(default_factory=dict)  # the SFTConfig, as a dict
+    peft_config: dict = field(default_factory=dict)  # the peft config (LoraConfig, ...); empty for full fine-tuning
+    quantization_config: dict = field(default_factory=dict)  # the model's BitsAndBytesConfig; empty if not quantized
+    model: object = field(default=None, repr=False, compare=False)  # the trained model (a PEFT model for PEFT)
+    tokenizer: object = field(default=None, repr=False, compare=False)
 
     @property
     def final_eval_loss(self) -> float | None:
@@ -566,6 +573,9 @@ def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=N
 
     model = trainer.model
     state = trainer.state
+    result.training_arguments = config_dict(args)
+    result.peft_config = config_dict(getattr(model, "peft_config", {}).get("default"))
+    result.quantization_config = config_dict(getattr(getattr(model, "config", None), "quantization_config", None))
     result.train_loss, result.eval_loss = list(history.train_loss), list(history.eval_loss)
     result.train_seconds = float(seconds)
     result.train_tokens = int(state.num_input_tokens_seen or 0)
@@ -581,8 +591,7 @@ def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=N
         model, tokenizer, cfg, metric_rows)
     if cfg["save_final"]:
         result.checkpoint_bytes = _folder_bytes(_save_final(model, m, run_dir))
-    object.__setattr__(result, "model", model)
-    object.__setattr__(result, "tokenizer", tokenizer)
+    result.model, result.tokenizer = model, tokenizer
     del trainer  # frees the optimizer state (on a GPU, gigabytes) before the next run
     return result
 

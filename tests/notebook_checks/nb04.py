@@ -21,6 +21,9 @@ def check(results: dict) -> None:
     assert 0 < results["adapter_bytes"] < results["model_bytes"] / 2
     assert results["merged_max_abs_diff"] < 1e-3
     assert results["merged_has_lora"] is False
+    # the Hugging Face recipe written out on the page trains, and builds the same SFTConfig and LoraConfig as finetune
+    assert results["recipe_same_as_finetune"] is True
+    assert results["recipe_steps"] >= 1
     sweep = results["rank_sweep"]
     per_rank = {row["trainable_parameters"] / row["rank"] for row in sweep}
     assert len(per_rank) == 1  # trainable parameters are exactly proportional to the rank
