@@ -203,7 +203,6 @@ def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eva
         raise ValueError("train is required: the examples every method trains on")
     from coursekit.data import task_prompt
     from coursekit.evaluate import evaluate_task
-    from coursekit.prompting import ANSWER_TOKENS
 
     source = test if test is not None else eval if eval is not None else train
     rows = source.to_list() if hasattr(source, "to_list") else list(source)
@@ -216,7 +215,7 @@ def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eva
                                      "latency_new_tokens": latency_new_tokens, "seed": seed,
                                      "method_options": method_options, **common})
     def task_metric(model, tokenizer) -> float:
-        return float(evaluate_task(model, tokenizer, metric_rows, max_new_tokens=ANSWER_TOKENS).metric)
+        return float(evaluate_task(model, tokenizer, metric_rows).metric)
 
     base, tokenizer = load_base_model(model_name, device=device)
     if latency_prompts is None:

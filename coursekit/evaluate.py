@@ -9,6 +9,21 @@ from coursekit._results import ResultMixin
 # Room for a whole support answer (triage JSON + reply: about 56 tokens with the embedded tokenizer, 80-95 with
 # larger vocabularies' tokenizers) and its end-of-sequence token.
 ANSWER_TOKENS = 96
+# New tokens beyond the longest reference answer: its end-of-sequence token, and room for a model that splits the
+# same text into a few more tokens than the reference's own tokenization.
+ANSWER_MARGIN = 8
+
+
+def answer_budget(tokenizer, examples, margin: int = ANSWER_MARGIN) -> int:
+    """New tokens that let every reference answer in ``examples`` be written in full, plus ``margin``.
+
+    An answer scored exactly right is the reference, so generating further only costs time: a model that rambles
+    (a base model writing a letter instead of the JSON line) is cut where no right answer could still be going.
+    """
+    outputs = [e["output"] for e in examples]
+    if not outputs:
+        raise ValueError("no examples: the answer budget comes from their reference answers")
+    return max(len(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in outputs) + int(margin)
 
 
 def _device_of(model):
@@ -59,9 +74,11 @@ class TaskEval(ResultMixin):
     samples: list = field(default_factory=list)  # a few (prompt, prediction, reference)
 
 
-def evaluate_task(model, tokenizer, examples, prompts: list[str] | None = None, max_new_tokens: int = ANSWER_TOKENS,
+def evaluate_task(model, tokenizer, examples, prompts: list[str] | None = None, max_new_tokens: int | None = None,
                   batch_size: int = 64, n_samples: int = 3) -> TaskEval:
     """Score generated answers against the references, field by field (``coursekit.data.score_answer``).
+
+    ``max_new_tokens``: None gives ``answer_budget`` (the longest reference answer in this tokenizer, plus a margin).
 
     ``prompts`` replaces the default zero-shot prompts (``coursekit.data.task_prompt``: the chat template for a
     model that has one); lesson 01 passes few-shot and retrieval prompts.
@@ -74,6 +91,8 @@ def evaluate_task(model, tokenizer, examples, prompts: list[str] | None = None, 
     prompts = [task_prompt(e, tokenizer) for e in examples] if prompts is None else list(prompts)
     if len(prompts) != len(examples):
         raise ValueError(f"{len(prompts)} prompts for {len(examples)} examples; they must match one to one")
+    if max_new_tokens is None:
+        max_new_tokens = answer_budget(tokenizer, examples)
     t0 = time.perf_counter()
     preds = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
     seconds = time.perf_counter() - t0

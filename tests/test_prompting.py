@@ -178,3 +178,19 @@ def test_compare_prompting_runs_every_strategy(small_model):
     assert len(fig.axes) == 3
     d = cmp.to_dict()
     assert d["rows"][0]["strategy"] == "zero-shot"
+
+
+def test_answer_budget_fits_the_longest_reference_and_no_more(small_model, monkeypatch):
+    from coursekit import evaluate
+
+    model, tok = small_model
+    examples = POOL[:12]
+    longest = max(len(tok(e["output"], add_special_tokens=False)["input_ids"]) for e in examples)
+    assert evaluate.answer_budget(tok, examples) == longest + evaluate.ANSWER_MARGIN
+    with pytest.raises(ValueError, match="no examples"):
+        evaluate.answer_budget(tok, [])
+    seen = []
+    real_generate = evaluate.generate
+    monkeypatch.setattr(evaluate, "generate", lambda *a, **k: seen.append(k["max_new_tokens"]) or real_generate(*a, **k))
+    evaluate.evaluate_task(model, tok, examples[:2])  # the default budget comes from the examples scored
+    assert seen == [evaluate.answer_budget(tok, examples[:2])]
