@@ -64,16 +64,16 @@ torch.manual_seed(SEED)
 # The training budget: optimizer steps and micro-batch per run, examples scored, and the ranks swept. Budgets belong
 # to the model as well as to the machine ("real-cpu": a real pretrained model on a CPU, a few dozen steps).
 BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)
-STEPS = {"cpu": 100, "real-cpu": 30, "gpu": 400}[BUDGET_KEY]
-SWEEP_STEPS = {"cpu": 30, "real-cpu": 10, "gpu": 400}[BUDGET_KEY]
+STEPS = {"cpu": 100, "real-cpu": 8, "gpu": 400}[BUDGET_KEY]
+SWEEP_STEPS = {"cpu": 30, "real-cpu": 4, "gpu": 400}[BUDGET_KEY]
 BATCH = {"cpu": 16, "real-cpu": 8, "gpu": 4}[BUDGET_KEY]  # micro-batch
 GRAD_ACCUM = {"cpu": 1, "real-cpu": 1, "gpu": 4}[BUDGET_KEY]  # micro-batches per optimizer step
 RECIPE_STEPS = {"cpu": 10, "real-cpu": 2, "gpu": 20}[BUDGET_KEY]  # the recipe written out runs a few steps
 # Learning rates scaled to the model: the embedded model was pretrained at 3e-3 (a 7B model at about 3e-4).
 LR = {"cpu": {"lora": 5e-3, "full": 1e-3}, "real-cpu": {"lora": 1e-3, "full": 5e-5},
       "gpu": {"lora": 2e-4, "full": 2e-5}}[BUDGET_KEY]
-N_METRIC = {"cpu": 32, "real-cpu": 32, "gpu": 200}[BUDGET_KEY]
-RANKS = {"cpu": [1, 8, 64], "real-cpu": [2, 16], "gpu": [1, 2, 4, 8, 16, 32, 64]}[BUDGET_KEY]
+N_METRIC = {"cpu": 32, "real-cpu": 16, "gpu": 200}[BUDGET_KEY]
+RANKS = {"cpu": [1, 8, 64], "real-cpu": [4, 16], "gpu": [1, 2, 4, 8, 16, 32, 64]}[BUDGET_KEY]
 BUDGET = dict(batch_size=BATCH, grad_accum=GRAD_ACCUM, metric_examples=N_METRIC, seed=SEED, device=DEVICE)
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson04-"))
 

@@ -72,11 +72,11 @@ results.record(model=MODEL, size=SIZE)
 torch.manual_seed(SEED)
 GB, GIB = 1e9, 2**30
 BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)  # "cpu": embedded model; "real-cpu": a real model on a CPU; "gpu"
-STEPS = {"cpu": 30, "real-cpu": 20, "gpu": 400}[BUDGET_KEY]
+STEPS = {"cpu": 30, "real-cpu": 8, "gpu": 400}[BUDGET_KEY]
 BATCH = {"cpu": 8, "real-cpu": 8, "gpu": None}[BUDGET_KEY]  # None: the engine's default for the device
 # Learning rates scaled to the model (lesson 04): the same for LoRA and QLoRA, so only the 4-bit base differs.
 LR = {"cpu": 5e-3, "real-cpu": 1e-3, "gpu": 2e-4}[BUDGET_KEY]
-N_METRIC = {"cpu": 32, "real-cpu": 32, "gpu": 200}[BUDGET_KEY]
+N_METRIC = {"cpu": 32, "real-cpu": 16, "gpu": 200}[BUDGET_KEY]
 BUDGET = dict(max_steps=STEPS, batch_size=BATCH, learning_rate=LR, metric_examples=N_METRIC, seed=SEED,
               device=DEVICE, measure_general=False)
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson05-"))
@@ -247,7 +247,7 @@ ipd.Markdown(f"4-bit model weights: measured {qlora_weight_bytes_measured / 1e6:
 from coursekit.data import general_texts
 from coursekit.evaluate import perplexity
 
-PPL_TEXTS = general_texts("heldout", {"cpu": 200, "real-cpu": 48, "gpu": 200}[BUDGET_KEY])
+PPL_TEXTS = general_texts("heldout", {"cpu": 200, "real-cpu": 24, "gpu": 200}[BUDGET_KEY])
 ppl_full = perplexity(model, tokenizer, PPL_TEXTS)
 ppl_nf4 = perplexity(qmodel, qtokenizer, PPL_TEXTS)
 results.record(perplexity_full=ppl_full, perplexity_nf4=ppl_nf4, perplexity_texts=len(PPL_TEXTS),

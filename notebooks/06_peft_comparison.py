@@ -63,10 +63,10 @@ from coursekit.env import resolve_device
 results = coursekit.Results(RESULTS_PATH, notebook="06_peft_comparison", model=MODEL)
 torch.manual_seed(SEED)
 BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)  # "cpu": embedded model; "real-cpu": a real model on a CPU; "gpu"
-STEPS = {"cpu": 40, "real-cpu": 8, "gpu": 300}[BUDGET_KEY]  # the same optimizer steps for every method
+STEPS = {"cpu": 40, "real-cpu": 4, "gpu": 300}[BUDGET_KEY]  # the same optimizer steps for every method
 BATCH = {"cpu": 8, "real-cpu": 8, "gpu": 16}[BUDGET_KEY]
 N_METRIC = {"cpu": 16, "real-cpu": 16, "gpu": 200}[BUDGET_KEY]  # test examples scored per method
-EVAL_SIZE = {"cpu": 32, "real-cpu": 16, "gpu": 64}[BUDGET_KEY]  # validation examples for the loss before and after
+EVAL_SIZE = {"cpu": 32, "real-cpu": 8, "gpu": 64}[BUDGET_KEY]  # validation examples for the loss before and after
 # Learning rates for a short run (None: the method's default, made for runs of hundreds of steps). On a budget
 # this small every method gets the largest rate that still trains stably on the model.
 LEARNING_RATES = {"cpu": {"full": 2e-3, "lora": 1e-2, "qlora": 1e-2, "dora": 1e-2, "ia3": 1e-2, "prefix": 1e-2,
