@@ -87,6 +87,7 @@ BUDGET = {
                 aggressive_examples=2_000, sweep_learning_rates=[5e-6, 2e-5, 5e-5, 2e-4], sweep_examples=2_000,
                 sweep_epochs=1, mix_fraction=0.3, heldout_texts=64),
 }[coursekit.budget_key(MODEL, SIZE)]
+RECIPE_STEPS = {"cpu": 10, "real-cpu": 2, "gpu": 20}[coursekit.budget_key(MODEL, SIZE)]  # the recipe written out
 BUDGET
 
 # %% [markdown]
@@ -247,6 +248,52 @@ ipd.Markdown(f"Peak memory measured: **{gentle.peak_memory_bytes / 1e6:,.0f} MB*
              + (f"estimated: **{est / 1e6:,.0f} MB**." if est else "no estimate for this model.")
              + " On CPU the measurement also counts the process's own growth (allocator caches, libraries loading "
              "lazily), so it sits above the estimate.")
+
+# %% [markdown]
+# ### The same run, written out: the Hugging Face recipe
+#
+# `finetune` is the Hugging Face recipe plus measurement. Here is the recipe alone, as you would write it in your own
+# project: load the model and tokenizer with `from_pretrained`, describe the training with TRL's `SFTConfig`, hand
+# model, config and prompt/completion rows to `SFTTrainer`, train, save. Full fine-tuning needs no peft config: every
+# weight trains. `completion_only_loss=True` keeps the loss on the answer (section 1's ⟦ ⟧). On a GPU with bf16 the
+# weights load in bf16 and `bf16=True` runs the step in bf16; bf16 keeps fp32's exponent range, so unlike fp16 it
+# needs no loss scaling. The cell runs `RECIPE_STEPS` steps to show that it works; after it: what the recipe changes
+# from `SFTConfig`'s defaults, and a check that `finetune` built the same `SFTConfig` for the gentle run.
+
+# %%
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import SFTConfig, SFTTrainer
+
+from coursekit.env import bf16_supported, resolve_device
+from coursekit.train import to_prompt_completion
+from coursekit.train.recipe import changed_defaults_markdown, recipe_report
+
+bf16 = bf16_supported(resolve_device(DEVICE))  # bf16 on a GPU that has it, fp32 on a CPU
+path = coursekit.resolve_model_path(MODEL)  # a hub id, or the local folder behind a short name such as "tiny"
+hf_tokenizer = AutoTokenizer.from_pretrained(path)
+hf_model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
+rows = to_prompt_completion(train.select(range(min(len(train), RECIPE_STEPS * BUDGET["batch_size"]))), "train",
+                            hf_tokenizer)
+args = SFTConfig(
+    output_dir=str(RUNS_DIR / "recipe"),
+    max_steps=RECIPE_STEPS, num_train_epochs=BUDGET["gentle"]["epochs"],
+    per_device_train_batch_size=BUDGET["batch_size"], gradient_accumulation_steps=BUDGET["grad_accum"],
+    learning_rate=BUDGET["gentle"]["learning_rate"], lr_scheduler_type="cosine", warmup_steps=0.1,
+    weight_decay=0.01, optim="adamw_torch", bf16=bf16, activation_checkpointing=False, max_length=None,
+    completion_only_loss=True, seed=SEED, report_to="none",
+)
+trainer = SFTTrainer(model=hf_model, args=args, train_dataset=Dataset.from_list(rows), processing_class=hf_tokenizer)
+trainer.train()
+trainer.save_model(args.output_dir)  # every weight (model.safetensors) and the config; the tokenizer beside them
+
+recipe_same, recipe_text = recipe_report(
+    {"SFTConfig": (args, gentle.training_arguments)},
+    expected={"max_steps": f"the recipe stops after {RECIPE_STEPS} steps to show that it works; the gentle run "
+                           "trains for its epochs (-1: no step limit)"})
+results.record(recipe_same_as_finetune=recipe_same, recipe_steps=trainer.state.global_step)
+del hf_model, trainer
+ipd.Markdown(changed_defaults_markdown(args) + "\n\n" + recipe_text)
 
 # %% [markdown]
 # ## 4. Hyperparameters: a learning-rate sweep

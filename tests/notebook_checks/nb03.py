@@ -24,6 +24,8 @@ def check(results: dict) -> None:
     assert len(sweep) >= (3 if results.get("model", "tiny") == "tiny" else 2) and lrs == sorted(lrs)
     assert all(math.isfinite(row["final_eval_loss"]) for row in sweep)
     remedies = {row["run"]: row for row in results["remedies"]}
+    # the Hugging Face recipe written out on the page trains, and builds the same SFTConfig as finetune
+    assert results["recipe_same_as_finetune"] is True and results["recipe_steps"] >= 1
     assert remedies["base model"]["general_probe_kept"] == 1.0
     if results.get("model", "tiny") != "tiny":
         # a real instruct model on a CPU runs a handful of steps per run: it uses its chat template, and the
