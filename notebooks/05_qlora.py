@@ -73,11 +73,13 @@ torch.manual_seed(SEED)
 GB, GIB = 1e9, 2**30
 BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)  # "cpu": embedded model; "real-cpu": a real model on a CPU; "gpu"
 STEPS = {"cpu": 30, "real-cpu": 8, "gpu": 400}[BUDGET_KEY]
-BATCH = {"cpu": 8, "real-cpu": 8, "gpu": None}[BUDGET_KEY]  # None: the engine's default for the device
+BATCH = {"cpu": 8, "real-cpu": 8, "gpu": 4}[BUDGET_KEY]  # micro-batch
+GRAD_ACCUM = {"cpu": 1, "real-cpu": 1, "gpu": 4}[BUDGET_KEY]  # micro-batches per optimizer step
+RECIPE_STEPS = {"cpu": 5, "real-cpu": 2, "gpu": 20}[BUDGET_KEY]  # the recipe written out runs a few steps
 # Learning rates scaled to the model (lesson 04): the same for LoRA and QLoRA, so only the 4-bit base differs.
 LR = {"cpu": 5e-3, "real-cpu": 1e-3, "gpu": 2e-4}[BUDGET_KEY]
 N_METRIC = {"cpu": 32, "real-cpu": 16, "gpu": 200}[BUDGET_KEY]
-BUDGET = dict(max_steps=STEPS, batch_size=BATCH, learning_rate=LR, metric_examples=N_METRIC, seed=SEED,
+BUDGET = dict(max_steps=STEPS, batch_size=BATCH, grad_accum=GRAD_ACCUM, learning_rate=LR, metric_examples=N_METRIC, seed=SEED,
               device=DEVICE, measure_general=False)
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson05-"))
 
@@ -304,6 +306,63 @@ ipd.Markdown(
     + f" QLoRA took {qlora.train_seconds / lora.train_seconds:.2f}× LoRA's time: every forward and backward "
     "dequantizes the 4-bit weights first. The widely quoted \"20–30% slower\" is a GPU figure; on a CPU the ratio "
     "differs.")
+
+# %% [markdown]
+# ### The same run, written out: the QLoRA recipe
+#
+# Here is the QLoRA recipe alone, as you would write it in your own project. Three things differ from LoRA (lesson
+# 04): the model loads through a `BitsAndBytesConfig` (NF4, double quantization, the dtype the matmuls run in);
+# `prepare_model_for_kbit_training` readies the 4-bit model for training (the non-quantized parameters such as norms
+# go to fp32, and the inputs get gradients so they flow back through frozen layers); and the optimizer is
+# `paged_adamw_8bit`. `SFTTrainer` adds the LoRA layers from `peft_config`. The cell runs `RECIPE_STEPS` steps; after
+# it, the check that `finetune` built the same three configs for the QLoRA run above.
+
+# %%
+from datasets import Dataset
+from peft import LoraConfig, prepare_model_for_kbit_training
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from trl import SFTConfig, SFTTrainer
+
+from coursekit.env import bf16_supported, resolve_device
+from coursekit.models import keep_4bit_layout_on_cpu
+from coursekit.train import to_prompt_completion
+from coursekit.train.recipe import recipe_report
+
+device = resolve_device(DEVICE)
+bf16 = bf16_supported(device)
+path = coursekit.resolve_model_path(MODEL)  # a hub id, or the local folder behind a short name such as "tiny"
+bnb_config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                bnb_4bit_compute_dtype=torch.bfloat16 if bf16 or device == "cpu" else torch.float16)
+hf_tokenizer = AutoTokenizer.from_pretrained(path)
+hf_model = AutoModelForCausalLM.from_pretrained(path, quantization_config=bnb_config,
+                                                dtype=torch.bfloat16 if bf16 else torch.float32,
+                                                device_map={"": 0 if device == "cuda" else device})
+if device == "cpu":
+    keep_4bit_layout_on_cpu(hf_model)  # bitsandbytes 0.50 on a CPU: see ??keep_4bit_layout_on_cpu
+hf_model = prepare_model_for_kbit_training(hf_model, use_gradient_checkpointing=False)
+rows = to_prompt_completion(data["train"].select(range(RECIPE_STEPS * BATCH * GRAD_ACCUM)), "train", hf_tokenizer)
+peft_config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear", bias="none",
+                         task_type="CAUSAL_LM")
+args = SFTConfig(
+    output_dir=str(RUNS_DIR / "recipe"),
+    max_steps=RECIPE_STEPS, per_device_train_batch_size=BATCH, gradient_accumulation_steps=GRAD_ACCUM,
+    learning_rate=LR, lr_scheduler_type="cosine", warmup_steps=0.1, weight_decay=0.01,
+    optim="paged_adamw_8bit", bf16=bf16, activation_checkpointing=False, max_length=None,
+    completion_only_loss=True, seed=SEED, report_to="none",
+)
+trainer = SFTTrainer(model=hf_model, args=args, train_dataset=Dataset.from_list(rows), processing_class=hf_tokenizer,
+                     peft_config=peft_config)
+trainer.train()
+trainer.save_model(args.output_dir)  # the adapter only; the 4-bit base is re-created from the hub id and bnb_config
+
+recipe_same, recipe_text = recipe_report(
+    {"SFTConfig": (args, qlora.training_arguments),
+     "LoraConfig": (trainer.model.peft_config["default"], qlora.peft_config),
+     "BitsAndBytesConfig": (hf_model.config.quantization_config, qlora.quantization_config)},
+    expected={"max_steps": f"the recipe runs {RECIPE_STEPS} steps to show that it works, the measured run {STEPS}"})
+results.record(recipe_same_as_finetune=recipe_same, recipe_steps=trainer.state.global_step)
+del hf_model, trainer
+ipd.Markdown(recipe_text)
 
 # %% [markdown]
 # ## 6. Why a 4-bit model cannot be merged as it is

@@ -161,7 +161,7 @@ def _prepare_adapter(model, options, run):
 
 _LORA_OPTIONS = {"rank": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"}
 
-register_method(Method("full", "every weight trains (supervised fine-tuning)", _prepare_full,
+register_method(Method("full", "every weight trains", _prepare_full,
                        learning_rate=2e-5))
 register_method(Method("lora", "low-rank adapters beside frozen weights", _prepare_lora, dict(_LORA_OPTIONS),
                        learning_rate=3e-4, saves="adapter"))

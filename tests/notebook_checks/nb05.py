@@ -22,6 +22,10 @@ def check(results: dict) -> None:
     assert results["adam_state_bytes_per_param"] == 8.0
     assert 2.0 <= results["adam8bit_state_bytes_per_param"] < 2.1
 
+    # the QLoRA recipe written out on the page trains, and builds the same SFTConfig, LoraConfig and
+    # BitsAndBytesConfig as finetune
+    assert results["recipe_same_as_finetune"] is True and results["recipe_steps"] >= 1
+
     # the goals of the lesson: the 4-bit weights as estimated within 2%, QLoRA within 0.05 of LoRA
     measured, estimated = results["qlora_weight_bytes_measured"], results["qlora_weight_bytes_estimated"]
     assert measured > 0 and abs(estimated / measured - 1) < 0.02
