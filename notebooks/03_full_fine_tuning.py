@@ -26,7 +26,7 @@
 # explore the hyperparameters with a small sweep, and you watch *catastrophic forgetting* happen, measure it, and try
 # the remedies.
 #
-# On a laptop CPU the embedded model (3.5 million parameters) trains in seconds. On a GPU, set `MODEL` to a real
+# On a laptop CPU the embedded model (a few million parameters) trains in seconds. On a GPU, set `MODEL` to a real
 # model and `SIZE = "gpu"`: the same cells run unchanged.
 
 # %% tags=["parameters"]

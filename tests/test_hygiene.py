@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -93,3 +94,54 @@ def test_ruff_passes_on_coursekit():
         pytest.fail("ruff is not installed (it is pinned in requirements.txt)")
     proc = subprocess.run([ruff, "check", "coursekit"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------------------------------------------ figures come from code
+# A figure in a lesson's Markdown is typed by hand and cannot follow the measurement; figures belong in code cells
+# (f-strings rendered with ipd.Markdown) so they are the numbers the notebook just measured. A decimal number or a
+# percentage in a Markdown cell fails this test unless it is listed here with what it is: a setting, a model's name,
+# arithmetic spelled out in the sentence, or a quoted claim (checked in the lesson's code).
+PROSE_FIGURE = re.compile(r"(?<![\w.,\-/])(\d+(?:,\d{3})*(?:\.\d+)?\s?%|\d+(?:,\d{3})*\.\d+)(?![\w.\-/]*\w)")
+ALLOWED_PROSE_FIGURES = {
+    ("02_memory_math", "Llama 3.1 8B"): "a model's name",
+    ("03_full_fine_tuning", "a cosine schedule with 10% warmup, weight decay 0.01"): "the recipe's settings",
+    ("03_full_fine_tuning", "about 10% of the steps"): "a rule of thumb for a setting",
+    ("03_full_fine_tuning", "to 0.1 and 0.5"): "values to try",
+    ("04_lora", "dropout 0.05"): "the default setting",
+    ("05_qlora", "32 / 64 = 0.5 bits per weight: 12.5% on top of the 4 bits"): "arithmetic spelled out",
+}
+
+
+def _prose_figures():
+    """(notebook, figure, the Markdown around it) for every decimal or percentage in a Markdown cell."""
+    for path in sorted((ROOT / "notebooks").glob("*.py")):
+        for cell in jupytext.read(path).cells:
+            if cell.cell_type != "markdown":
+                continue
+            text = re.sub(r"`[^`]*`", "", cell.source)  # code spans: names and settings, not figures
+            text = re.sub(r"\$\$.*?\$\$|\$[^$]*\$", "", text, flags=re.S)  # formulas
+            text = re.sub(r"\]\([^)]*\)", "]", text)  # link targets
+            flat = " ".join(text.split())
+            for m in PROSE_FIGURE.finditer(flat):
+                yield path.stem, m.group(0), flat[max(0, m.start() - 80): m.end() + 80]
+
+
+def test_figures_in_markdown_come_from_code():
+    loose = [(nb, figure, around) for nb, figure, around in _prose_figures()
+             if not any(nb == allowed_nb and phrase in around and figure in phrase
+                        for allowed_nb, phrase in ALLOWED_PROSE_FIGURES)]
+    assert not loose, ("figures typed by hand in Markdown (render them from variables in a code cell, or list them "
+                       "in ALLOWED_PROSE_FIGURES with what they are):\n" + "\n".join(map(str, loose)))
+
+
+def test_allowed_prose_figures_are_still_there():
+    found = list(_prose_figures())
+    stale = [key for key in ALLOWED_PROSE_FIGURES
+             if not any(nb == key[0] and key[1] in around for nb, _, around in found)]
+    assert not stale, f"allow-list entries no longer in the lessons (remove them): {stale}"
+
+
+def test_the_figure_pattern_catches_what_it_should():
+    assert [m.group(0) for m in PROSE_FIGURE.finditer("kept 84% of the probe, 0.56 at r=64, loss 1,234.5")] == [
+        "84%", "0.56", "1,234.5"]
+    assert not list(PROSE_FIGURE.finditer("Llama-3.2-3B, fp32, lesson 03, 4-bit, v0.50, peft 0.21.2"))
