@@ -309,8 +309,26 @@ ipd.Markdown(
     "| rank | trainable parameters | task metric |\n|---|---|---|\n"
     + "\n".join(f"| {row['rank']} | {row['trainable_parameters']:,} | {row['task_metric']:.2f} |" for row in sweep)
     + f"\n\nTrainable parameters grow linearly with r. {reading} The sweep keeps alpha/r = 2 (alpha = 2r), so the "
-      "scale of the update is the same at every rank; with alpha fixed instead, a larger r would also mean a "
-      "smaller update (alpha/r falls), and rsLoRA's alpha/sqrt(r) (`use_rslora=True` in peft) sits in between.")
+      "factor that scales BA is the same at every rank; with alpha fixed instead, that factor would fall as 1/r. "
+      "rsLoRA (`use_rslora=True` in peft's `LoraConfig`) sets it to `lora_alpha/math.sqrt(r)`, which at fixed alpha "
+      "falls only as 1/sqrt(r): its paper (Kalajdzievski, 2023) shows that dividing by r slows learning for "
+      "higher-rank adapters and proves that they should be divided by sqrt(r) instead.")
+
+# %% [markdown]
+# **Settings at real scale, as the papers used them** (quoted from their sources, not measured in this lesson):
+#
+# * **LoRA** (Hu et al., [2021](https://arxiv.org/abs/2106.09685)) considered only the weight matrices of the
+#   self-attention module. Comparing them on GPT-3 175B with the same number of trainable parameters (in its
+#   section 7), it found that "adapting both $W_q$ and $W_v$ gives the best performance overall": that is
+#   where `target_modules=["q_proj", "v_proj"]` comes from.
+# * **QLoRA** (Dettmers et al., [2023](https://arxiv.org/abs/2305.14314)): the authors' scripts for their Guanaco
+#   models ([artidoro/qlora](https://github.com/artidoro/qlora), `scripts/finetune_guanaco_*.sh`, with
+#   `qlora.py`'s defaults) put LoRA on every linear layer of the decoder except `lm_head`, with `--lora_r 64` and
+#   `--lora_alpha 16` (a scale alpha/r of one quarter, where this lesson uses 2); `--lora_dropout 0.1` for 7B and
+#   `--lora_dropout 0.05` for 13B, 33B and 65B; `--learning_rate 0.0002` for 7B and 13B and `--learning_rate 0.0001`
+#   for 33B and 65B; a constant schedule after a short warmup (`--warmup_ratio 0.03`), gradient clipping at
+#   `--max_grad_norm 0.3`, no weight decay, 16 sequences per optimizer step (batch 1, 16 accumulation steps) and
+#   the `paged_adamw_32bit` optimizer.
 
 # %% [markdown]
 # ## 7. Save, reload, merge
