@@ -361,6 +361,58 @@ ipd.Markdown(f"The adapter takes **{adapter_bytes / 1e6:.2f} MB** on disk (MB = 
              f"{merged_max_abs_diff:.1e}: float rounding, nothing more.")
 
 # %% [markdown]
+# ### Several adapters on one base
+#
+# One base model can carry several adapters side by side, each under a name. `PeftModel.from_pretrained(base, path,
+# adapter_name=...)` loads the first; `load_adapter(path, adapter_name=...)` adds another (loaded, not yet active);
+# `set_adapter(name)` picks the one that runs (`PeftModel` activates one adapter at a time); inside
+# `with model.disable_adapter():` the adapters stay loaded but are skipped, and the model is the bare base. This
+# lesson has trained two adapters for the same base: section 4's LoRA run, saved above, and the written-out recipe's,
+# saved by `trainer.save_model`. Below, both go onto one fresh copy of the base and see the same four prompts.
+
+# %%
+fresh2, _ = coursekit.load_base_model(MODEL, device=DEVICE)
+with torch.no_grad():
+    base_logits = fresh2(**batch).logits  # first: from_pretrained below adds the LoRA layers to fresh2 in place
+multi = PeftModel.from_pretrained(fresh2, adapter_dir, adapter_name="support")  # section 4's run
+multi.load_adapter(RUNS_DIR / "recipe", adapter_name="recipe")  # the recipe's run: loaded, not active
+adapter_logits = {}
+with torch.no_grad():
+    for name in multi.peft_config:  # "support", then "recipe"
+        multi.set_adapter(name)
+        adapter_logits[name] = multi(**batch).logits
+    with multi.disable_adapter():
+        disabled_logits = multi(**batch).logits
+adapters_max_diff = (adapter_logits["support"] - adapter_logits["recipe"]).abs().max().item()
+disabled_max_diff = (disabled_logits - base_logits).abs().max().item()
+results.record(multi_adapter_names=list(multi.peft_config), multi_adapter_outputs_differ=adapters_max_diff > 1e-3,
+               disable_adapter_matches_base=disabled_max_diff < 1e-3)
+ipd.Markdown(f"Adapters on one base: {', '.join(multi.peft_config)} (active now: {multi.active_adapter}). The two "
+             f"adapters' logits differ by up to {adapters_max_diff:.2f}; inside `disable_adapter()` the logits differ "
+             f"from the fresh base model's by at most {disabled_max_diff:.1e}.")
+
+# %% [markdown]
+# **Serving an adapter without merging.** Merging makes one adapter free at inference, but every merged model is a
+# full copy of the weights. Left unmerged, one base model in memory serves many adapters, each a small file like the
+# one measured above, and each request picks its adapter. The price is the LoRA path in every adapted layer: besides
+# $xW^\top$ it computes $(xA^\top)B^\top$, about $r(\text{in} + \text{out})$ extra multiply-adds per token against
+# $\text{in} \times \text{out}$ for the layer itself: small when $r$ is small, never zero. One batch can even mix
+# adapters: peft's forward pass takes `adapter_names=[...]`, one name per row (`"__base__"` for the bare base; eval
+# mode only). Serving engines do the same across requests. vLLM starts with `enable_lora=True`
+# (`LLM(model=..., enable_lora=True)`, or `vllm serve ... --enable-lora --lora-modules name=path`) and takes
+# `lora_request=LoRARequest(name, id, path)` in `generate`, or the adapter's name as the `model` of a request to its
+# OpenAI-compatible server.
+# text-generation-inference loads the adapters named in the `LORA_ADAPTERS` environment variable at startup, and a
+# request picks one with `adapter_id` in its parameters.
+#
+# **Merging a QLoRA adapter.** It goes into 16-bit (or 32-bit) weights, not into the 4-bit ones: lesson 05 (section 6)
+# shows that re-quantizing after the merge rounds most of the update away, and peft's `merge_and_unload()` on a 4-bit
+# model does exactly that re-quantization (with a warning about rounding errors). Either dequantize the 4-bit weights
+# and merge into them (lesson 05's `dequantize_and_merge`: the weights the adapter was trained against), or load the
+# base in 16 bits and merge there (the original weights, which differ from the 4-bit ones the adapter saw by the
+# quantization error).
+
+# %% [markdown]
 # ## Try it
 #
 # * Train with `target_modules=["q_proj", "v_proj"]` (`finetune(..., target_modules=[...])`) and compare with

@@ -21,6 +21,11 @@ def check(results: dict) -> None:
     assert 0 < results["adapter_bytes"] < results["model_bytes"] / 2
     assert results["merged_max_abs_diff"] < 1e-3
     assert results["merged_has_lora"] is False
+    # two adapters on one base: both load under their names, they give different outputs, and with the adapters
+    # disabled the model gives the base model's outputs
+    assert sorted(results["multi_adapter_names"]) == ["recipe", "support"]
+    assert results["multi_adapter_outputs_differ"] is True
+    assert results["disable_adapter_matches_base"] is True
     # the Hugging Face recipe written out on the page trains, and builds the same SFTConfig and LoraConfig as finetune
     assert results["recipe_same_as_finetune"] is True
     assert results["recipe_steps"] >= 1
