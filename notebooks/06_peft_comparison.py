@@ -255,7 +255,38 @@ ipd.display(ipd.Markdown(
     f"measured version for this model and budget."))
 
 # %% [markdown]
-# ## 5. Try it
+# ## 5. What comes next
+#
+# **More than one GPU.** Data parallelism (PyTorch's `DistributedDataParallel`, DDP) keeps a full replica of the
+# model, its gradients and its optimizer state on every GPU, gives each GPU its own share of every batch and averages
+# the gradients between them: more examples per second, but nothing larger fits than on one GPU. Sharding splits that
+# state across the GPUs instead. DeepSpeed's ZeRO does it in stages: stage 1 partitions the optimizer state, stage 2
+# the gradients as well, stage 3 the parameters too (gathered when a layer needs them in the forward and backward
+# passes). PyTorch's FSDP shards parameters, gradients and optimizer state, as ZeRO stage 3 does. The Hugging Face
+# `Trainer`, and TRL's trainers built on it, run all three without changes to the training loop: launch the script
+# with `torchrun` or `accelerate launch` for DDP, and turn sharding on either in the Accelerate config that
+# `accelerate config` writes or in the training arguments: `fsdp=True` with an `fsdp_config` (a dict or a JSON file;
+# FSDP2 by default), or `deepspeed=` a DeepSpeed config (a JSON file or a dict, whose `zero_optimization` section sets
+# the stage).
+#
+# **Preference tuning.** Supervised fine-tuning shows the model one good answer per prompt. Preference tuning shows it
+# two answers to the same prompt, one preferred, and moves the model towards the preferred one. DPO (Rafailov et al.,
+# [2023](https://arxiv.org/abs/2305.18290)) does it without a separate reward model: its loss widens the gap between the
+# log-probabilities of the chosen and the rejected answer, each taken relative to a frozen reference model. In TRL it is
+# `DPOTrainer` with a `DPOConfig`; each row has a `prompt`, a `chosen` and a `rejected` answer, and `beta` (`beta=0.1`
+# by default) sets how far the model may move from the reference: the higher, the less. DPO starts from a model that
+# already answers in the right form, usually an SFT model like the ones this course trains (TRL's own example starts
+# from `Qwen/Qwen2.5-0.5B-Instruct`), and by default that starting model is also the reference. With a LoRA
+# `peft_config`, TRL keeps no second copy of the model for the reference: it runs the same model with the adapter
+# disabled (lesson 04's `disable_adapter`).
+#
+# The TRL this course pins (`trl==1.16.0`) has more trainers built the same way: `KTOTrainer` (single answers labelled
+# good or bad instead of pairs), `GRPOTrainer` and `RLOOTrainer` (the model generates answers during training and reward
+# functions score them), `RewardTrainer` (a reward model trained on preference pairs), and `ORPOTrainer` in
+# `trl.experimental.orpo`.
+
+# %% [markdown]
+# ## 6. Try it
 
 # %%
 ex = coursekit.exercises.get("06.adapter_params")
