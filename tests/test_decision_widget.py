@@ -1,8 +1,6 @@
 """The decision-framework widget, driven headless: the same answers as recommend_method, shown in the panel."""
 import pytest
 
-pytest.importorskip("ipywidgets")
-
 from coursekit.recommend import QUESTIONS, recommend_method  # noqa: E402
 from coursekit.widgets.decision import RUN_SETTINGS, decision_widget  # noqa: E402
 

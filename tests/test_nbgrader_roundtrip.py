@@ -193,7 +193,6 @@ def _config(path):
 
 def test_course_config_uses_nbgrader_execute_options(tmp_path):
     """Every option the course sets exists, configurable, in the installed nbgrader; the limit is quiz-sized."""
-    pytest.importorskip("nbgrader")
     from nbgrader.preprocessors import ClearSolutions, Execute, LimitOutput
 
     build_course(tmp_path, lessons=[LESSON])

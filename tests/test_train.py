@@ -6,8 +6,7 @@ independent of the embedded weights and fast (a few optimizer steps each).
 import json
 
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch  # (a hard dependency: a broken torch must fail the suite, not skip it)
 
 from coursekit.train import (  # noqa: E402
     COMMON_OPTIONS,
@@ -300,7 +299,6 @@ def test_peft_methods_train(model, tokenizer, tmp_path, method, options):
 
 
 def test_houlsby_adapter_method(model, tokenizer, tmp_path):
-    pytest.importorskip("coursekit.scratch.adapter")
     r = finetune(model, tokenizer, _examples(8), None, method="adapter", bottleneck=8, runs_dir=tmp_path,
                  learning_rate=1e-3, **{**QUICK, "max_steps": 2})
     assert 0 < r.trainable_parameters < 100_000
