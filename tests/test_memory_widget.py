@@ -1,5 +1,4 @@
 """The memory calculator headless: set controls as a learner would, read the figure it shows."""
-import time
 
 import pytest
 
@@ -61,18 +60,17 @@ def test_full_fine_tuning_disables_lora_controls_and_set_works():
     assert "H100 80GB (79.6 GiB)" in c.output.value and "A100 80GB (80.0 GiB)" in c.output.value
 
 
-def test_updates_are_fast(calc):
+def test_every_control_change_redraws(calc):
+    """Each change of a control redraws the figure (how fast: benchmarks/widget_latency.py)."""
     calc.set(model="llama-3.1-70b", method="lora")
-    times = []
-    for b in (1.0, 3.0, 8.0, 70.0, 405.0, 13.0):
-        t = time.perf_counter()
+    seen = {calc.output.value}
+    for b in (1.0, 8.0, 70.0):
         calc.controls["parameters_b"].value = b
-        times.append(time.perf_counter() - t)
-    for m in ("full", "lora", "qlora", "full"):
-        t = time.perf_counter()
+        seen.add(calc.output.value)
+    for m in ("full", "qlora"):
         calc.controls["method"].value = m
-        times.append(time.perf_counter() - t)
-    assert sorted(times)[len(times) // 2] < 0.05 and max(times) < 0.5, times
+        seen.add(calc.output.value)
+    assert len(seen) == 6
 
 
 def test_impossible_settings_show_an_error_instead_of_raising():
