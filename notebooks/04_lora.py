@@ -74,7 +74,9 @@ LR = {"cpu": {"lora": 5e-3, "full": 1e-3}, "real-cpu": {"lora": 1e-3, "full": 5e
       "gpu": {"lora": 2e-4, "full": 2e-5}}[BUDGET_KEY]
 N_METRIC = {"cpu": 32, "real-cpu": 16, "gpu": 200}[BUDGET_KEY]
 RANKS = {"cpu": [1, 8, 64], "real-cpu": [4, 16], "gpu": [1, 2, 4, 8, 16, 32, 64]}[BUDGET_KEY]
-BUDGET = dict(batch_size=BATCH, grad_accum=GRAD_ACCUM, metric_examples=N_METRIC, seed=SEED, device=DEVICE)
+EVAL_SIZE = {"cpu": 64, "real-cpu": 8, "gpu": 64}[BUDGET_KEY]  # validation examples for the loss during training
+BUDGET = dict(batch_size=BATCH, grad_accum=GRAD_ACCUM, metric_examples=N_METRIC, eval_size=EVAL_SIZE, seed=SEED,
+              device=DEVICE)
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson04-"))
 
 # %% [markdown]

@@ -30,6 +30,9 @@ def check(results: dict) -> None:
     measured, estimated = results["qlora_weight_bytes_measured"], results["qlora_weight_bytes_estimated"]
     assert measured > 0 and abs(estimated / measured - 1) < 0.02
     assert 0.0 <= results["qlora_task_metric"] <= 1.0 and 0.0 <= results["lora_task_metric"] <= 1.0
+    # both learn: the validation loss falls during training, with the 4-bit base as with the 16/32-bit one
+    assert results["qlora_final_eval_loss"] < results["qlora_first_eval_loss"]
+    assert results["lora_final_eval_loss"] < results["lora_first_eval_loss"]
     # "QLoRA matches LoRA", judged by the sampling error of the tickets scored (three standard errors: a check
     # that fails by chance about once in 400 runs, and still fails when 4-bit storage really costs quality)
     from coursekit.evaluate import rate_difference
