@@ -66,8 +66,10 @@ from coursekit.memory.estimator import MIB
 from coursekit.memory.hardware import (
     GPU_TABLE,
     claimed_suggest_batch_size,
+    claimed_suggest_hardware,
     fit_table,
     gpu_spec,
+    gpus_needed,
     hardware_fit,
     suggest_batch_size,
 )
@@ -173,6 +175,7 @@ results.record(llama_3_1_8b_parameters=n8b, llama_3_1_70b_parameters=n70b, lora_
 # %%
 CLAIMED_QV_3B, CLAIMED_ALL_3B, R = 6_815_744, 3_219_565_568, 16
 a3b = resolve_arch("llama-3.2-3b")
+lora_8b_qv = count_lora_parameters(N8B, R, ["q_proj", "v_proj"])  # the same LoRA on the 8B model
 h3b, kv3b = a3b.hidden_size, a3b.num_key_value_heads * a3b.head_dim
 per_layer_qv = R * (h3b + a3b.num_attention_heads * a3b.head_dim) + R * (h3b + kv3b)
 fact_check(f"*LoRA with r={R} on q_proj and v_proj of Llama-3.2-3B prints trainable params: {CLAIMED_QV_3B:,} || "
@@ -182,9 +185,11 @@ fact_check(f"*LoRA with r={R} on q_proj and v_proj of Llama-3.2-3B prints traina
            f"{R} × ({h3b} + {a3b.num_attention_heads * a3b.head_dim}) + {R} × ({h3b} + {kv3b}) = {per_layer_qv:,} "
            f"and {a3b.num_hidden_layers} layers add **{lora_3b_qv:,}** trainable parameters; all parameters are "
            f"{n3b:,} + {lora_3b_qv:,} = **{n3b + lora_3b_qv:,}** ({100 * lora_3b_qv / (n3b + lora_3b_qv):.4f} % "
-           f"trainable). {CLAIMED_QV_3B:,} would be q and v at full width (a pre-GQA model).")
+           f"trainable). The printed {CLAIMED_QV_3B:,} is the count of another model: the same LoRA on {N8B} "
+           f"trains exactly **{lora_8b_qv:,}**, and the printed total is the 3B model plus that number "
+           f"({n3b:,} + {CLAIMED_QV_3B:,} = {n3b + CLAIMED_QV_3B:,}).")
 assert per_layer_qv * a3b.num_hidden_layers == lora_3b_qv
-results.record(claimed_lora_qv_3b=CLAIMED_QV_3B)
+results.record(claimed_lora_qv_3b=CLAIMED_QV_3B, claimed_all_3b=CLAIMED_ALL_3B, lora_r16_qv_8b=lora_8b_qv)
 
 # %% [markdown]
 # ## 3. Full fine-tuning of Llama 3.1 8B, component by component
@@ -272,6 +277,47 @@ fact_check(f"*Total: ~{sum(CLAIMED_BYTES_PER_PARAM_14)} bytes per parameter for 
            f"{SETUP['seq_len']:,} tokens with checkpointing "
            f"they are {gb(estimate_memory(REAL[b7], 'full', precision='mixed-bf16', **SETUP).activations)}, while "
            f"{act_share} bytes per parameter would say {gb(act_share * count_parameters(REAL[b7]))}.")
+
+# %% [markdown]
+# The helper then names the hardware for each figure: an RTX 4090 up to 24, two of them or an A6000 up to 48, one
+# A100 80GB up to 80, two up to 160, and past that a number of A100s it computes as `int(gb / 80)`. What it prints,
+# what that code returns for its own figures, and how many A100 80GB each figure really needs (`gpus_needed`: the
+# figure divided by the card's capacity, rounded up):
+
+# %%
+CLAIMED_PRINTED_HW = {1.0: "RTX 4090 (24 GB)", 3.0: "2x RTX 4090 or A6000 (48 GB)", 7.0: "2x A100 80GB",
+                      13.0: "3 x A100 80GB (multi-node)", 70.0: "12 x A100 80GB (multi-node)"}  # what it prints
+GPUS_PER_NODE = 8  # A100 servers (DGX / HGX A100) hold eight
+hw_rows = []
+for b, printed in CLAIMED_PRINTED_HW.items():
+    est = estimate_memory(REAL[b], "full", precision="mixed-bf16", **SETUP)
+    hw_rows.append({"size": f"{b:g}B", "helper prints": printed,
+                    "its code returns": claimed_suggest_hardware(claimed_14_bytes(b) / GIB),
+                    "A100s its figure needs": gpus_needed(claimed_14_bytes(b), A100.name),
+                    "real model": REAL[b], "A100s the estimate needs": gpus_needed(est.total_bytes, A100.name)})
+display(pd.DataFrame(hw_rows).set_index("size"))
+results.record(claimed_suggest_hardware_table=hw_rows)
+
+# %%
+hw = {row["size"]: row for row in hw_rows}
+b13, b70 = hw["13B"], hw["70B"]
+assert all(claimed_suggest_hardware(CLAIMED_PRINTED_GB[b]) == hw[f"{b:g}B"]["its code returns"] for b in (13.0, 70.0))
+fact_check(f"*`13.0B parameters: {CLAIMED_PRINTED_GB[13.0]} GB → {CLAIMED_PRINTED_HW[13.0]}`* and "
+           f"*`70.0B parameters: {CLAIMED_PRINTED_GB[70.0]} GB → {CLAIMED_PRINTED_HW[70.0]}`*.",
+           f"its code cannot print those. Past 160 it suggests `int(gb / 80)` A100s, and `int` rounds down: for "
+           f"13e9 parameters its formula gives {claimed_14_bytes(13.0) / GIB:.1f} GiB and the code returns "
+           f"**{b13['its code returns']}**, {int(claimed_14_bytes(13.0) / GIB / 80) * A100.gib:.0f} GiB of GPU "
+           f"memory for it; for 70e9, **{b70['its code returns']}** (its printed figures give the same counts). "
+           f"Rounding up, its own figures need {b13['A100s its figure needs']} and "
+           f"{b70['A100s its figure needs']} A100s, which is what it printed. With the estimator's figures "
+           f"(mixed precision, {SETUP['batch_size']} × {SETUP['seq_len']:,} tokens, checkpointing) full fine-tuning "
+           f"of {b13['real model']} needs at least **{b13['A100s the estimate needs']}** A100 80GB and "
+           f"{b70['real model']} at least **{b70['A100s the estimate needs']}**, and only when weights, gradients and "
+           f"optimizer state are sharded evenly across them (FSDP or ZeRO stage 3, lesson 06): plain data "
+           f"parallelism keeps the whole estimate on every GPU. And {b13['A100s the estimate needs']} GPUs are not "
+           f"multi-node: one {GPUS_PER_NODE}-GPU server holds them; the {b70['real model']} run, at "
+           f"{b70['A100s the estimate needs']} GPUs, is the one that needs "
+           f"{-(-b70['A100s the estimate needs'] // GPUS_PER_NODE)} servers.")
 
 # %% [markdown]
 # ## 5. LoRA and QLoRA, 8B and 70B

@@ -4,14 +4,16 @@ import warnings
 import pytest
 
 from coursekit.archs.presets import PRESETS
-from coursekit.memory import estimate_memory, weight_bytes
+from coursekit.memory import GIB, estimate_memory, weight_bytes
 from coursekit.memory.hardware import (
     GPU_TABLE,
     GPUS,
     claimed_suggest_batch_size,
+    claimed_suggest_hardware,
     fit_table,
     gpu_capacity_bytes,
     gpu_label,
+    gpus_needed,
     hardware_fit,
     suggest_batch_size,
 )
@@ -82,6 +84,22 @@ def test_claimed_batch_helper_unit_bug_and_correct_suggestion():
     assert s.batch_size * s.gradient_accumulation_steps == 16
     assert estimate_memory("llama-3.1-8b", "qlora", seq_len=2048, batch_size=2 * s.batch_size).total_bytes > cap \
         or s.batch_size == 16
+
+
+
+def test_claimed_hardware_helper_rounds_down_and_gpus_needed_rounds_up():
+    # the quoted helper's own figure for 13e9 parameters: 13e9 x 14 bytes / 1024**3 = 169.5 "GB"
+    gib_13b = 13e9 * 14 / GIB
+    assert claimed_suggest_hardware(gib_13b) == "2 x A100 80GB (multi-node)"  # 2 x 80 GiB < 169.5 GiB
+    assert claimed_suggest_hardware(70e9 * 14 / GIB) == "11 x A100 80GB (multi-node)"
+    assert claimed_suggest_hardware(7e9 * 14 / GIB) == "2x A100 80GB"
+    assert claimed_suggest_hardware(1e9 * 14 / GIB) == "RTX 4090 (24 GB)"
+    assert gpus_needed(gib_13b * GIB, "A100 80GB") == 3
+    assert gpus_needed(70e9 * 14, "A100 80GB") == 12
+    assert gpus_needed(80 * GIB, "A100 80GB") == 1 and gpus_needed(80 * GIB + 1, "A100 80GB") == 2
+    assert gpus_needed(0, "T4") == 1
+    with pytest.raises(ValueError, match="non-negative"):
+        gpus_needed(-1, "T4")
 
 
 @pytest.mark.parametrize("call,match", [

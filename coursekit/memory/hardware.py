@@ -178,3 +178,28 @@ def claimed_suggest_batch_size(gpu_vram_gb: float, model_size_b: float, quantiza
     if available < 12:
         return 4, 2
     return 8, 1
+
+
+def claimed_suggest_hardware(gb: float) -> str:
+    """A widely shared "hardware suggestion" helper as quoted (do not use). It takes an estimate in GiB (its caller
+    divides by ``1024**3``, while calling the result GB) and, past 160, suggests ``int(gb / 80)`` A100s: ``int``
+    rounds down, so the GPUs it names hold less than the estimate (169.5 GiB -> 2 A100s = 160 GiB)."""
+    if gb <= 24:
+        return "RTX 4090 (24 GB)"
+    elif gb <= 48:
+        return "2x RTX 4090 or A6000 (48 GB)"
+    elif gb <= 80:
+        return "A100 80GB (single GPU)"
+    elif gb <= 160:
+        return "2x A100 80GB"
+    else:
+        return f"{int(gb / 80)} x A100 80GB (multi-node)"
+
+
+def gpus_needed(total_bytes: int, gpu) -> int:
+    """The fewest GPUs of one kind whose memory adds up to ``total_bytes``: ``ceil(total / capacity)``. A lower
+    bound, reached only when everything is sharded evenly (FSDP, ZeRO stage 3); data parallelism (DDP) keeps a full
+    copy on every GPU and needs the whole estimate on each."""
+    if isinstance(total_bytes, bool) or not isinstance(total_bytes, (int, float)) or total_bytes < 0:
+        raise ValueError(f"total_bytes must be a non-negative number of bytes, got {total_bytes!r}")
+    return max(1, math.ceil(total_bytes / gpu_capacity_bytes(gpu)))

@@ -14,6 +14,10 @@ def check(results: dict) -> None:
     assert results["llama_3_1_70b_parameters"] == 70_553_706_496
     assert results["lora_r16_all_linear_8b"] == 41_943_040
     assert results["lora_r16_qv_3b"] == 4_587_520 != results["claimed_lora_qv_3b"]
+    # the quoted 3B printout is the 8B's q,v count added to the 3B model
+    assert results["lora_r16_qv_8b"] == 6_815_744 == results["claimed_lora_qv_3b"]
+    assert results["llama_3_2_3b_parameters"] == 3_212_749_824
+    assert results["llama_3_2_3b_parameters"] + results["lora_r16_qv_8b"] == results["claimed_all_3b"]
 
     # the quoted estimate's own constants: 96 GB before activations, not the 56 GB its prose says
     assert results["claimed_full_8b_before_activations_bytes"] == 96e9
@@ -32,6 +36,15 @@ def check(results: dict) -> None:
     for row in results["claimed_14_bytes_table"]:
         assert abs(row["its formula in GB"] / row["its formula in GiB"] - GIB / GB) < 1e-9
         assert row["coursekit estimate GB"] > row["its formula in GiB"]
+
+    # the quoted hardware helper rounds the number of A100s down: its code returns 2 and 11 where its own figures
+    # need 3 and 12 (what it printed); the estimator's figures need 3 and 14 (sharded evenly)
+    hw = {row["size"]: row for row in results["claimed_suggest_hardware_table"]}
+    assert hw["13B"]["its code returns"] == "2 x A100 80GB (multi-node)" != hw["13B"]["helper prints"]
+    assert hw["70B"]["its code returns"] == "11 x A100 80GB (multi-node)" != hw["70B"]["helper prints"]
+    assert [hw[s]["A100s its figure needs"] for s in ("1B", "3B", "7B", "13B", "70B")] == [1, 1, 2, 3, 12]
+    assert [hw[s]["A100s the estimate needs"] for s in ("1B", "3B", "7B", "13B", "70B")] == [1, 1, 2, 3, 14]
+    assert all(hw[s]["its code returns"] == hw[s]["helper prints"] for s in ("1B", "3B", "7B"))
 
     # methods at real size: full > lora > qlora; 70B QLoRA fits the A100's 80 GiB, nothing else does (the same with
     # the decimal 80e9 bytes the lesson used before: the binary capacity changes no verdict here)
