@@ -136,6 +136,24 @@ def test_no_answer_key_in_plain_text():
                 assert _seal.unseal(sealed, eid, other) is None
 
 
+@pytest.mark.parametrize("eid, key, words", [
+    ("01.which_approach", "c", ("constrained decoding",)),  # the JSON record's validity is a decoding matter
+    ("01.not_to_fine_tune", "b", ("stale",)),
+    ("02.fits_a100_70b", "c", ("8-bit optimizer", "420 GB")),  # full fine-tuning fails even with 8-bit Adam
+    ("06.method_fits_gpu", "c", ("8-bit optimizer", "78 GB")),
+])
+def test_fit_and_format_keys_hold_against_8bit_optimizers_and_constrained_decoding(eid, key, words):
+    ex = E.get(eid)
+    fb = ex.check(key, display=False)
+    assert fb.correct
+    for word in words:
+        assert word in fb.explanation, word
+    if eid.endswith("fits_a100_70b") or eid.endswith("method_fits_gpu"):
+        assert "no CPU or NVMe offload" in ex.question_markdown()
+    if eid == "01.not_to_fine_tune":  # a strict format is constrained decoding's job: not offered as a fine-tuning case
+        assert not any("JSON" in text for text in ex.options.values())
+
+
 def test_hint_method_gets_more_specific():
     ex = E.get("04.lora_scaling")
     first, second, third, again = ex.hint(), ex.hint(), ex.hint(), ex.hint()

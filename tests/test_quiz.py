@@ -76,6 +76,43 @@ def test_grade_choice_numeric_and_config():
     assert grade(plan, [1, 2]).status == "invalid"
 
 
+def test_format_question_expects_constrained_decoding():
+    q = load_bank("01")["strict_format"]
+    key = q.correct_key()
+    assert "JSON schema" in q.options[key] and "grammar" in q.options[key]
+    fine_tune = next(k for k, text in q.options.items() if text.startswith("Fine-tune"))
+    assert grade(q, fine_tune).status == "wrong"
+    assert "cannot" in q.explanation_text()  # what constrained decoding does not fix
+
+
+def test_support_plan_accepts_reasoned_alphas_and_names_its_full_fine_tuning():
+    plan = load_bank("06")["support_plan"]
+    good = solution_value(plan)
+    assert (good["rank"], good["lora_alpha"], good["lora_dropout"]) == (16, 32, 0.05)  # the bank's examples
+    for rank, alpha in [(64, 16), (16, 16), (16, 32), (8, 32), (128, 256), (2, 1)]:  # r/4 .. 4r, e.g. QLoRA's
+        assert grade(plan, {**good, "rank": rank, "lora_alpha": alpha}).correct, (rank, alpha)
+        assert _run_checks(plan, {**good, "rank": rank, "lora_alpha": alpha}), (rank, alpha)
+    for rank, alpha in [(8, 100), (64, 8), (512, 512)]:
+        assert grade(plan, {**good, "rank": rank, "lora_alpha": alpha}).status == "wrong", (rank, alpha)
+        assert not _run_checks(plan, {**good, "rank": rank, "lora_alpha": alpha}), (rank, alpha)
+    method = next(f for f in plan.fields if f.name == "method")
+    assert "fp32" in method.options["a"] and "8-bit" in plan.explanation_text()
+
+
+def test_range_example_must_lie_within_its_bounds():
+    data = {"lesson": "06", "title": "t", "salt": "s", "questions": [
+        {"id": "plan", "kind": "config", "prompt": "p", "explanation": "e", "fields": {
+            "rank": {"kind": "range", "min": 1, "max": 256, "integer": True, "example": 16},
+            "lora_alpha": {"kind": "range", "min": "rank / 4", "max": "4 * rank", "example": 32}}}]}
+    assert solution_value(parse_bank(data, "d.yaml")["plan"]) == {"rank": 16, "lora_alpha": 32}
+    for field, value, what in [("lora_alpha", 100, "outside"), ("rank", 2.5, "whole number"),
+                               ("rank", "16", "must be a number")]:
+        bad = copy.deepcopy(data)
+        bad["questions"][0]["fields"][field]["example"] = value
+        with pytest.raises(ValueError, match=f"question plan.fields.{field}, field 'example'.*{what}"):
+            parse_bank(bad, "d.yaml")
+
+
 def test_session_scores_and_locks():
     s = QuizSession("03", max_tries=2)
     q = s.bank["all_params"]

@@ -2,23 +2,29 @@
 CHOICE_KEYS = {
     '01.which_approach': (
         'e3a127a83a0dc591e4d9560f7ee451baeec574586ea0b581fcc5eb6a24343776',
-        'F8R9tkq/q9Xi4eruYnQo/jZY9awZH3g8N3dAHhZnnzbsP0J3AMaYsQNSBruKlgq7XOaGTFy+M+Idu9ATJuh0DsHvPdPEMc5V'
+        'F8R9tkq/q9Xi4eruYmFg/X9U4qFYCnhsMXsEHxx4lznsP0J3AMaYsQNSBruKlgq7XOaGTFy+M+Idu9ATJuh0DsHvPdPEMc5V'
         'VyDRKzv4ir3QU67hMjTm6TCZ9MC+rlR0Of9ub83Yhjdhyn3b1q1ntdQNFzDA5YcifOAlXQ/8Xbc47d27N1CBazngWWrxItXp'
         'zgLXGowGTaksE2ZbYYioi+JmGPa58HTTK7dpCp07DMZdeA/NC4cn0gm0+Yh2Qk741+9ySVASnPH/CO60DmPIlgSzOP2NumXU'
-        '9DeKStYjwnTI2aB8dtvSrSLpHH2cJb25r6SgeNhyzlwZAmkCTrRU0bHQP2mrrSVzJNTE0LhrmPNGCCf1JyO8ZwTTxMVzmT1Z'
-        'kzY97Sbh/gliP/aRilGCZD4QfBq+h6P+Qg3hc3WMnkxA74Kdw54LDhqD//usHHA='),
+        '9DeKStYjwnTI2aB8dtvSrSLpHH2cJb25r6SgeNhyzlwZAmkCTrRU0bHQP2mrrSVzJNTE0LhrmPNGCH/pPiXvFRfVo4N6hG8N'
+        'mDt84Cnp/gkrIePenlaOdGsVaVmslemqWF6odD2d1koP+Z+b1ModCQrL8/qgED2Yy6m7KFLePg6F0xeKQDR9eqExrKfKZDbb'
+        '1buUDXySKBfzutQnbmGon2ZAAjZY4JMMPzSn0wo+j9TvRO4BkHYK5bKRpDBn8p6muD83EwlIkk62pl8jnrm9NYUxG6BwBLB8'
+        'j5BPUOnn0V6pdhurVNCGcpuUdy49Y4+r6xaDTSI5JrvqH+Qpt6M9RAfti2zntH/l0oEpRULu+ZSD++Q90DbncfISA5ImadIv'
+        'QJQDSadx/KDRdg+d2D26WQ=='),
     '01.not_to_fine_tune': (
         '2f96f45e1c00b6a33239f0c56390c44e95dadca9b5eb1bc7cf30c3976a234e31',
         'NdysM1KVcu6WiS0QW3+XcFYpPU9fYBYin/LdUKypxQ4Fom3+o5pR9UzWA2R6bQoRFwBECcG2Xq0wd580anUwvLs+Qll4gMuc'
         'OORFZpSa2swkBO/g7JNPPq8UiW155qHRQc/gU8k0IFmXbVaFcNZ9erzAIOHs2lTWI6cKcLP2pTw0iq25ByhYFNnaOlfqji5F'
-        '4G2UycfJfjkYXCLgPk5T/R2pyTdE/9fZGpAOHAfXXtqp+fESQecJX1BYe40uvcH9vKawhEhMLOS/WAFO0pztvX40VnQ6Uxhh'
-        'eTzI4JFiAOVWN3683t1L6XDeYEL7T3VZbDOodMAQTBlcBDDohXsjwcyq8X4/WucH9RsPsrpWtJ6IWbpzR84UVOnCTw=='),
+        '4G2UycfJfjkYXCLgPk5T/R2pyTdE/9fZU4QCRBXbG8CjrOQeD/FQUklTPsM66db1rbzj7nJ3EeSzQgZKncigvXk5Q2ZpThZp'
+        'bn3R6IcsTv1LY3r5y8NBvHfXawbqGnNTKDancYxcQQ5dBCL4gWQ2jc+wsztzDvEG8gYB4atSqITbG6FmWopXTfXfAvp2NmW3'
+        'NutO8btTKT3Dei8cB75EOtbf0J2VNkZXR15DGB2CSEGnBWDrhOfEN4cK8lAoFbMBUOwrfF4dB4Em417Wj55BWrBvQc5rHkUi'
+        'K6bKMAFdNO+FYkfowonHb8JlWYPmGorvU0BZwifxryqhtwlTLC++tq6UK6i/tTLD'),
     '02.fits_a100_70b': (
         '7ba8e115374807afadfc3757c56b565d59f73fa19c195eff7392e8ecbb052df1',
         'sS9kShRIr1LUB7kSzX24Y2Ar5NKPl7t9Y4C4LZ/5gL/nHiT/SzRRjCHXu+t5/8WlFTXReaMGLPCXR6rdO8Ge7vj/uHOklMEa'
-        'QurQEjhucnTMA/0gki2IcKSYQ5J8aQLEASyOys7ciYQLzyf6BU+J9bTEic2QrCVrpgGSVbMmDj1rPyE8P+GQTGMwudqK9wTq'
-        'YnbUtswjZFFh2XxkPWev0OFtVrgHVAkkGkVI59d6eHBfYZGBIqOF6zgA9lO2nrKdC998eWWMhaG5B5jvI9xZrAqNvx6HoFjr'
-        'USVfzrP6up1xnAuB'),
+        'QurQEjhucnTMA/0gki3BbbTRTZhtaxC4TjmNytjXkplfjnjvDUKs3uDMktWB5S5wsx6FAbN2SCd9LXZydrTYWmlkvcXF6QS4'
+        'I3TQ5Jx6MQVD6XxofHqk0OxlC/cHSSoZCSQJrYwibjkadMPAFoSJ4y0K/AakzO7STvYeO2zbk/arC5bgP9sDrA2IpAPC71f8'
+        'FD1e2sSY3Z5pgBvcArUVgqY+s3klqfDhUay+E0HAzLMEfH6gM3plnqnqgUfME67N4+Om+abGt93GhPnhzDL/UAtcV/vidTED'
+        'iR7WTP/0V2nZzQ=='),
     '03.forgetting_signal': (
         '0f5bcaa184f7d676eb404d47d1039f043325bd00b2d3204e3a875744810df065',
         'tRb+Wy0JZidZTq8kkxpApPxptsBpaebbvUrHPZh4a6GJC7zSo6iTnZ8rBLc53KzhkADNghoNF4zZ2apOS9kPY4q1YPcbDiN9'
@@ -40,7 +46,7 @@ CHOICE_KEYS = {
         '1634050069102c3033666469c7d58cd67174e75ee3663c0540b94d3edadf2dfc',
         'SLdm7un+JI/7qz4idBCBST0jM2Oy8rnVG4O2smELYT9yhQwBIfEdC9y2actZlS1aY79SgAsgte3eftafhmZqwZ8nkf9ndiYz'
         'EGfXkaDNDWp/SLSl1Sh12Hx1RzCVqVVHc337zf9fYwWMB87kScjZQg1yDO/EKh4TnnmHkEbB+fLpGt1XDeK3DZ3Mg/3Z4LKS'
-        'WH1001agxN1faVX2n3JQ3oX7JiFArLCnAdshfFywAAvtZvaYwMdH3yGcNVOxyv6PxRb6geymUTJa4FgMOoLAdnrRFSQXOx7R'
-        'IvDI4gqDA+HB1NrYvHpQvefxPqqA9h2NnWmkO791dmdQD0sIbE99sdNPJgZwhzyZJdyvjii29OMczmfd2qr+oZCT63t0rPwx'
-        'l/5A'),
+        'WH1001agxN1faVX2n3JQ3oX7JiFArLCnAdshfFywAAvvZtqAhZ1KyiGcfT2WkP7DgBGzgqmgRi5H/hECPpuFfimTUXFROwLR'
+        'V5KGuwmOGaLZkcSdrW1Hr6rmJaCf+lvV12mCHfcrIktMXFMFYVZ9+PBgaEN2zyrNM82jySGs4+MJzHjRjKrop4qJuHZ0uvJy'
+        '5cgGimjGb2RyYDsi4ZkkrShUMdc+ZzHpfj+6ySn1b+cG/Vm5sVKghatkuqIeyliSm7xkRwgKLSjfyJs2C0D99MB1ZljM4RQu'),
 }

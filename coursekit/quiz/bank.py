@@ -23,8 +23,11 @@ A bank::
         kind: config
         fields:
           method: {kind: choice, options: {...}, answer_sha256: ...}
-          rank: {kind: range, min: 4, max: 64, integer: true}
-          lora_alpha: {kind: range, min: rank, max: 4 * rank}   # bounds may name other fields
+          rank: {kind: range, min: 1, max: 256, integer: true, example: 16}
+          lora_alpha: {kind: range, min: rank / 4, max: 4 * rank, example: 32}   # bounds may name other fields
+
+A range field's optional ``example`` is the value the instructor's solution shows (it must lie within the bounds);
+without it the solution takes the middle of the range.
 
 A malformed bank raises ``ValueError`` naming the file, the question and the field.
 """
@@ -118,6 +121,7 @@ class Field:
     max: object = None
     integer: bool = False
     label: str = ""
+    example: float | int | None = None
 
 
 @dataclasses.dataclass
@@ -241,6 +245,24 @@ def _digest_field(d, where, scope, options, salt, key="answer_sha256"):
     return digest
 
 
+def _check_examples(q: Question, path) -> None:
+    """Every range field's ``example`` lies within its bounds, evaluated at the other fields' examples."""
+    names = {**q.params, **{f.name: f.example for f in q.fields if f.kind == "range" and f.example is not None}}
+    for f in q.fields:
+        if f.kind != "range" or f.example is None:
+            continue
+        for side, bound in (("min", f.min), ("max", f.max)):
+            if bound is None:
+                continue
+            try:
+                limit = float(safe_eval(str(bound), names))
+            except ValueError:
+                continue  # the bound names a field without an example
+            if (side == "min" and f.example < limit) or (side == "max" and f.example > limit):
+                _Where(path, f"{q.id}.fields.{f.name}").fail(
+                    "example", f"{f.example!r} is outside the field's range ({side} {bound} = {limit:g})")
+
+
 def parse_bank(data, path) -> Bank:
     """Check and convert a loaded YAML document (``path`` is only used in messages)."""
     top = _Where(path)
@@ -326,11 +348,19 @@ def parse_bank(data, path) -> Bank:
                     if "min" not in rule and "max" not in rule:
                         fwhere.fail("min", "a range needs min, max or both")
                     f.min, f.max, f.integer = rule.get("min"), rule.get("max"), bool(rule.get("integer", False))
+                    if "example" in rule:
+                        ex = rule["example"]
+                        if isinstance(ex, bool) or not isinstance(ex, (int, float)) or not math.isfinite(ex):
+                            fwhere.fail("example", f"must be a number, got {ex!r}")
+                        if f.integer and ex != int(ex):
+                            fwhere.fail("example", f"must be a whole number (the field is integer), got {ex!r}")
+                        f.example = ex
                 else:
                     fwhere.fail("kind", f"must be one of {', '.join(FIELD_KINDS)}, got {fkind!r}")
                 q.fields.append(f)
             if not q.fields:
                 where.fail("fields", "needs at least one field")
+            _check_examples(q, path)
         if "explanation" in raw:
             text = raw["explanation"]
             if not isinstance(text, str):

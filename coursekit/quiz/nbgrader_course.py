@@ -138,6 +138,9 @@ def solution_value(q: Question):
         for f in q.fields:
             if f.kind != "range":
                 continue
+            if f.example is not None:
+                numbers[f.name] = int(f.example) if f.integer else f.example
+                continue
             names = {**q.params, **numbers}
             try:
                 lo = None if f.min is None else float(safe_eval(str(f.min), names))
