@@ -76,6 +76,42 @@ def test_grade_choice_numeric_and_config():
     assert grade(plan, [1, 2]).status == "invalid"
 
 
+# (lesson, id, words the explanation must teach): questions that need reasoning rather than a formula
+REASONING = [("02", "seq_vs_vocab_memory", ("logits", "SDPA", "optimizer state")),
+             ("03", "val_loss_hides_forgetting", ("distribution", "probe", "overfitting")),
+             ("04", "rank_doubled_fixed_alpha", ("lora_alpha / r", "sqrt(r)", "5.66")),
+             ("05", "paging_cannot_fit", ("unified memory", "optimizer", "QLoRA"))]
+
+
+@pytest.mark.parametrize("lesson, qid, words", REASONING)
+def test_reasoning_questions_grade_the_key_right_and_every_distractor_wrong(lesson, qid, words):
+    q = load_bank(lesson)[qid]
+    key = q.correct_key()
+    assert q.kind == "choice" and len(q.options) == 4 and key is not None
+    assert grade(q, key).correct
+    for other in q.options:
+        if other != key:
+            assert grade(q, other).status == "wrong", other
+    explanation = q.explanation_text()
+    for word in words:
+        assert word in explanation, word
+
+
+def test_rank_question_matches_peft_scaling():
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    def scaling(r, rslora):
+        model = torch.nn.Sequential(torch.nn.Linear(64, 64))
+        cfg = LoraConfig(r=r, lora_alpha=32, target_modules=["0"], use_rslora=rslora)
+        return get_peft_model(model, cfg).base_model.model[0].scaling["default"]
+
+    assert (scaling(16, False), scaling(32, False)) == (2.0, 1.0)
+    assert scaling(16, True) == 8.0 and scaling(32, True) == pytest.approx(5.66, abs=0.005)
+    text = load_bank("04")["rank_doubled_fixed_alpha"].explanation_text()
+    assert "lora_alpha / r" in text and "lora_alpha / sqrt(r)" in text
+
+
 def test_format_question_expects_constrained_decoding():
     q = load_bank("01")["strict_format"]
     key = q.correct_key()
@@ -124,8 +160,9 @@ def test_session_scores_and_locks():
     assert r.explanation  # revealed after the last try
     assert s.answer(q.id, q.correct_key()).status == "wrong"  # locked after max_tries
     r = s.answer("effective_batch", 16)
-    assert r.correct and s.score == 1 and s.max_score == 8
-    assert "1 / 8 points" in s.summary()
+    n = len(s.bank.questions)
+    assert r.correct and s.score == 1 and s.max_score == n
+    assert f"1 / {n} points" in s.summary()
     with pytest.raises(ValueError, match="no question"):
         s.answer("nope", 1)
     with pytest.raises(ValueError, match="max_tries"):
@@ -144,7 +181,7 @@ def test_widget_builds_and_scores_headlessly():
     radio.value = first.correct_key()
     button.click()
     assert session.results[first.id].correct and button.disabled
-    assert "1 / 8" in box.children[-1].value
+    assert f"1 / {len(session.bank.questions)}" in box.children[-1].value
 
 
 def _draft():
