@@ -105,6 +105,38 @@ ipd.Markdown(f"A {in_f}×{out_f} projection has {full_update:,} weights; a rank-
              f"{lora_update:,}, **{full_update / lora_update:.0f}× fewer** (the widely quoted 131,072 and 128× "
              "check out).")
 
+# %%
+from coursekit.memory import GB, estimate_memory
+
+RUN = dict(precision="mixed-bf16", batch_size=1, seq_len=2048, checkpointing=True)  # as in lesson 02
+R8, ARCH_7B = 8, "llama-2-7b"  # the quoted example: r=8 on one 4096x4096 matrix of a 7B model
+full_7b, lora_7b = estimate_memory(ARCH_7B, "full", **RUN), estimate_memory(ARCH_7B, "lora", rank=rank, **RUN)
+n_7b = full_7b.total_parameters
+full_bpp = (full_7b.weights + full_7b.gradients + full_7b.optimizer) / n_7b  # bytes per trained weight
+frozen_bpp = lora_7b.weights / n_7b  # bytes per frozen weight
+adapter_bpp = (lora_7b.adapter_weights + lora_7b.gradients + lora_7b.optimizer) / lora_7b.trainable_parameters
+lora_r8 = lora_parameter_count(in_f, out_f, R8)
+state_full = full_update * (full_7b.gradients + full_7b.optimizer) / n_7b  # gradients + optimizer, one matrix
+state_lora = lora_r8 * (lora_7b.gradients + lora_7b.optimizer) / lora_7b.trainable_parameters
+matrix_full, matrix_lora = full_update * full_bpp, full_update * frozen_bpp + lora_r8 * adapter_bpp
+results.record(lora_r8_matrix_parameters=lora_r8, matrix_training_bytes_full=matrix_full,
+               matrix_training_bytes_lora_r8=matrix_lora, full_7b_total_bytes=full_7b.total_bytes,
+               lora_7b_total_bytes=lora_7b.total_bytes)
+ipd.Markdown(
+    f"> **Fact check.** A widely repeated explanation trains a rank-{R8} update of one {in_f}×{out_f} matrix "
+    f"({lora_r8:,} parameters instead of {full_update:,}) and concludes: *\"Result: 100x less memory!\"*\n>\n"
+    f"> **Computed** (lesson 02's estimator, the recipe `{RUN['precision']}`: bf16 weights and gradients, fp32 master "
+    f"copy and Adam moments; LoRA adapters in fp32): what shrinks is the state of the part that trains. For this "
+    f"matrix, gradients and optimizer state go from {state_full / 1e6:,.1f} MB to {state_lora / 1e6:,.2f} MB, "
+    f"**{state_full / state_lora:.0f}× less**. But the frozen matrix stays in memory "
+    f"({frozen_bpp:g} bytes per weight), so this matrix's memory, frozen weight included, goes from "
+    f"{matrix_full / 1e6:,.1f} MB ({full_bpp:g} bytes per weight) to {matrix_lora / 1e6:,.1f} MB: "
+    f"**{matrix_full / matrix_lora:.1f}× less**. For a whole training run of {ARCH_7B} ({RUN['batch_size']} × "
+    f"{RUN['seq_len']:,} tokens, checkpointing, LoRA r={rank} on every linear layer): "
+    f"full fine-tuning {full_7b.total_bytes / GB:,.1f} GB, LoRA {lora_7b.total_bytes / GB:,.1f} GB, "
+    f"**{full_7b.total_bytes / lora_7b.total_bytes:.1f}× less**. Not 100×: the frozen weights and the activations "
+    "set the floor.")
+
 # %% [markdown]
 # ## 2. The layer from scratch
 #
@@ -163,6 +195,31 @@ ipd.Markdown(f"peft counts {peft_qv:,} trainable parameters for q,v at r=8, the 
 # %%
 results.record(scratch_trainable=scratch_trainable, peft_trainable_qv=peft_qv,
                peft_trainable_all_linear=counts["all-linear"])
+
+# %% [markdown]
+# `print_trainable_parameters` prints the trainable count, the count of all parameters (base plus adapters) and the
+# share. A popular tutorial's LoRA script prints such a line for Llama-2-7b; `coursekit.archs` counts the same thing
+# exactly for the real architecture (meta device, no download):
+
+# %%
+from coursekit.archs import count_lora_parameters, count_parameters
+
+SCRIPT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # the script's
+CLAIMED_TRAINABLE_7B, CLAIMED_ALL_7B, CLAIMED_ADAPTER_MB = 4_194_304, 6_742_609_920, 20  # what it prints
+n7b_base = count_parameters(ARCH_7B)
+script_7b = count_lora_parameters(ARCH_7B, rank, SCRIPT_TARGETS)  # r=16 on all seven projections, as configured
+qv8_7b = count_lora_parameters(ARCH_7B, R8, ["q_proj", "v_proj"])
+results.record(llama_2_7b_parameters=n7b_base, lora_script_7b_trainable=script_7b, lora_r8_qv_7b=qv8_7b,
+               claimed_lora_script_7b=[CLAIMED_TRAINABLE_7B, CLAIMED_ALL_7B])
+ipd.Markdown(
+    f"> **Fact check.** The script configures `r={rank}` on {', '.join(SCRIPT_TARGETS)} and shows the output "
+    f"*trainable params: {CLAIMED_TRAINABLE_7B:,} || all params: {CLAIMED_ALL_7B:,} || trainable%: "
+    f"{100 * CLAIMED_TRAINABLE_7B / CLAIMED_ALL_7B:.3f}%*, then saves an adapter of *~{CLAIMED_ADAPTER_MB}MB*.\n>\n"
+    f"> **Computed:** that configuration trains **{script_7b:,}** parameters of {n7b_base:,} + {script_7b:,} = "
+    f"{n7b_base + script_7b:,} (**{100 * script_7b / (n7b_base + script_7b):.3f}%**). The printed line belongs to "
+    f"another configuration: r={R8} on q_proj and v_proj alone trains {qv8_7b:,}, and {n7b_base:,} + {qv8_7b:,} = "
+    f"{n7b_base + qv8_7b:,}. The configured adapter, in fp32 as peft keeps it, is {script_7b * 4 / 1e6:,.0f} MB "
+    f"on disk ({script_7b * 2 / 1e6:,.0f} MB in bf16), not ~{CLAIMED_ADAPTER_MB} MB.")
 
 # %% [markdown]
 # ## 4. Train it
@@ -237,6 +294,64 @@ recipe_same, recipe_text = recipe_report(
 results.record(recipe_same_as_finetune=recipe_same, recipe_steps=trainer.state.global_step)
 del hf_model, trainer
 ipd.Markdown(changed_defaults_markdown(args) + "\n\n" + recipe_text)
+
+# %% [markdown]
+# **A script that cannot run.** A popular tutorial loads Llama-2-7b with `torch_dtype=torch.float16` and trains it
+# with `fp16=True`, in its full fine-tuning script and in its LoRA script alike. `fp16=True` is mixed precision: on a
+# GPU, accelerate gives the Trainer a `GradScaler`, which multiplies the loss before the backward pass (so that small
+# fp16 gradients do not underflow to zero) and divides the gradients back before the optimizer step; the Trainer has
+# them divided when it clips them (`max_grad_norm`, on by default). That division, `GradScaler.unscale_`, refuses
+# gradients that are themselves fp16: the scaler expects fp16 computation on fp32 weights. Below, one scaled backward
+# pass and `unscale_` on the embedded model loaded in fp16 (the check does not depend on the model's size, and
+# `GradScaler("cpu")` makes the same check as the CUDA one), once with every weight trainable and once with peft's
+# LoRA on every linear layer.
+
+# %%
+import peft
+import transformers
+from transformers import TrainingArguments
+
+tiny_path = coursekit.resolve_model_path("tiny")
+tiny_tokenizer = AutoTokenizer.from_pretrained(tiny_path)
+
+
+def scaled_step(model):
+    """One backward pass through a GradScaler, then unscale_, as Trainer(fp16=True) does on a GPU."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    scaler, opt = torch.amp.GradScaler("cpu"), torch.optim.AdamW(trainable)
+    batch = tiny_tokenizer(["Where is my order?"], return_tensors="pt")
+    scaler.scale(model(**batch, labels=batch["input_ids"]).loss).backward()
+    try:
+        scaler.unscale_(opt)
+        outcome = "no error"
+    except ValueError as exc:
+        outcome = f"ValueError: {exc}"
+    return outcome, sorted({str(p.dtype).removeprefix("torch.") for p in trainable})
+
+
+fp16_full = scaled_step(AutoModelForCausalLM.from_pretrained(tiny_path, dtype=torch.float16))
+fp16_lora = scaled_step(get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_path, dtype=torch.float16),
+                                       LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
+                                                  task_type="CAUSAL_LM")))
+try:  # both scripts also pass evaluation_strategy=
+    TrainingArguments(output_dir=str(RUNS_DIR / "fp16-check"), evaluation_strategy="steps")
+    evaluation_strategy = "accepted"
+except TypeError as exc:
+    evaluation_strategy = f"TypeError: {exc}"
+results.record(fp16_full_unscale=fp16_full[0], fp16_full_trainable_dtypes=fp16_full[1],
+               fp16_lora_unscale=fp16_lora[0], fp16_lora_trainable_dtypes=fp16_lora[1],
+               evaluation_strategy_argument=evaluation_strategy)
+ipd.Markdown(
+    f"> **Fact check.** The tutorial's scripts load the model with `torch_dtype=torch.float16` and set "
+    f"`fp16=True`, *\"Mixed precision training (faster, less memory)\"*.\n>\n"
+    f"> **Computed:** with every weight trainable, the gradients are {', '.join(fp16_full[1])} and `unscale_` ends "
+    f"in **{fp16_full[0]}**: on a GPU the full fine-tuning script stops at its first optimizer step. Mixed precision "
+    f"needs fp32 weights: load in fp32 and keep `fp16=True`, or load in bf16 and set `bf16=True`, which needs no "
+    f"scaler (lesson 03). The LoRA script gets past this: peft {peft.__version__} makes the adapter weights fp32 "
+    f"even on an fp16 model (`get_peft_model(..., autocast_adapter_dtype=True)`, the default), here "
+    f"{', '.join(fp16_lora[1])}, and `unscale_` ends in **{fp16_lora[0]}**. Neither script runs as printed on "
+    f"transformers {transformers.__version__}, though: `evaluation_strategy` is now `eval_strategy`, and the old "
+    f"name gives **{evaluation_strategy}**.")
 
 # %% [markdown]
 # ## 5. Forgetting: LoRA against full fine-tuning
