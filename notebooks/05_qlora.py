@@ -183,6 +183,26 @@ ipd.Markdown(
     f"{savings_gb[70e9]:.2f} GB for 70B. And a 70B model in NF4 takes "
     f"{70e9 * (4 + double_bits) / 8 / GB:.1f} GB, not 35 GB, before anything else is loaded.")
 
+# %%
+from coursekit.memory import weight_bytes
+
+RATIO_ARCH = "llama-2-7b"  # the quoted 7B model
+stored = {"bf16": weight_bytes(RATIO_ARCH), "nf4": weight_bytes(RATIO_ARCH, {"double_quant": False}),
+          "nf4 + double quantization": weight_bytes(RATIO_ARCH, "nf4")}
+per_weight_ratio = {"nf4": 16 / (4 + single_bits), "nf4 + double quantization": 16 / (4 + double_bits)}
+results.record(ratio_arch_weight_bytes=stored, double_quant_saved_bits=saved_bits)
+ipd.Markdown(
+    "> **Fact check.** A popular tutorial: *4-bit (NF4): 7B model = 3.5GB (4x smaller!)*; *double quantization saves "
+    "additional ~0.37 bits/param*; *Total: 4.2x memory reduction*.\n>\n"
+    f"> **Computed:** the saving per weight is right: {single_bits} − {double_bits:.3f} = **{saved_bits:.3f} bits**. "
+    f"The ratios are not. A 16-bit weight against 4 bits plus its share of the constants is 16 / (4 + {single_bits}) "
+    f"= {per_weight_ratio['nf4']:.2f}× without double quantization and 16 / (4 + {double_bits:.3f}) = "
+    f"**{per_weight_ratio['nf4 + double quantization']:.2f}×** with it: the constants keep any 4-bit format below "
+    f"4×, so 4.2× is out of reach. For the whole {RATIO_ARCH}, whose embeddings and output layer stay in bf16: "
+    f"{stored['bf16'] / GB:.2f} GB in bf16, {stored['nf4'] / GB:.2f} GB in NF4 "
+    f"({stored['bf16'] / stored['nf4']:.2f}×), **{stored['nf4 + double quantization'] / GB:.2f} GB** with double "
+    f"quantization (**{stored['bf16'] / stored['nf4 + double quantization']:.2f}×**), not 3.5 GB.")
+
 # %% [markdown]
 # ## 4. Paged optimizers, honestly
 #
@@ -242,6 +262,55 @@ ipd.Markdown(f"4-bit model weights: measured {qlora_weight_bytes_measured / 1e6:
              f"({100 * (qlora_weight_bytes_estimated / qlora_weight_bytes_measured - 1):+.2f}%). "
              "(On the tiny model the embeddings, kept in 16/32 bits, are a large share; on a 7B model the "
              "4-bit linears dominate.)")
+
+# %% [markdown]
+# **Counting the parameters of a 4-bit model.** bitsandbytes packs two 4-bit weights into each byte of a `uint8`
+# tensor, so `p.numel()` of a 4-bit weight is half its number of weights. Two popular QLoRA scripts print
+# `print_trainable_parameters()` lines for LoRA at rank 16 on all seven projections (q, k, v, o, gate, up, down), one
+# for Llama-3.1-8B, one for Llama-2-13b; the second one's tutorial also puts QLoRA on a 7B model at about a million
+# trainable parameters. Counted exactly:
+
+# %%
+import peft
+
+from coursekit.archs import count_lora_parameters, count_parameters, resolve_arch
+
+
+def numel_sum_4bit(arch):
+    """What sum(p.numel() for p in model.parameters()) gives for the model loaded in 4 bits: each decoder Linear
+    weight as packed bytes (two weights per byte), everything else as it is."""
+    spec = resolve_arch(arch)
+    quantized = [lin.weight_parameters for lin in spec.linears if lin.in_decoder]
+    return spec.total_parameters - sum(quantized) + sum((n + 1) // 2 for n in quantized)
+
+
+numel_here = sum(p.numel() for p in qmodel.parameters())  # the 4-bit model loaded above
+CLAIMED_QLORA = {"llama-3.1-8b": (41_943_040, 4_579_280_896, "0.9160"),  # trainable, all, trainable% as printed
+                 "llama-2-13b": (41_943_040, 13_016_035_328, "0.322")}
+SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+exact = {a: {"base": count_parameters(a), "lora": count_lora_parameters(a, 16, SEVEN), "numel_4bit": numel_sum_4bit(a)}
+         for a in (*CLAIMED_QLORA, "llama-2-7b")}
+results.record(numel_sum_4bit_model=numel_here, numel_sum_4bit_formula=numel_sum_4bit(qmodel.config),
+               parameters_4bit_model=resolve_arch(qmodel.config).total_parameters, qlora_script_counts=exact)
+e8, e13, e7 = exact["llama-3.1-8b"], exact["llama-2-13b"], exact["llama-2-7b"]
+c8, c13 = CLAIMED_QLORA["llama-3.1-8b"], CLAIMED_QLORA["llama-2-13b"]
+ipd.Markdown(
+    f"> **Fact check.** The scripts print *trainable params: {c8[0]:,} || all params: {c8[1]:,} || trainable%: "
+    f"{c8[2]}%* (Llama-3.1-8B) and *trainable params: {c13[0]:,} || all params: {c13[1]:,} || "
+    f"trainable%: {c13[2]}%* (Llama-2-13b); the summary says *QLoRA: ~1M trainable params* for "
+    "7B models.\n>\n"
+    f"> **Computed:** for Llama-3.1-8B, {e8['lora']:,} trainable is exact, but the model has {e8['base']:,} "
+    f"parameters, so all params are **{e8['base'] + e8['lora']:,}** "
+    f"({100 * e8['lora'] / (e8['base'] + e8['lora']):.4f}% trainable). Summing `p.numel()` over the 4-bit model "
+    f"counts each packed byte as one parameter and gives {e8['numel_4bit'] + e8['lora']:,} with the adapters: "
+    f"about half, the size of the printed {c8[1]:,} (which is off that count by "
+    f"{e8['numel_4bit'] + e8['lora'] - c8[1]:,} and matches none of these counts). This lesson's 4-bit model: numel "
+    f"sums to {numel_here:,} for "
+    f"{resolve_arch(qmodel.config).total_parameters:,} parameters. peft {peft.__version__} doubles the numel of "
+    f"4-bit tensors in `print_trainable_parameters`, so it prints the real count. For Llama-2-13b the same LoRA "
+    f"trains **{e13['lora']:,}**, not {c13[0]:,} (the 8B's count), of {e13['base'] + e13['lora']:,} "
+    f"({100 * e13['lora'] / (e13['base'] + e13['lora']):.3f}%). For Llama-2-7b it trains **{e7['lora']:,}**, about "
+    f"{e7['lora'] / 1e6:.0f} million, not one million.")
 
 # %% [markdown]
 # **What 4 bits cost in quality.** Perplexity on held-out general text (lower is better), the 16/32-bit model against
@@ -312,6 +381,37 @@ ipd.Markdown(
     + f" QLoRA took {qlora.train_seconds / lora.train_seconds:.2f}× LoRA's time: every forward and backward "
     "dequantizes the 4-bit weights first. The widely quoted \"20–30% slower\" is a GPU figure; on a CPU the ratio "
     "differs.")
+
+# %% [markdown]
+# **Where the 4-bit weights are used.** A widely repeated explanation of why 4 bits cost so little quality says the
+# quantized weights are only used in the forward pass. A 4-bit `Linear` computes its output with
+# `bitsandbytes.matmul_4bit`; below, that call on the 4-bit weight of section 2, a backward pass through it, and the
+# gradient it hands back to its input compared with the two candidate weights.
+
+# %%
+x_in = torch.randn(8, weight.shape[1], requires_grad=True)
+y_out = bnb.matmul_4bit(x_in, ref_packed, quant_state=ref_state)  # what Linear4bit.forward calls
+grad_out = torch.randn_like(y_out)
+y_out.backward(grad_out)
+w_dequantized = bnbf.dequantize_4bit(ref_packed, ref_state, quant_type="nf4")
+grad_vs_dequantized = (x_in.grad - grad_out @ w_dequantized).abs().max().item()
+grad_vs_original = (x_in.grad - grad_out @ weight).abs().max().item()
+trained_dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in qlora.model.parameters() if p.requires_grad})
+four_bit_trainable = any(p.requires_grad for p in qlora.model.parameters() if type(p).__name__ == "Params4bit")
+results.record(backward_grad_vs_dequantized=grad_vs_dequantized, backward_grad_vs_original=grad_vs_original,
+               qlora_trainable_dtypes=trained_dtypes, qlora_4bit_weights_trainable=four_bit_trainable)
+ipd.Markdown(
+    "> **Fact check.** The claim: *quantized weights are only used for the forward pass. Gradients and updates are "
+    "computed at higher precision (bfloat16).*\n>\n"
+    f"> **Computed:** the backward pass uses them too. bitsandbytes {bnb.__version__} dequantizes the 4-bit weight "
+    f"again in `MatMul4Bit.backward` and multiplies the incoming gradient by it: the gradient handed back here "
+    f"equals gradient × dequantized weight to within {grad_vs_dequantized:.1e}, and differs from gradient × "
+    f"original weight by up to {grad_vs_original:.2f}. That input gradient is how the adapters of every earlier "
+    "layer get theirs, so in a QLoRA step the adapters learn through the 4-bit weights of every later layer, "
+    "quantization error included. What is true: no gradient is computed for the 4-bit weights themselves "
+    f"(in the run above, {'some are' if four_bit_trainable else 'none is'} trainable), and what does train, the adapters, keeps its weights, "
+    f"gradients and optimizer updates in {', '.join(trained_dtypes)} here (peft keeps adapters in fp32; "
+    "`bnb_4bit_compute_dtype` sets the dtype of the matmuls).")
 
 # %% [markdown]
 # ### The same run, written out: the QLoRA recipe
