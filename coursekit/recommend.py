@@ -405,6 +405,41 @@ def recommend_method(*, few_shot_works: bool = False, needs_external_knowledge: 
     return rec
 
 
-__all__ = ["APPROACHES", "FINE_TUNE_GOALS", "GOALS", "METHODS", "METHOD_SETTINGS", "MIN_EXAMPLES", "NOT_TO_FINE_TUNE",
-           "QUESTIONS", "Question", "Recommendation", "SCENARIOS", "TOO_FEW_EXAMPLES", "method_memory", "question",
-           "question_choices", "recommend_method"]
+
+# ------------------------------------------------------------------------------------------------ a quoted recommender
+
+
+#: The quoted recommender's rules of thumb: method -> (GB per billion parameters, GB added for adapters and
+#: activations).
+CLAIMED_GB_RULES: dict[str, tuple[float, float]] = {"qlora": (0.6, 2.0), "lora": (2.0, 2.0)}
+
+
+def claimed_recommend_peft_method(model_size_billions: float, available_gpu_gb: float, task_complexity: str,
+                                  multiple_tasks: bool) -> dict:
+    """A widely shared ``recommend_peft_method`` as quoted, so lesson 06 can show what its code returns (do not use).
+
+    It prices memory with two rules of thumb (4-bit QLoRA: 0.6 GB per billion parameters + 2; bf16 LoRA: 2 GB per
+    billion + 2), collects every method that passes, and returns the *first*: LoRA whenever the LoRA rule fits, so
+    its multiple-task branch never wins when LoRA fits; and its QLoRA branch requires more than 7 billion parameters,
+    so a 7B model that misses the LoRA rule gets no recommendation at all.
+    """
+    qlora_memory = model_size_billions * CLAIMED_GB_RULES["qlora"][0] + CLAIMED_GB_RULES["qlora"][1]
+    lora_memory = model_size_billions * CLAIMED_GB_RULES["lora"][0] + CLAIMED_GB_RULES["lora"][1]
+    recommendations = []
+    if lora_memory <= available_gpu_gb:
+        rank = 8 if task_complexity == "simple" else 16 if task_complexity == "moderate" else 32
+        recommendations.append({"method": "LoRA", "rank": rank, "reason": "Base model fits in memory; fastest training"})
+    if qlora_memory <= available_gpu_gb and model_size_billions > 7:
+        recommendations.append({"method": "QLoRA", "rank": 16,
+                                "reason": "Model too large for bf16 LoRA; 4-bit quantization enables training"})
+    if multiple_tasks:
+        recommendations.append({"method": "Adapter Layers", "bottleneck": 64,
+                                "reason": "Adapters can be hot-swapped for different tasks at inference time"})
+    if not recommendations:
+        return {"method": "none", "reason": "Model too large even for QLoRA on this hardware"}
+    return recommendations[0]
+
+
+__all__ = ["APPROACHES", "CLAIMED_GB_RULES", "FINE_TUNE_GOALS", "GOALS", "METHODS", "METHOD_SETTINGS", "MIN_EXAMPLES", "NOT_TO_FINE_TUNE",
+           "QUESTIONS", "Question", "Recommendation", "SCENARIOS", "TOO_FEW_EXAMPLES", "claimed_recommend_peft_method",
+           "method_memory", "question", "question_choices", "recommend_method"]

@@ -260,6 +260,63 @@ ipd.display(ipd.Markdown(
     f"measured version for this model and budget."))
 
 # %% [markdown]
+# ### The same tutorial's method recommender
+#
+# The tutorial that circulates the table ends with a function, `recommend_peft_method(model_size_billions,
+# available_gpu_gb, task_complexity, multiple_tasks)`. It prices LoRA on a bf16 base and QLoRA with two rules of
+# thumb (so many GB per billion parameters, plus a fixed allowance), collects every method whose rule fits the GPU, adds
+# adapter layers when there are several tasks, and returns the first of the list. `claimed_recommend_peft_method` is
+# that function as quoted. Below, its three printed examples and one case of our own: what its code returns, and what
+# lesson 01's `recommend_method` answers for the real architectures, from the memory estimator (one sequence of 2,048
+# tokens, gradient checkpointing on).
+
+# %%
+from coursekit.recommend import CLAIMED_GB_RULES, claimed_recommend_peft_method, recommend_method
+
+REC_RUN = dict(batch_size=1, seq_len=2048)  # the run the estimator prices (the quoted rules name none)
+READY = dict(num_examples=10_000, goal="specialization", prompting_exhausted=True)  # answers that reach the method
+REC_CASES = [  # its arguments, what it prints, the real model and the GPU (a name, or GiB)
+    ((8, 24, "moderate", False), "LoRA, rank 16", "llama-3.1-8b", "RTX 4090"),
+    ((70, 80, "complex", False), "QLoRA, rank 16", "llama-3.1-70b", "A100 80GB"),
+    ((7, 24, "simple", True), "Adapter Layers", "llama-2-7b", "RTX 4090"),
+    ((7, 12, "moderate", False), "(not one of its examples)", "llama-2-7b", 12),
+]
+rec_rows = []
+for args, printed, arch, gpu in REC_CASES:
+    theirs = claimed_recommend_peft_method(*args)
+    ours = recommend_method(**READY, multiple_tasks=args[3], model=arch, gpu=gpu, **REC_RUN)
+    rec_rows.append({
+        "call": f"recommend_peft_method{args}", "prints": printed,
+        "its code returns": theirs["method"] + (f", rank {theirs['rank']}" if "rank" in theirs else ""),
+        **{f"its {m} rule (GB)": args[0] * per_b + plus for m, (per_b, plus) in CLAIMED_GB_RULES.items()},
+        "model": arch, "GPU (GiB)": round(ours.gpu_capacity_bytes / 2**30, 1),
+        **{f"estimate {m} (GiB)": round(ours.memory_bytes[m] / 2**30, 1) for m in ("lora", "qlora")},
+        "recommend_method": ours.method or "nothing fits", "several tasks": args[3]})
+ipd.display(ipd.Markdown(
+    "| " + " | ".join(rec_rows[0]) + " |\n|" + "---|" * len(rec_rows[0]) + "\n"
+    + "\n".join("| " + " | ".join(str(v) for v in row.values()) + " |" for row in rec_rows)))
+_ = results.record(claimed_recommender=[{k: row[k] for k in ("call", "prints", "its code returns", "model",
+                                                              "recommend_method")} for row in rec_rows])
+
+# %%
+r8b, r70b, r7b, r7b12 = rec_rows
+ipd.display(ipd.Markdown(
+    f"> **Fact check.** The claim: its printed examples, `{r8b['call']}` → *{r8b['prints']}*, `{r70b['call']}` → "
+    f"*{r70b['prints']}*, `{r7b['call']}` → *{r7b['prints']}*.\n>\n"
+    f"> **Computed:** its code returns **{r8b['its code returns']}** and **{r70b['its code returns']}** for the first "
+    f"two, and the estimator agrees ({r8b['model']}: LoRA {r8b['estimate lora (GiB)']} GiB on a "
+    f"{r8b['GPU (GiB)']} GiB card; {r70b['model']}: LoRA {r70b['estimate lora (GiB)']} GiB, QLoRA "
+    f"{r70b['estimate qlora (GiB)']} GiB on {r70b['GPU (GiB)']} GiB). The third is not what its code returns: the "
+    f"function returns the first method that passed, LoRA passed before the adapters were added, and it returns "
+    f"**{r7b['its code returns']}**; with LoRA fitting, several tasks never change its answer. `recommend_method` "
+    f"picks **{r7b['recommend_method']}** there too, and for several tasks trains one adapter per task on one base "
+    f"(lesson 04 loads several adapters on one base). Its rules run low for QLoRA: {r8b['its qlora rule (GB)']:g} GB "
+    f"for {r8b['model']} by its rule, {r8b['estimate qlora (GiB)']} GiB by the estimator. Its QLoRA branch also demands more than 7 billion parameters: "
+    f"`{r7b12['call']}` returns **{r7b12['its code returns']}** (*too large even for QLoRA*), while the estimator "
+    f"puts QLoRA of {r7b12['model']} at {r7b12['estimate qlora (GiB)']} GiB, which fits {r7b12['GPU (GiB)']} GiB: "
+    f"`recommend_method` says **{r7b12['recommend_method']}**."))
+
+# %% [markdown]
 # ## 5. What comes next
 #
 # **More than one GPU.** Data parallelism (PyTorch's `DistributedDataParallel`, DDP) keeps a full replica of the

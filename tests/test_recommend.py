@@ -14,6 +14,7 @@ from coursekit.recommend import (
     QUESTIONS,
     SCENARIOS,
     Recommendation,
+    claimed_recommend_peft_method,
     question_choices,
     recommend_method,
 )
@@ -141,6 +142,19 @@ def test_a_common_recommenders_examples_checked_with_the_estimator():
     # (7B, 24 GB, several tasks): the tutorial prints "Adapter Layers" but its own code returns LoRA first
     r = recommend_method(**ready, model="llama-2-7b", gpu="RTX 4090", multiple_tasks=True)
     assert r.method == "lora" and any("one adapter per task" in c for c in r.cautions)
+
+
+
+def test_the_quoted_recommender_returns_what_its_code_says_not_what_it_prints():
+    assert claimed_recommend_peft_method(8, 24, "moderate", False)["method"] == "LoRA"  # printed: LoRA, rank 16
+    assert claimed_recommend_peft_method(8, 24, "moderate", False)["rank"] == 16
+    assert claimed_recommend_peft_method(70, 80, "complex", False)["method"] == "QLoRA"  # printed: QLoRA
+    # printed "Adapter Layers"; the code returns the first recommendation, LoRA
+    third = claimed_recommend_peft_method(7, 24, "simple", True)
+    assert third == {"method": "LoRA", "rank": 8, "reason": "Base model fits in memory; fastest training"}
+    # a 7B model that misses the LoRA rule gets nothing: the QLoRA branch wants more than 7 billion
+    assert claimed_recommend_peft_method(7, 12, "moderate", False)["method"] == "none"
+    assert claimed_recommend_peft_method(7.5, 12, "moderate", False)["method"] == "QLoRA"
 
 
 def test_capacities_are_binary_and_shown_in_gib():

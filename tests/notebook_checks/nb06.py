@@ -28,6 +28,7 @@ def check(results: dict) -> None:
     best = max(rows.values(), key=lambda r: r["task_metric"])
     assert results["best_method"] in rows and rows[results["best_method"]]["task_metric"] == best["task_metric"]
     check_fact_table(results)
+    check_recommender(results)
     if results.get("model", "tiny") != "tiny":
         return check_real_model(results, rows, failed)
     assert full["total_parameters"] == TINY_PARAMETERS
@@ -84,3 +85,13 @@ def check_fact_table(results: dict) -> None:
     assert real["full_bytes_per_parameter"] == 16.0
     assert real["lora_all_linear"]["checkpoint_bytes_bf16"] > 50e6  # the table's "under 50 MB" does not hold
     assert [c["method"] for c in results["claimed_table_fact_check"]] == ["full", "lora", "qlora", "adapter", "prefix"]
+
+
+def check_recommender(results: dict) -> None:
+    """The quoted recommend_peft_method: what its code returns for its printed examples (and a 7B model on 12 GB),
+    and what recommend_method answers from the estimator for the same real architectures (no training involved)."""
+    rows = results["claimed_recommender"]
+    assert [r["its code returns"] for r in rows] == ["LoRA, rank 16", "QLoRA, rank 16", "LoRA, rank 8", "none"]
+    assert rows[2]["prints"] == "Adapter Layers" != rows[2]["its code returns"]
+    assert [r["recommend_method"] for r in rows] == ["lora", "qlora", "lora", "qlora"]
+    assert [r["model"] for r in rows] == ["llama-3.1-8b", "llama-3.1-70b", "llama-2-7b", "llama-2-7b"]
