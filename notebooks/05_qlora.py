@@ -410,8 +410,10 @@ ipd.Markdown(
     "layer get theirs, so in a QLoRA step the adapters learn through the 4-bit weights of every later layer, "
     "quantization error included. What is true: no gradient is computed for the 4-bit weights themselves "
     f"(in the run above, {'some are' if four_bit_trainable else 'none is'} trainable), and what does train, the adapters, keeps its weights, "
-    f"gradients and optimizer updates in {', '.join(trained_dtypes)} here (peft keeps adapters in fp32; "
-    "`bnb_4bit_compute_dtype` sets the dtype of the matmuls).")
+    f"gradients and optimizer updates in {', '.join(trained_dtypes)} here ("
+    + ("peft creates adapters in fp32, and TRL's `SFTTrainer` casts those of a 4-bit model to bf16, as the QLoRA "
+       "paper trained them; " if trained_dtypes == ["bfloat16"] else "peft creates adapters in fp32; ")
+    + "`bnb_4bit_compute_dtype` sets the dtype of the matmuls).")
 
 # %% [markdown]
 # ### The same run, written out: the QLoRA recipe
