@@ -400,3 +400,97 @@ def test_plots():
         plot_sweep([1, 2], {"task": [0.1]}, xlabel="x")
     with pytest.raises(ValueError, match="list of \\(step, value\\) pairs"):
         plot_loss_curves([1, 2, 3])
+
+
+# ------------------------------------------------------------------------------- options, plan, what is left changed
+
+
+def test_options_are_a_typed_config_with_help():
+    from dataclasses import fields
+
+    from coursekit.train import FinetuneOptions
+
+    assert COMMON_OPTIONS == {f.name: f.default for f in fields(FinetuneOptions)}
+    assert len(COMMON_OPTIONS) == 33  # lesson 03 quotes the count
+    assert all(f.metadata["help"] for f in fields(FinetuneOptions))
+    assert FinetuneOptions().warmup == 0.1 and FinetuneOptions().learning_rate is None
+    FinetuneOptions(batch_size=4.0, warmup=10).check()  # a whole float is a batch size; warmup 10 = 10 steps
+    for bad, message in [({"eval_size": None}, "eval_size must be a positive integer, got None"),
+                         ({"max_steps": True}, "max_steps must be a positive integer"),
+                         ({"weight_decay": float("nan")}, "weight_decay must be >= 0"),
+                         ({"bf16": 1}, "bf16 must be None (auto), True or False, got 1")]:
+        with pytest.raises(ValueError) as err:
+            FinetuneOptions(**bad).check()
+        assert message in str(err.value)
+
+
+def test_run_plan_is_decided_once(model):
+    from coursekit.train import FinetuneOptions
+    from coursekit.train.engine import plan_run
+
+    lora = METHODS["lora"]
+    plan = plan_run(lora, FinetuneOptions(device="cpu"), dict(lora.options), model)
+    assert (plan.device, plan.bf16, plan.batch_size, plan.grad_accum) == ("cpu", False, 16, 1)
+    assert (plan.learning_rate, plan.optim) == (3e-4, "adamw_torch")  # the method's defaults
+    assert plan.length_limit == model.config.max_position_embeddings and plan.max_length is None
+    assert plan.config["learning_rate"] == 3e-4 and plan.config["rank"] == 8 and plan.config["epochs"] == 3
+    halved = plan.halved()
+    assert (halved.batch_size, halved.grad_accum) == (8, 2) and (plan.batch_size, plan.grad_accum) == (16, 1)
+    prompt = METHODS["prompt"]
+    plan = plan_run(prompt, FinetuneOptions(device="cpu", packing=True, learning_rate=0.5, batch_size=2),
+                    {"num_virtual_tokens": 6}, model)
+    context = model.config.max_position_embeddings - 6  # the soft prompt takes part of the context
+    assert (plan.length_limit, plan.max_length, plan.learning_rate, plan.batch_size) == (context, context, 0.5, 2)
+
+
+def test_estimate_bridge_takes_plain_arguments(model):
+    import subprocess
+    import sys
+
+    from coursekit.memory import estimated_training_bytes
+
+    code = ("import sys, coursekit.memory.peak; "
+            "print([m for m in sys.modules if m.startswith('coursekit.train') or m == 'torch'])")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"
+    full = estimated_training_bytes(model, "full", optim="adamw_torch", batch_size=4, seq_len=64, bf16=False)
+    assert full > 4 * 3_475_712 * 3  # weights, gradients and two AdamW moments, in fp32
+    lora = estimated_training_bytes(model, "lora", optim="adamw_torch", batch_size=4, seq_len=64, bf16=False, rank=4,
+                                    target_modules="all-linear")
+    assert 4 * 3_475_712 < lora < full
+    assert estimated_training_bytes(model, "ia3", optim="adamw_torch", batch_size=4, seq_len=64, bf16=False) is None
+    assert estimated_training_bytes(model, "full", optim="adafactor", batch_size=4, seq_len=64, bf16=False) is None
+
+
+def test_the_callers_tokenizer_is_not_changed(model, tokenizer, tmp_path):
+    import copy
+
+    no_pad = copy.deepcopy(tokenizer)
+    no_pad.pad_token = None
+    r = finetune(model, no_pad, _examples(8), None, runs_dir=tmp_path, save_final=False, **{**QUICK, "max_steps": 1})
+    assert no_pad.pad_token is None  # the caller's tokenizer as it was
+    assert r.tokenizer is not no_pad and r.tokenizer.pad_token == no_pad.eos_token  # the run's copy, returned
+    assert r.tokenizer("a b c")["input_ids"] == no_pad("a b c")["input_ids"]
+    r = finetune(r.model, tokenizer, _examples(8), None, runs_dir=tmp_path, save_final=False,
+                 **{**QUICK, "max_steps": 1})
+    assert r.tokenizer is tokenizer  # it had a padding token: nothing to change, no copy
+
+
+def test_a_model_adapted_by_an_earlier_run_is_refused(model, tokenizer, tmp_path):
+    runs = tmp_path / "runs"
+    r = finetune(model, tokenizer, _examples(8), None, method="lora", rank=4, runs_dir=runs, save_final=False,
+                 **{**QUICK, "max_steps": 1})
+    # peft wrapped the model in place: both the returned PEFT model and the caller's model carry the adapters
+    for adapted in (r.model, model):
+        for method in ("lora", "full"):
+            with pytest.raises(ValueError, match="load a fresh base model for each run"):
+                finetune(adapted, tokenizer, _examples(8), None, method=method, runs_dir=runs, **QUICK)
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from coursekit import scratch
+
+    other = LlamaForCausalLM(LlamaConfig.from_pretrained(TINY_CONFIG))
+    scratch.inject_adapters(other, 4)  # coursekit's own adapters count too
+    with pytest.raises(ValueError, match="already carries adapters from an earlier PEFT run"):
+        finetune(other, tokenizer, _examples(8), None, method="adapter", runs_dir=runs, **QUICK)
+    assert sorted(p.name for p in runs.iterdir()) == ["lora-001"]  # nothing else started

@@ -18,6 +18,8 @@ from coursekit.memory.recipes import ATTENTIONS, METHODS, OPTIMIZERS, PRECISIONS
 _LAZY = {
     "measure_peak_memory": "coursekit.memory.measure",
     "MeasuredMemory": "coursekit.memory.measure",
+    "PeakMemory": "coursekit.memory.peak",
+    "estimated_training_bytes": "coursekit.memory.peak",
     "GPUS": "coursekit.memory.hardware",
     "hardware_fit": "coursekit.memory.hardware",
     "suggest_batch_size": "coursekit.memory.hardware",

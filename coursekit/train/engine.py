@@ -5,65 +5,214 @@ response only (prompt/completion rows), gradient accumulation, a cosine schedule
 has it, optional gradient checkpointing, evaluation during training, early stopping on validation loss, and
 checkpoints that resume. What is specific to a method lives in ``coursekit.train.methods``.
 
-Order of work: check every input (no training starts on bad input), measure the model before, prepare it for the
-method, train (retrying with half the micro-batch on a CUDA out-of-memory error), measure after, save, report.
+Read it top to bottom:
+
+- ``FinetuneOptions``: the options every method takes, with their defaults and a line of help each.
+- ``RunPlan``: what the run does, decided once from the options, the method, the device and the model (device,
+  bf16, micro-batch, gradient accumulation, learning rate, optimizer, sequence lengths).
+- ``finetune``: check every input (no training starts on bad input), prepare the data, measure the model before,
+  prepare it for the method, train (retrying with half the micro-batch on a CUDA out-of-memory error), collect the
+  results, measure after, save.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import math
 import re
-import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any, Callable
 
 from coursekit._results import ResultMixin
+from coursekit.memory.peak import PeakMemory, estimated_training_bytes, model_bytes
 from coursekit.train.data import check_lengths, row_kind, to_prompt_completion
-from coursekit.train.methods import METHODS, get_method, methods_accepting
+from coursekit.train.methods import METHODS, Method, get_method, methods_accepting
 from coursekit.train.recipe import config_dict
 
-# option -> default. None means "decided at run time" (by the method or the device), as the comments say.
-COMMON_OPTIONS: dict = {
-    "learning_rate": None,  # the method's default (full 2e-5 as in the common recipe, LoRA 3e-4, QLoRA 2e-4, ...)
-    "epochs": 3,  # passes over the training set (the common recipe's 3); ignored when max_steps is set
-    "max_steps": None,  # optimizer steps; overrides epochs
-    "batch_size": None,  # micro-batch per device: cpu 16, mps 8, cuda 4
-    "grad_accum": None,  # gradient accumulation steps: cpu 1, mps 2, cuda 4 (effective 16, as in the common recipe)
-    "warmup": 0.1,  # below 1: a fraction of the steps (the common 10% heuristic); 1 or more: a number of steps
-    "lr_scheduler": "cosine",
-    "weight_decay": 0.01,
-    "max_grad_norm": 1.0,
-    "max_length": None,  # longest sequence allowed (tokens); None: the model's context
-    "packing": False,  # pack several examples per row (TRL best-fit packing; padding-free)
-    "gradient_checkpointing": False,
-    "optim": None,  # the method's default ("adamw_torch"; "paged_adamw_8bit" for QLoRA)
-    "bf16": None,  # None: bf16 on a CUDA GPU that supports it, fp32 elsewhere (CPU, MPS)
-    "eval_every": None,  # optimizer steps between evaluations; None: 5 evaluations per run (and one at step 0)
-    "eval_size": 64,  # validation examples used for the validation loss
-    "log_every": None,  # optimizer steps between training-loss points; None: about 40 points per run
-    "early_stopping_patience": None,  # stop after this many evaluations without a better validation loss
-    "save_every": None,  # optimizer steps between resumable checkpoints; None: none during training
-    "save_final": True,  # save the trained weights (full model, or only the adapter) to OUTPUT_DIR/final
-    "output_dir": None,  # None: a new numbered folder RUNS_DIR/METHOD-NNN
-    "runs_dir": "runs",
-    "resume": False,  # continue the run in output_dir from its last checkpoint
-    "seed": 0,
-    "device": "auto",
-    "progress": "auto",  # progress bar + live loss plot: on in a notebook someone watches, off in tests
-    "measure_task": True,  # task metric before and after
-    "measure_general": True,  # general-skills probe before and after
-    "measure_before": True,  # False: skip the "before" measurements (already known for this base model)
-    "metric_examples": 64,  # examples scored for the task metric
-    "perplexity_texts": None,  # texts for held-out perplexity before and after (None: not measured)
-    "title": "",  # shown on the progress bar and the live plot
-    "max_oom_retries": 3,
-}
-
-DEVICE_BATCH = {"cpu": (16, 1), "mps": (8, 2), "cuda": (4, 4)}
+DEVICE_BATCH = {"cpu": (16, 1), "mps": (8, 2), "cuda": (4, 4)}  # device -> (micro-batch, gradient accumulation)
 RUN_NAME = re.compile(r"^(?P<method>[A-Za-z0-9_]+)-(?P<n>\d{3,})$")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the options
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What an option allows: ``ok(value)``, and the words for it in the error ("must be <allowed>, got ...")."""
+
+    allowed: str
+    ok: Callable[[Any], bool]
+    optional: bool = False  # None is allowed too (decided at run time)
+
+
+_POSITIVE = _Rule("a positive number", lambda v: _is_number(v) and v > 0)
+_POSITIVE_OR_NONE = replace(_POSITIVE, optional=True)
+_POSITIVE_INT = _Rule("a positive integer", lambda v: _is_number(v) and v > 0 and float(v).is_integer())
+_POSITIVE_INT_OR_NONE = replace(_POSITIVE_INT, optional=True)
+_NON_NEGATIVE = _Rule(">= 0", lambda v: _is_number(v) and v >= 0)
+_WARMUP = replace(_NON_NEGATIVE, allowed=">= 0 (a fraction below 1, or a number of steps)")
+_AUTO_OR_BOOL = _Rule("None (auto), True or False", lambda v: v is None or isinstance(v, bool))
+
+
+def _option(default, help: str, check: _Rule | None = None):
+    return field(default=default, metadata={"help": help, "check": check})
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """The options every method of ``finetune`` takes (``dataclasses.fields(FinetuneOptions)``: each field's
+    ``metadata["help"]`` says what it does). None means "decided at run time", by the method or the device: see
+    ``RunPlan``. A method's own options (``rank``, ``num_virtual_tokens``, ...) are in ``METHODS[name].options``."""
+
+    learning_rate: float | None = _option(
+        None, "None: the method's default (full 2e-5 as in the common recipe, LoRA 3e-4, QLoRA 2e-4, ...)",
+        _POSITIVE_OR_NONE)
+    epochs: float = _option(3, "passes over the training set (the common recipe's 3); ignored when max_steps is set",
+                            _POSITIVE)
+    max_steps: int | None = _option(None, "optimizer steps; overrides epochs", _POSITIVE_INT_OR_NONE)
+    batch_size: int | None = _option(None, "micro-batch per device; None: cpu 16, mps 8, cuda 4",
+                                     _POSITIVE_INT_OR_NONE)
+    grad_accum: int | None = _option(
+        None, "gradient accumulation steps; None: cpu 1, mps 2, cuda 4 (effective 16, as in the common recipe)",
+        _POSITIVE_INT_OR_NONE)
+    warmup: float = _option(0.1, "below 1: a fraction of the steps (the common 10% heuristic); 1 or more: a number "
+                            "of steps", _WARMUP)
+    lr_scheduler: str = _option("cosine", "the learning-rate schedule (transformers' lr_scheduler_type)")
+    weight_decay: float = _option(0.01, "AdamW's decoupled weight decay", _NON_NEGATIVE)
+    max_grad_norm: float = _option(1.0, "gradient clipping")
+    max_length: int | None = _option(None, "longest sequence allowed (tokens); None: the model's context",
+                                     _POSITIVE_INT_OR_NONE)
+    packing: bool = _option(False, "pack several examples per row (TRL best-fit packing; padding-free)")
+    gradient_checkpointing: bool = _option(False, "recompute activations in the backward pass: less memory, slower")
+    optim: str | None = _option(None, "the Trainer's optimizer; None: the method's default (\"adamw_torch\"; "
+                                "\"paged_adamw_8bit\" for QLoRA)")
+    bf16: bool | None = _option(None, "None: bf16 on a CUDA GPU that supports it, fp32 elsewhere (CPU, MPS)",
+                                _AUTO_OR_BOOL)
+    eval_every: int | None = _option(None, "optimizer steps between evaluations; None: 5 evaluations per run (and "
+                                     "one at step 0)", _POSITIVE_INT_OR_NONE)
+    eval_size: int = _option(64, "validation examples used for the validation loss", _POSITIVE_INT)
+    log_every: int | None = _option(None, "optimizer steps between training-loss points; None: about 40 points per "
+                                    "run", _POSITIVE_INT_OR_NONE)
+    early_stopping_patience: int | None = _option(
+        None, "stop after this many evaluations without a better validation loss", _POSITIVE_INT_OR_NONE)
+    save_every: int | None = _option(None, "optimizer steps between resumable checkpoints; None: none during training",
+                                     _POSITIVE_INT_OR_NONE)
+    save_final: bool = _option(True, "save the trained weights (full model, or only the adapter) to OUTPUT_DIR/final")
+    output_dir: str | None = _option(None, "None: a new numbered folder RUNS_DIR/METHOD-NNN")
+    runs_dir: str = _option("runs", "where the numbered run folders go")
+    resume: bool = _option(False, "continue the run in output_dir from its last checkpoint")
+    seed: int = _option(0, "seeds the model's new weights, dropout and the data order")
+    device: str = _option("auto", "\"auto\" (cuda, then mps, then cpu), \"cuda\", \"mps\" or \"cpu\"")
+    progress: Any = _option("auto", "progress bar + live loss plot: on in a notebook someone watches, off in tests")
+    measure_task: bool = _option(True, "task metric before and after")
+    measure_general: bool = _option(True, "general-skills probe before and after")
+    measure_before: bool = _option(True, "False: skip the \"before\" measurements (already known for this base model)")
+    metric_examples: int = _option(64, "examples scored for the task metric", _POSITIVE_INT)
+    perplexity_texts: list | None = _option(None, "texts for held-out perplexity before and after (None: not "
+                                            "measured)")
+    title: str = _option("", "shown on the progress bar and the live plot")
+    max_oom_retries: int = _option(3, "CUDA out-of-memory retries, each with half the micro-batch")
+
+    def check(self) -> None:
+        """Each option against its rule, then the two that depend on each other."""
+        for f in fields(self):
+            rule, value = f.metadata["check"], getattr(self, f.name)
+            if rule and not (rule.optional and value is None) and not rule.ok(value):
+                raise ValueError(f"{f.name} must be {rule.allowed}, got {value!r}")
+        if self.early_stopping_patience and self.save_every:
+            raise ValueError("early_stopping_patience keeps the best checkpoint and save_every keeps regular ones; "
+                             "set one of them, not both")
+        if self.resume and not self.output_dir:
+            raise ValueError("resume=True needs output_dir: the folder of the run to continue")
+
+
+#: option -> default, for every method (derived from FinetuneOptions, the source of truth)
+COMMON_OPTIONS: dict = {f.name: f.default for f in fields(FinetuneOptions)}
+
+
+def _check_options(method: Method, options: dict) -> tuple[FinetuneOptions, dict]:
+    """``options`` split into the common ones (checked) and the method's own (its defaults filled in)."""
+    for key in options:
+        if key in COMMON_OPTIONS or key in method.options:
+            continue
+        others = methods_accepting(key)
+        if others:
+            raise ValueError(f"option {key!r} does not apply to method {method.name!r}; it is an option of "
+                             f"{', '.join(others)}")
+        allowed = sorted(set(COMMON_OPTIONS) | set(method.options))
+        raise ValueError(f"unknown option {key!r}; allowed for method {method.name!r}: {', '.join(allowed)}")
+    common = FinetuneOptions(**{k: v for k, v in options.items() if k in COMMON_OPTIONS})
+    common.check()
+    return common, {**method.options, **{k: v for k, v in options.items() if k in method.options}}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the plan: what the run does, decided once
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run does: the method, its options, and what was decided from them, the device and the model."""
+
+    method: Method
+    options: FinetuneOptions
+    method_options: dict
+    device: str  # "cuda", "mps" or "cpu"
+    bf16: bool  # bf16 autocast (options.bf16, or None: what the device supports)
+    batch_size: int  # micro-batch per device (halved after an out-of-memory error)
+    grad_accum: int  # gradient accumulation steps (doubled after an out-of-memory error)
+    learning_rate: float  # options.learning_rate, or the method's
+    optim: str  # options.optim, or the method's
+    length_limit: int  # longest example allowed (tokens): the model's context (less a soft prompt) or max_length
+    max_length: int | None  # SFTConfig's max_length: options.max_length, the context when packing, else None
+    progress: bool  # progress bar and live loss plot
+
+    @property
+    def config(self) -> dict:
+        """Every option of the run, the method's defaults filled in (what ``RunResult.config`` records)."""
+        common = {f.name: getattr(self.options, f.name) for f in fields(self.options)}
+        return {**common, "learning_rate": self.learning_rate, "optim": self.optim, **self.method_options}
+
+    def halved(self) -> RunPlan:
+        """The same effective batch with half the micro-batch (after a CUDA out-of-memory error)."""
+        return replace(self, batch_size=self.batch_size // 2, grad_accum=self.grad_accum * 2)
+
+
+def plan_run(method: Method, options: FinetuneOptions, method_options: dict, model) -> RunPlan:
+    from coursekit.env import bf16_supported, resolve_device
+    from coursekit.train.callbacks import want_progress
+
+    device = resolve_device(options.device)
+    if options.bf16 and not bf16_supported(device):
+        raise ValueError(f"bf16=True but {device} does not train in bf16 here (CPU and MPS train in fp32); "
+                         "leave bf16=None (auto)")
+    batch_size, grad_accum = DEVICE_BATCH.get(device, (8, 2))
+    context = _model_context(model)
+    if method.name == "prompt":  # the soft prompt takes part of the context
+        context -= int(method_options["num_virtual_tokens"])
+    return RunPlan(
+        method=method, options=options, method_options=method_options, device=device,
+        bf16=bool(bf16_supported(device) if options.bf16 is None else options.bf16),
+        batch_size=int(options.batch_size or batch_size), grad_accum=int(options.grad_accum or grad_accum),
+        learning_rate=method.learning_rate if options.learning_rate is None else options.learning_rate,
+        optim=method.optim if options.optim is None else options.optim,
+        length_limit=min(context, options.max_length or context),
+        max_length=options.max_length or (context if options.packing else None),
+        progress=want_progress(options.progress),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the result
 
 
 @dataclass(repr=False)
@@ -117,53 +266,6 @@ class RunResult(ResultMixin):
 # checks
 
 
-def _check_options(method, config: dict) -> dict:
-    unknown = [k for k in config if k not in COMMON_OPTIONS and k not in method.options]
-    for key in unknown:
-        others = methods_accepting(key)
-        if others:
-            raise ValueError(f"option {key!r} does not apply to method {method.name!r}; it is an option of "
-                             f"{', '.join(others)}")
-        allowed = sorted(set(COMMON_OPTIONS) | set(method.options))
-        raise ValueError(f"unknown option {key!r}; allowed for method {method.name!r}: {', '.join(allowed)}")
-    cfg = {**COMMON_OPTIONS, **method.options, **config}
-    if cfg["learning_rate"] is None:
-        cfg["learning_rate"] = method.learning_rate
-    if cfg["optim"] is None:
-        cfg["optim"] = method.optim
-
-    def positive(name, integer=False, allow_none=False):
-        v = cfg[name]
-        if v is None and allow_none:
-            return
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v)
-        if integer:
-            ok = ok and float(v).is_integer()
-        if not ok:
-            kind = "a positive integer" if integer else "a positive number"
-            raise ValueError(f"{name} must be {kind}, got {v!r}")
-
-    positive("learning_rate")
-    positive("epochs")
-    for name in ("max_steps", "batch_size", "grad_accum", "eval_every", "log_every", "early_stopping_patience",
-                 "save_every", "max_length"):
-        positive(name, integer=True, allow_none=True)
-    for name in ("eval_size", "metric_examples"):
-        positive(name, integer=True)
-    if not (isinstance(cfg["warmup"], (int, float)) and cfg["warmup"] >= 0):
-        raise ValueError(f"warmup must be >= 0 (a fraction below 1, or a number of steps), got {cfg['warmup']!r}")
-    if not (isinstance(cfg["weight_decay"], (int, float)) and cfg["weight_decay"] >= 0):
-        raise ValueError(f"weight_decay must be >= 0, got {cfg['weight_decay']!r}")
-    if cfg["bf16"] not in (None, True, False):
-        raise ValueError(f"bf16 must be None (auto), True or False, got {cfg['bf16']!r}")
-    if cfg["early_stopping_patience"] and cfg["save_every"]:
-        raise ValueError("early_stopping_patience keeps the best checkpoint and save_every keeps regular ones; "
-                         "set one of them, not both")
-    if cfg["resume"] and not cfg["output_dir"]:
-        raise ValueError("resume=True needs output_dir: the folder of the run to continue")
-    return cfg
-
-
 def _model_context(model) -> int:
     config = getattr(model, "config", None)
     n = getattr(config, "max_position_embeddings", None) if config is not None else None
@@ -172,6 +274,28 @@ def _model_context(model) -> int:
 
 def _is_quantized(model) -> bool:
     return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
+
+
+def _already_adapted(model) -> bool:
+    """True for a model an earlier PEFT run changed: peft's config and layers, or coursekit.scratch's adapters."""
+    if hasattr(model, "peft_config"):
+        return True
+    modules = model.modules() if hasattr(model, "modules") else ()
+    return any(type(m).__module__.startswith(("peft.", "coursekit.scratch")) for m in modules)
+
+
+def _check_model(model, tokenizer, method: Method) -> None:
+    if model is None or not hasattr(model, "parameters"):
+        raise ValueError(f"model must be a loaded model (see coursekit.load_base_model), got {type(model).__name__}")
+    if tokenizer is None or not callable(tokenizer):
+        raise ValueError("tokenizer must be the model's tokenizer (load_base_model returns both)")
+    if _already_adapted(model):
+        raise ValueError("this model already carries adapters from an earlier PEFT run (finetune trains the model "
+                         "it is given in place, and peft adds its layers to it); load a fresh base model for each "
+                         "run: coursekit.load_base_model(name)")
+    if method.needs_quantized_model and not _is_quantized(model):
+        raise ValueError(f"method {method.name!r} trains on a 4-bit model; load it with "
+                         "load_base_model(name, quantization='nf4')")
 
 
 def _new_run_dir(runs_dir, method_name: str) -> Path:
@@ -189,12 +313,12 @@ def _new_run_dir(runs_dir, method_name: str) -> Path:
     raise ValueError(f"could not create a new run folder under {root}")
 
 
-def _check_output_dir(cfg) -> None:
+def _check_output_dir(options: FinetuneOptions) -> None:
     """Refuse to write over an earlier run (checked before anything else happens)."""
-    if cfg["output_dir"] is None:
+    if options.output_dir is None:
         return
-    path = Path(cfg["output_dir"])
-    if cfg["resume"]:
+    path = Path(options.output_dir)
+    if options.resume:
         if not any(path.glob("checkpoint-*")):
             raise ValueError(f"resume=True but {path} holds no checkpoint-* folder; run with save_every=N first")
     elif path.exists() and any(path.iterdir()):
@@ -202,64 +326,72 @@ def _check_output_dir(cfg) -> None:
                          "for a new numbered one, or pass resume=True to continue it")
 
 
-def _make_output_dir(cfg, method_name: str) -> Path:
-    if cfg["output_dir"] is None:
-        return _new_run_dir(cfg["runs_dir"], method_name)
-    _check_output_dir(cfg)
-    path = Path(cfg["output_dir"])
+def _make_output_dir(options: FinetuneOptions, method_name: str) -> Path:
+    if options.output_dir is None:
+        return _new_run_dir(options.runs_dir, method_name)
+    _check_output_dir(options)
+    path = Path(options.output_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
+def _check_inputs(model, tokenizer, method_name: str, options: dict) -> RunPlan:
+    """Every check that needs no data, in one place; returns the plan of the run."""
+    method = get_method(method_name)
+    common, method_options = _check_options(method, options)
+    _check_model(model, tokenizer, method)
+    plan = plan_run(method, common, method_options, model)
+    _check_output_dir(common)
+    return plan
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# data
+
+
+@dataclass
+class _RunData:
+    train_rows: list
+    eval_rows: list
+    metric_rows: list  # task examples scored before and after
+    longest: int  # tokens in the longest training example
+
+
+def _metric_rows(test, eval, n: int) -> list:
+    source = test if test is not None else eval
+    if source is None:
+        return []
+    raw = source.to_list() if hasattr(source, "to_list") else list(source)
+    rows = [r for r in raw if row_kind(r) == "task"][: int(n)]
+    if test is not None and not rows:
+        raise ValueError("test has no instruction/input/output examples to score")
+    return rows
+
+
+def _prepare_data(train, eval, test, tokenizer, plan: RunPlan) -> _RunData:
+    """Fields, empty splits, lengths: every data check before any training."""
+    train_rows = to_prompt_completion(train, "train", tokenizer)
+    eval_rows = to_prompt_completion(eval, "eval", tokenizer) if eval is not None else []
+    if plan.options.early_stopping_patience and not eval_rows:
+        raise ValueError("early_stopping_patience watches the validation loss: pass an eval split")
+    longest = check_lengths(train_rows, tokenizer, plan.length_limit, "train")
+    if eval_rows:
+        check_lengths(eval_rows, tokenizer, plan.length_limit, "eval")
+    return _RunData(train_rows, eval_rows, _metric_rows(test, eval, plan.options.metric_examples), longest)
+
+
+def _tokenizer_with_padding(tokenizer):
+    """``tokenizer``, or a copy of it with the end-of-sequence token as padding where it has none (the caller's
+    tokenizer is never changed)."""
+    if tokenizer.pad_token is not None:
+        return tokenizer
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # measurement
-
-
-class PeakMemory:
-    """Peak memory of a block: CUDA ``max_memory_allocated``, or on CPU/MPS the process RSS sampled every 20 ms.
-
-    On CPU the figure is the model's weights plus what the process grew by during the block (gradients, optimizer
-    state, activations), comparable to an estimate of training memory.
-    """
-
-    def __init__(self, device: str, model_bytes: int):
-        self.device, self.model_bytes = device, model_bytes
-        self.peak_bytes, self.how = 0, ""
-
-    def __enter__(self):
-        if self.device == "cuda":
-            import torch
-
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            return self
-        import psutil
-
-        self._proc = psutil.Process()
-        self._base = self._peak = self._proc.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.wait(0.02):
-            self._peak = max(self._peak, self._proc.memory_info().rss)
-
-    def __exit__(self, *exc):
-        if self.device == "cuda":
-            import torch
-
-            torch.cuda.synchronize()
-            self.peak_bytes = int(torch.cuda.max_memory_allocated())
-            self.how = "torch.cuda.max_memory_allocated"
-        else:
-            self._stop.set()
-            self._thread.join()
-            self._peak = max(self._peak, self._proc.memory_info().rss)
-            self.peak_bytes = int(self.model_bytes + self._peak - self._base)
-            self.how = "model weights + process RSS growth during training"
-        return False
 
 
 def _parameter_counts(model) -> tuple[int, int]:
@@ -271,66 +403,52 @@ def _parameter_counts(model) -> tuple[int, int]:
     return int(trainable), int(total)
 
 
-def _model_bytes(model) -> int:
-    return int(sum(p.numel() * p.element_size() for p in model.parameters())
-               + sum(b.numel() * b.element_size() for b in model.buffers()))
-
-
 def _folder_bytes(path: Path) -> int:
     return int(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()))
 
 
-_OPTIMIZER_NAMES = {  # Trainer's optim names -> the estimator's
-    "adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw_8bit": "adamw-8bit", "adamw_bnb_8bit": "adamw-8bit",
-    "paged_adamw_8bit": "paged-adamw-8bit", "paged_adamw_32bit": "paged-adamw", "paged_adamw": "paged-adamw",
-    "sgd": "sgd",
-}
+def _estimate_memory(model, plan: RunPlan, seq_len: int, device: str | None = None) -> int | None:
+    """The estimator's figure for this run (coursekit.memory.peak.estimated_training_bytes), or None."""
+    lora = plan.method_options
+    return estimated_training_bytes(
+        model, plan.method.name, optim=plan.optim, batch_size=plan.batch_size, seq_len=seq_len, bf16=plan.bf16,
+        gradient_checkpointing=bool(plan.options.gradient_checkpointing), device=device or plan.device,
+        rank=lora.get("rank"), target_modules=lora.get("target_modules"), lora_dropout=lora.get("dropout", 0.0))
 
 
-def _estimate_memory(model, method_name, cfg, batch_size, seq_len, device, bf16):
-    """The estimator's figure (coursekit.memory.estimate_memory) for this run, or None where it has no recipe
-    (methods other than full / lora / qlora, optimizers it does not model)."""
-    if method_name not in ("full", "lora", "qlora"):
-        return None
-    optimizer = _OPTIMIZER_NAMES.get(cfg["optim"])
-    if optimizer is None:
-        return None
-    try:
-        import torch
-
-        from coursekit.memory import estimate_memory
-
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        float_dtypes = {p.dtype for p in base.parameters() if p.dtype.is_floating_point}
-        if float_dtypes == {torch.bfloat16}:
-            precision = "bf16"
-        else:
-            precision = "amp-bf16" if bf16 else "fp32"
-        lora = {}
-        if method_name != "full":
-            lora = {"rank": int(cfg["rank"]), "targets": cfg["target_modules"], "lora_dropout": cfg["dropout"],
-                    "lora_dtype": "bf16" if method_name == "qlora" else "fp32"}
-        est = estimate_memory(base.config, method_name, precision=precision, optimizer=optimizer,
-                              batch_size=int(batch_size), seq_len=int(seq_len),
-                              checkpointing=bool(cfg["gradient_checkpointing"]),
-                              device="cuda" if device == "cuda" else "cpu", **lora)
-    except Exception:  # an architecture the estimator cannot describe: no estimate, the run goes on
-        return None
-    return int(est.total_bytes)
-
-
-def _measure(model, tokenizer, cfg, metric_rows, probe_ok=True):
+def _measure(model, tokenizer, options: FinetuneOptions, metric_rows):
     """(task metric, general probe, perplexity) of ``model``; None for what is switched off or not measurable."""
     from coursekit import evaluate
 
     task = general = ppl = None
-    if cfg["measure_task"] and metric_rows:
+    if options.measure_task and metric_rows:
         task = float(evaluate.task_metric(model, tokenizer, metric_rows))
-    if cfg["measure_general"] and probe_ok:
+    if options.measure_general:
         general = float(evaluate.general_probe_score(model, tokenizer))
-    if cfg["perplexity_texts"]:
-        ppl = float(evaluate.perplexity(model, tokenizer, list(cfg["perplexity_texts"])))
+    if options.perplexity_texts:
+        ppl = float(evaluate.perplexity(model, tokenizer, list(options.perplexity_texts)))
     return task, general, ppl
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the model
+
+
+def _move_to_device(model, device: str) -> None:
+    if not _is_quantized(model) and next(model.parameters()).device.type != device:
+        model.to(device)
+
+
+def _prepare_model(model, plan: RunPlan, result: RunResult):
+    """The method's model to train (the same model, or a PEFT-wrapped one); its parameter counts go to ``result``."""
+    run = {"gradient_checkpointing": bool(plan.options.gradient_checkpointing), "device": plan.device}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)  # the libraries' renamed internals
+        model = plan.method.prepare(model, plan.config, run)
+    result.trainable_parameters, result.total_parameters = _parameter_counts(model)
+    if result.trainable_parameters == 0:
+        raise ValueError(f"method {plan.method.name!r} left no trainable parameters")
+    return model
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -359,63 +477,69 @@ def _quiet_libraries():
             datasets.enable_progress_bars()
 
 
-def _sft_config(cfg, run_dir: Path, device: str, batch_size: int, grad_accum: int, has_eval: bool, max_length):
+def _eval_and_save_kwargs(plan: RunPlan, has_eval: bool) -> dict:
+    """SFTConfig's evaluation and checkpoint settings."""
+    options = plan.options
+    kwargs = {"eval_strategy": "no", "save_strategy": "no"}
+    if has_eval:
+        kwargs.update(eval_strategy="steps", eval_steps=options.eval_every or 0.2, eval_on_start=True,
+                      per_device_eval_batch_size=max(plan.batch_size, 16))
+    if options.early_stopping_patience:
+        kwargs.update(save_strategy="best", metric_for_best_model="eval_loss", greater_is_better=False,
+                      load_best_model_at_end=True, save_total_limit=1)
+    elif options.save_every:
+        kwargs.update(save_strategy="steps", save_steps=options.save_every, save_total_limit=2)
+    return kwargs
+
+
+def _sft_config(plan: RunPlan, run_dir: Path, has_eval: bool):
     from trl import SFTConfig
 
-    bf16 = cfg["bf16"]
-    if bf16 is None:
-        from coursekit.env import bf16_supported
-
-        bf16 = bf16_supported(device)
-    eval_kwargs = {"eval_strategy": "no"}
-    if has_eval:
-        eval_kwargs = {"eval_strategy": "steps", "eval_steps": cfg["eval_every"] or 0.2, "eval_on_start": True,
-                       "per_device_eval_batch_size": max(batch_size, 16)}
-    save_kwargs = {"save_strategy": "no"}
-    if cfg["early_stopping_patience"]:
-        save_kwargs = {"save_strategy": "best", "metric_for_best_model": "eval_loss", "greater_is_better": False,
-                       "load_best_model_at_end": True, "save_total_limit": 1}
-    elif cfg["save_every"]:
-        save_kwargs = {"save_strategy": "steps", "save_steps": cfg["save_every"], "save_total_limit": 2}
+    options = plan.options
     return SFTConfig(
         output_dir=str(run_dir),
-        num_train_epochs=float(cfg["epochs"]),
-        max_steps=int(cfg["max_steps"] or -1),
-        per_device_train_batch_size=batch_size,
-        gradient_accumulation_steps=grad_accum,
-        learning_rate=float(cfg["learning_rate"]),
-        lr_scheduler_type=cfg["lr_scheduler"],
-        warmup_steps=cfg["warmup"],
-        weight_decay=cfg["weight_decay"],
-        max_grad_norm=cfg["max_grad_norm"],
-        optim=cfg["optim"],
-        bf16=bool(bf16),
+        num_train_epochs=float(options.epochs),
+        max_steps=int(options.max_steps or -1),
+        per_device_train_batch_size=plan.batch_size,
+        gradient_accumulation_steps=plan.grad_accum,
+        learning_rate=float(plan.learning_rate),
+        lr_scheduler_type=options.lr_scheduler,
+        warmup_steps=options.warmup,
+        weight_decay=options.weight_decay,
+        max_grad_norm=options.max_grad_norm,
+        optim=plan.optim,
+        bf16=plan.bf16,
         fp16=False,
         tf32=None,
-        activation_checkpointing=bool(cfg["gradient_checkpointing"]),
-        activation_checkpointing_kwargs={"use_reentrant": False} if cfg["gradient_checkpointing"] else None,
-        logging_steps=cfg["log_every"] or 0.025,
+        activation_checkpointing=bool(options.gradient_checkpointing),
+        activation_checkpointing_kwargs={"use_reentrant": False} if options.gradient_checkpointing else None,
+        logging_steps=options.log_every or 0.025,
         logging_first_step=True,
         report_to="none",
         disable_tqdm=True,
-        seed=int(cfg["seed"]),
-        use_cpu=device == "cpu",
-        dataloader_pin_memory=device == "cuda",
+        seed=int(options.seed),
+        use_cpu=plan.device == "cpu",
+        dataloader_pin_memory=plan.device == "cuda",
         include_num_input_tokens_seen="non_padding",
-        max_length=max_length,
-        packing=bool(cfg["packing"]),
+        max_length=plan.max_length,
+        packing=bool(options.packing),
         completion_only_loss=True,
-        **eval_kwargs,
-        **save_kwargs,
+        **_eval_and_save_kwargs(plan, has_eval),
     )
 
 
-def _build_trainer(model, tokenizer, train_ds, eval_ds, args, callbacks, early_stopping_patience):
+def _build_trainer(model, tokenizer, train_ds, eval_ds, plan: RunPlan, run_dir: Path, history):
     from transformers import EarlyStoppingCallback, PrinterCallback, ProgressCallback
     from trl import SFTTrainer
 
-    if early_stopping_patience:
-        callbacks = [*callbacks, EarlyStoppingCallback(early_stopping_patience=int(early_stopping_patience))]
+    from coursekit.train.callbacks import NotebookProgress
+
+    callbacks = [history]
+    if plan.progress:
+        callbacks.append(NotebookProgress(history, title=plan.options.title or f"{plan.method.name} fine-tuning"))
+    if plan.options.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=int(plan.options.early_stopping_patience)))
+    args = _sft_config(plan, run_dir, eval_ds is not None)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*EarlyStoppingCallback.*")
         trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
@@ -430,18 +554,92 @@ def _train_once(trainer, resume: bool):
     return trainer.train(resume_from_checkpoint=True if resume else None)
 
 
-def _oom_message(model, method_name, cfg, batch_size, grad_accum, seq_len, bf16):
-    est = _estimate_memory(model, method_name, cfg, batch_size, seq_len, "cuda", bf16)
-    lines = [f"CUDA out of memory at micro-batch {batch_size} x accumulation {grad_accum}."]
+def _oom_message(model, plan: RunPlan, seq_len: int) -> str:
+    est = _estimate_memory(model, plan, seq_len, "cuda")
+    lines = [f"CUDA out of memory at micro-batch {plan.batch_size} x accumulation {plan.grad_accum}."]
     if est:
         lines.append(f"The estimator puts this run at {est / 1e9:.1f} GB ({est / 2**30:.1f} GiB).")
-    lines.append(f"Retrying with micro-batch {batch_size // 2} x accumulation {grad_accum * 2} (same effective "
-                 "batch). If it still does not fit: gradient_checkpointing=True, a shorter max_length, "
+    lines.append(f"Retrying with micro-batch {plan.batch_size // 2} x accumulation {plan.grad_accum * 2} (same "
+                 "effective batch). If it still does not fit: gradient_checkpointing=True, a shorter max_length, "
                  "method='lora' or 'qlora'.")
     return " ".join(lines)
 
 
-def _save_final(model, method, run_dir: Path) -> Path:
+@dataclass
+class _Trained:
+    """What a finished training call leaves: the model, the library's record of the run, and what was measured."""
+
+    model: Any
+    args: Any  # the SFTConfig
+    state: Any  # the Trainer's TrainerState
+    history: Any  # LossHistory
+    seconds: float
+    peak: PeakMemory
+    plan: RunPlan  # the plan that ran (micro-batch halved once per out-of-memory retry)
+    oom_retries: int
+
+
+def _train_measured(trainer, model, plan: RunPlan, history, oom_retries: int) -> _Trained:
+    peak = PeakMemory(plan.device, model_bytes(model))
+    with peak:
+        t0 = time.perf_counter()
+        _train_once(trainer, plan.options.resume)
+        seconds = time.perf_counter() - t0
+    return _Trained(trainer.model, trainer.args, trainer.state, history, seconds, peak, plan, oom_retries)
+
+
+def _free_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _train_with_oom_retry(model, tokenizer, data: _RunData, plan: RunPlan, run_dir: Path) -> _Trained:
+    """Train; on a CUDA out-of-memory error, retry with half the micro-batch and twice the accumulation."""
+    import torch
+    from datasets import Dataset
+
+    from coursekit.train.callbacks import LossHistory
+
+    train_ds = Dataset.from_list(data.train_rows)
+    eval_ds = Dataset.from_list(data.eval_rows[: int(plan.options.eval_size)]) if data.eval_rows else None
+    history, oom_retries = LossHistory(), 0
+    with _quiet_libraries():
+        while True:
+            trainer = _build_trainer(model, tokenizer, train_ds, eval_ds, plan, run_dir, history)
+            try:
+                return _train_measured(trainer, model, plan, history, oom_retries)
+            except torch.OutOfMemoryError:
+                if plan.batch_size == 1 or oom_retries >= int(plan.options.max_oom_retries):
+                    raise
+                print(_oom_message(model, plan, data.longest))
+                del trainer
+                history.train_loss.clear()
+                history.eval_loss.clear()
+                _free_memory()
+                plan, oom_retries = plan.halved(), oom_retries + 1
+
+
+def _record_training(result: RunResult, trained: _Trained) -> None:
+    state, seconds = trained.state, trained.seconds
+    result.training_arguments = config_dict(trained.args)
+    result.peft_config = config_dict(getattr(trained.model, "peft_config", {}).get("default"))
+    result.quantization_config = config_dict(getattr(getattr(trained.model, "config", None), "quantization_config",
+                                                     None))
+    result.train_loss, result.eval_loss = list(trained.history.train_loss), list(trained.history.eval_loss)
+    result.train_seconds = float(seconds)
+    result.train_tokens = int(state.num_input_tokens_seen or 0)
+    result.tokens_per_second = result.train_tokens / seconds if seconds > 0 else 0.0
+    result.steps = int(state.global_step)
+    result.stopped_early = bool(trained.plan.options.early_stopping_patience) and state.global_step < state.max_steps
+    result.peak_memory_bytes, result.memory_measured_as = trained.peak.peak_bytes, trained.peak.how
+    result.batch_size, result.grad_accum = trained.plan.batch_size, trained.plan.grad_accum
+    result.oom_retries = trained.oom_retries
+
+
+def _save_final(model, method: Method, run_dir: Path) -> Path:
     final = run_dir / "final"
     final.mkdir(parents=True, exist_ok=True)
     if method.saves == "adapter" and not hasattr(model, "peft_config"):
@@ -457,143 +655,50 @@ def _save_final(model, method, run_dir: Path) -> Path:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=None, **config) -> RunResult:
+def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=None, **options) -> RunResult:
     """Fine-tune ``model`` on ``train`` with ``method`` and report what happened.
 
     ``train`` / ``eval`` / ``test``: datasets.Dataset or lists of dicts with instruction, input, output (the course's
     task), or prompt + completion, or text (general data). ``eval`` gives the validation loss during training;
-    the task metric is computed on ``test`` if given, else on ``eval``. Options: ``COMMON_OPTIONS`` plus the
-    method's own (``METHODS[method].options``). Returns a RunResult; ``result.model`` is the trained model (a
-    PEFT model for the PEFT methods) and ``result.tokenizer`` its tokenizer.
+    the task metric is computed on ``test`` if given, else on ``eval``. Options: ``FinetuneOptions`` (defaults in
+    ``COMMON_OPTIONS``) plus the method's own (``METHODS[method].options``). Returns a RunResult; ``result.model`` is
+    the trained model (a PEFT model for the PEFT methods) and ``result.tokenizer`` its tokenizer.
+
+    The model is trained in place, as ``transformers.Trainer`` and ``peft.get_peft_model`` do (a copy of a 7B model
+    would double its memory): after the run, ``model`` holds the trained weights, and for a PEFT method the
+    adapter layers too, so each PEFT run needs a freshly loaded base model (a second run on an adapted model is
+    refused). The tokenizer is not changed: where it has no padding token, the run uses a copy with the
+    end-of-sequence token as padding, and returns that copy as ``result.tokenizer``.
     """
     import torch
-    from datasets import Dataset
 
-    from coursekit.env import bf16_supported, resolve_device
-    from coursekit.train.callbacks import LossHistory, NotebookProgress, want_progress
+    plan = _check_inputs(model, tokenizer, method, options)
+    data = _prepare_data(train, eval, test, tokenizer, plan)
+    tokenizer = _tokenizer_with_padding(tokenizer)
+    torch.manual_seed(int(plan.options.seed))
+    result = RunResult(method=plan.method.name, device=plan.device,
+                       config={k: v for k, v in plan.config.items() if k != "perplexity_texts"})
 
-    m = get_method(method)
-    cfg = _check_options(m, config)
-    if model is None or not hasattr(model, "parameters"):
-        raise ValueError(f"model must be a loaded model (see coursekit.load_base_model), got {type(model).__name__}")
-    if tokenizer is None or not callable(tokenizer):
-        raise ValueError("tokenizer must be the model's tokenizer (load_base_model returns both)")
-    device = resolve_device(cfg["device"])
-    if cfg["bf16"] and not bf16_supported(device):
-        raise ValueError(f"bf16=True but {device} does not train in bf16 here (CPU and MPS train in fp32); "
-                         "leave bf16=None (auto)")
-    show = want_progress(cfg["progress"])
-    _check_output_dir(cfg)
-    if m.needs_quantized_model and not _is_quantized(model):
-        raise ValueError(f"method {m.name!r} trains on a 4-bit model; load it with "
-                         "load_base_model(name, quantization='nf4')")
-
-    # data: fields, empty splits, lengths -- all before any training
-    train_rows = to_prompt_completion(train, "train", tokenizer)
-    eval_rows = to_prompt_completion(eval, "eval", tokenizer) if eval is not None else []
-    if cfg["early_stopping_patience"] and not eval_rows:
-        raise ValueError("early_stopping_patience watches the validation loss: pass an eval split")
-    context = _model_context(model)
-    if m.name == "prompt":
-        context -= int(cfg["num_virtual_tokens"])
-    limit = min(context, cfg["max_length"] or context)
-    longest = check_lengths(train_rows, tokenizer, limit, "train")
-    if eval_rows:
-        check_lengths(eval_rows, tokenizer, limit, "eval")
-    metric_source = test if test is not None else eval
-    metric_rows = []
-    if metric_source is not None:
-        raw = metric_source.to_list() if hasattr(metric_source, "to_list") else list(metric_source)
-        metric_rows = [r for r in raw if row_kind(r) == "task"][: int(cfg["metric_examples"])]
-        if test is not None and not metric_rows:
-            raise ValueError("test has no instruction/input/output examples to score")
-
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    torch.manual_seed(int(cfg["seed"]))
-
-    result = RunResult(method=m.name, config={k: v for k, v in cfg.items() if k != "perplexity_texts"},
-                       device=device)
-    before_model_device = next(model.parameters()).device
-    if not _is_quantized(model) and str(before_model_device).split(":")[0] != device:
-        model.to(device)
-    if cfg["measure_before"]:
+    _move_to_device(model, plan.device)
+    if plan.options.measure_before:
         result.task_metric_before, result.general_probe_before, result.perplexity_before = _measure(
-            model, tokenizer, cfg, metric_rows)
+            model, tokenizer, plan.options, data.metric_rows)
+    model = _prepare_model(model, plan, result)
+    result.estimated_memory_bytes = _estimate_memory(model, plan, data.longest)
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)  # the libraries' renamed internals
-        model = m.prepare(model, cfg, {"gradient_checkpointing": bool(cfg["gradient_checkpointing"]),
-                                       "device": device})
-    result.trainable_parameters, result.total_parameters = _parameter_counts(model)
-    if result.trainable_parameters == 0:
-        raise ValueError(f"method {m.name!r} left no trainable parameters")
-
-    batch_size, grad_accum = DEVICE_BATCH.get(device, (8, 2))
-    batch_size = int(cfg["batch_size"] or batch_size)
-    grad_accum = int(cfg["grad_accum"] or grad_accum)
-    bf16 = cfg["bf16"] if cfg["bf16"] is not None else bf16_supported(device)
-    result.estimated_memory_bytes = _estimate_memory(model, m.name, cfg, batch_size, longest, device, bf16)
-
-    run_dir = _make_output_dir(cfg, m.name)
+    run_dir = _make_output_dir(plan.options, plan.method.name)
     result.output_dir = str(run_dir)
-    train_ds = Dataset.from_list(train_rows)
-    eval_ds = Dataset.from_list(eval_rows[: int(cfg["eval_size"])]) if eval_rows else None
-    max_length = cfg["max_length"] or (context if cfg["packing"] else None)
+    trained = _train_with_oom_retry(model, tokenizer, data, plan, run_dir)
+    _record_training(result, trained)
 
-    history = LossHistory()
-    oom_retries = 0
-    with _quiet_libraries():
-        while True:
-            callbacks = [history]
-            if show:
-                callbacks.append(NotebookProgress(history, title=cfg["title"] or f"{m.name} fine-tuning"))
-            args = _sft_config(cfg, run_dir, device, batch_size, grad_accum, eval_ds is not None, max_length)
-            trainer = _build_trainer(model, tokenizer, train_ds, eval_ds, args, callbacks,
-                                     cfg["early_stopping_patience"])
-            tracker = PeakMemory(device, _model_bytes(model))
-            try:
-                with tracker:
-                    t0 = time.perf_counter()
-                    output = _train_once(trainer, cfg["resume"])
-                    seconds = time.perf_counter() - t0
-                break
-            except torch.OutOfMemoryError:
-                if batch_size == 1 or oom_retries >= int(cfg["max_oom_retries"]):
-                    raise
-                print(_oom_message(model, m.name, cfg, batch_size, grad_accum, longest, bf16))
-                del trainer
-                history.train_loss.clear()
-                history.eval_loss.clear()
-                gc.collect()
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                batch_size, grad_accum = batch_size // 2, grad_accum * 2
-                oom_retries += 1
-
-    model = trainer.model
-    state = trainer.state
-    result.training_arguments = config_dict(args)
-    result.peft_config = config_dict(getattr(model, "peft_config", {}).get("default"))
-    result.quantization_config = config_dict(getattr(getattr(model, "config", None), "quantization_config", None))
-    result.train_loss, result.eval_loss = list(history.train_loss), list(history.eval_loss)
-    result.train_seconds = float(seconds)
-    result.train_tokens = int(state.num_input_tokens_seen or 0)
-    result.tokens_per_second = result.train_tokens / seconds if seconds > 0 else 0.0
-    result.steps = int(state.global_step)
-    result.stopped_early = bool(cfg["early_stopping_patience"]) and state.global_step < state.max_steps
-    result.peak_memory_bytes, result.memory_measured_as = tracker.peak_bytes, tracker.how
-    result.batch_size, result.grad_accum, result.oom_retries = batch_size, grad_accum, oom_retries
-    del output
-
+    model = trained.model
     model.eval()
     result.task_metric_after, result.general_probe_after, result.perplexity_after = _measure(
-        model, tokenizer, cfg, metric_rows)
-    if cfg["save_final"]:
-        result.checkpoint_bytes = _folder_bytes(_save_final(model, m, run_dir))
+        model, tokenizer, plan.options, data.metric_rows)
+    if plan.options.save_final:
+        result.checkpoint_bytes = _folder_bytes(_save_final(model, plan.method, run_dir))
     result.model, result.tokenizer = model, tokenizer
-    del trainer  # frees the optimizer state (on a GPU, gigabytes) before the next run
     return result
 
 
-__all__ = ["COMMON_OPTIONS", "METHODS", "RunResult", "finetune"]
+__all__ = ["COMMON_OPTIONS", "METHODS", "FinetuneOptions", "RunPlan", "RunResult", "finetune", "plan_run"]
