@@ -354,6 +354,9 @@ def test_recipe_written_out_builds_the_same_run(model, tokenizer, tmp_path):
     applied = get_peft_model(LlamaForCausalLM(LlamaConfig.from_pretrained(TINY_CONFIG)), lora).peft_config["default"]
     same, text = recipe_report({"SFTConfig": (shown, r.training_arguments), "LoraConfig": (applied, r.peft_config)})
     assert same, text  # ... so the lessons compare the config the page's trainer applied
+    # what is left out follows from what each config is, not from its label
+    same, text = recipe_report({"training": (shown, r.training_arguments), "adapter": (applied, r.peft_config)})
+    assert same, text
 
     other = SFTConfig(**{**shown.to_dict(), "learning_rate": 2e-4, "seed": 7})
     same, text = recipe_report({"SFTConfig": (other, r.training_arguments)})
@@ -362,6 +365,18 @@ def test_recipe_written_out_builds_the_same_run(model, tokenizer, tmp_path):
                                               r.training_arguments)},
                                expected={"max_steps": "a shorter demonstration"})
     assert same and "`SFTConfig.max_steps`: 1 on the page, 3 in `finetune` (a shorter demonstration)" in text
+
+
+def test_ignored_keys_follow_the_kind_of_config():
+    from peft import LoraConfig
+    from transformers import BitsAndBytesConfig
+    from trl import SFTConfig
+
+    from coursekit.train.recipe import BOOKKEEPING, PEFT_FILLED_IN, ignored_keys
+
+    assert ignored_keys(SFTConfig(output_dir="x", report_to="none", bf16=False, use_cpu=True)) == BOOKKEEPING
+    assert ignored_keys(LoraConfig(r=4)) == PEFT_FILLED_IN
+    assert ignored_keys(BitsAndBytesConfig(load_in_4bit=True)) == frozenset()
 
 
 def test_recipe_differences_on_plain_dicts():

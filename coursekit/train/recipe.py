@@ -77,20 +77,33 @@ def recipe_differences(shown, built, *, ignore=BOOKKEEPING) -> list[tuple[str, o
     return rows
 
 
+def ignored_keys(config) -> frozenset:
+    """The keys left out when ``config`` is compared: ``BOOKKEEPING`` for training arguments (a transformers
+    ``TrainingArguments`` such as ``SFTConfig``, or its dict), ``PEFT_FILLED_IN`` for a peft config (or its dict),
+    nothing for others (``BitsAndBytesConfig``)."""
+    keys = set(config_dict(config))
+    if "output_dir" in keys and "learning_rate" in keys:
+        return BOOKKEEPING
+    if "peft_type" in keys:
+        return PEFT_FILLED_IN
+    return frozenset()
+
+
 def recipe_report(pairs: dict, *, expected: dict | None = None) -> tuple[bool, str]:
     """Compare several configs at once and say what differs, in Markdown.
 
-    ``pairs``: ``{"SFTConfig": (shown, built), "LoraConfig": (shown, built), ...}``. ``expected``: keys allowed to
-    differ, with the reason (``{"max_steps": "the recipe runs a few steps, the measured run more"}``). Returns
-    ``(same, markdown)``: ``same`` is True when nothing differs beyond ``expected``.
+    ``pairs``: ``{"SFTConfig": (shown, built), "LoraConfig": (shown, built), ...}``; the labels only name the configs
+    in the text, the keys left out are chosen by what each config is (:func:`ignored_keys`). ``expected``: keys
+    allowed to differ, with the reason (``{"max_steps": "the recipe runs a few steps, the measured run more"}``).
+    Returns ``(same, markdown)``: ``same`` is True when nothing differs beyond ``expected``.
     """
     expected = dict(expected or {})
     lines, same, compared = [], True, 0
     for name, (shown, built) in pairs.items():
-        ignore = BOOKKEEPING if name == "SFTConfig" else (PEFT_FILLED_IN if "Lora" in name or "Peft" in name
-                                                          else frozenset())
+        shown, built = config_dict(shown), config_dict(built)  # once: both are plain dicts from here on
+        ignore = ignored_keys(shown) | ignored_keys(built)
         diffs = recipe_differences(shown, built, ignore=ignore)
-        compared += len((set(config_dict(shown)) | set(config_dict(built))) - ignore)
+        compared += len((set(shown) | set(built)) - ignore)
         for key, va, vb in diffs:
             if key in expected:
                 lines.append(f"`{name}.{key}`: {va!r} on the page, {vb!r} in `finetune` ({expected[key]})")
