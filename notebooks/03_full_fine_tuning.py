@@ -206,11 +206,37 @@ ipd.Markdown(f"Base model: task metric **{task_base:.2f}**, general probe **{pro
 # 0.01, evaluation on the validation set during training (and once before the first step), and the loss on the
 # response only. The "gentle" recipe is its low learning rate and few epochs, scaled to this model. In a
 # notebook you see a progress bar and the loss curves drawn live.
+#
+# **Precision: why the trained weights stay in fp32.** On a GPU, `bf16=True` in `SFTConfig` runs the forward and
+# backward passes in bf16 under autocast; the optimizer updates the weights in whatever dtype the model was loaded in.
+# Load them in bf16 and training is *pure* bf16. A bf16 number has 8 significant bits, so adding an update much
+# smaller than a weight can leave the weight exactly as it was, and AdamW's first step moves each weight by about the
+# learning rate. Measured on this model's weights, one step of that size:
+
+# %%
+LR_CHECKS = sorted({2e-5, BUDGET["gentle"]["learning_rate"]})  # the popular recipe's rate, and the gentle one here
+unchanged_bf16 = {}
+with torch.no_grad():
+    matrices = [p for p in model.parameters() if p.dim() == 2]
+    for lr in LR_CHECKS:
+        same = sum(int(((w := p.to(torch.bfloat16)) + lr).eq(w).sum()) for p in matrices)
+        unchanged_bf16[lr] = same / sum(p.numel() for p in matrices)
+results.record(bf16_update_lost_fraction={f"{lr:g}": v for lr, v in unchanged_bf16.items()})
+ipd.Markdown(
+    "\n".join(f"* learning rate {lr:g}: **{v:.0%}** of the weight-matrix entries do not change in bf16 "
+               "(in fp32: none)" for lr, v in unchanged_bf16.items())
+    + "\n\nSo `run` below loads the weights in fp32, the *master copy* the optimizer updates, and on a GPU "
+    "`bf16=True` computes in bf16: mixed precision, the recipe lesson 02 calls `amp-bf16` (16 bytes per parameter "
+    "with AdamW). A frozen LoRA or QLoRA base can stay in bf16: nothing updates it, and the updates go to the "
+    "adapters, which peft creates in fp32." + ("" if max(unchanged_bf16.values()) > 0.5 else
+               " (At these rates most updates survive in bf16 on this model, but not at the smaller rates of "
+               "larger models.)"))
 
 # %%
 def run(title, train_rows=train, **options):
-    """A fresh copy of the base model, fine-tuned with the lesson's budget plus ``options``."""
-    m, tok = coursekit.load_base_model(MODEL, device=DEVICE)
+    """A fresh copy of the base model in fp32 (the master weights), fine-tuned with the lesson's budget plus
+    ``options``."""
+    m, tok = coursekit.load_base_model(MODEL, device=DEVICE, dtype=torch.float32)
     settings = dict(batch_size=BUDGET["batch_size"], grad_accum=BUDGET["grad_accum"], seed=SEED, device=DEVICE,
                     runs_dir=RUNS_DIR, metric_examples=BUDGET["metric_examples"], measure_before=False,
                     perplexity_texts=heldout, save_final=False, title=title)
@@ -255,9 +281,9 @@ ipd.Markdown(f"Peak memory measured: **{gentle.peak_memory_bytes / 1e6:,.0f} MB*
 # `finetune` is the Hugging Face recipe plus measurement. Here is the recipe alone, as you would write it in your own
 # project: load the model and tokenizer with `from_pretrained`, describe the training with TRL's `SFTConfig`, hand
 # model, config and prompt/completion rows to `SFTTrainer`, train, save. Full fine-tuning needs no peft config: every
-# weight trains. `completion_only_loss=True` keeps the loss on the answer (section 1's ⟦ ⟧). On a GPU with bf16 the
-# weights load in bf16 and `bf16=True` runs the step in bf16; bf16 keeps fp32's exponent range, so unlike fp16 it
-# needs no loss scaling. The cell runs `RECIPE_STEPS` steps to show that it works; after it: what the recipe changes
+# weight trains. `completion_only_loss=True` keeps the loss on the answer (section 1's ⟦ ⟧). The weights load in
+# fp32 (the master copy above); on a GPU `bf16=True` computes in bf16 under autocast, and bf16 keeps fp32's exponent
+# range, so unlike fp16 it needs no loss scaling. The cell runs `RECIPE_STEPS` steps to show that it works; after it: what the recipe changes
 # from `SFTConfig`'s defaults, and a check that `finetune` built the same `SFTConfig` for the gentle run.
 
 # %%
@@ -269,10 +295,10 @@ from coursekit.env import bf16_supported, resolve_device
 from coursekit.train import to_prompt_completion
 from coursekit.train.recipe import changed_defaults_markdown, recipe_report
 
-bf16 = bf16_supported(resolve_device(DEVICE))  # bf16 on a GPU that has it, fp32 on a CPU
+bf16 = bf16_supported(resolve_device(DEVICE))  # bf16 compute (autocast) on a GPU that has it; fp32 on a CPU
 path = coursekit.resolve_model_path(MODEL)  # a hub id, or the local folder behind a short name such as "tiny"
 hf_tokenizer = AutoTokenizer.from_pretrained(path)
-hf_model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
+hf_model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)  # fp32 master weights
 rows = to_prompt_completion(train.select(range(min(len(train), RECIPE_STEPS * BUDGET["batch_size"]))), "train",
                             hf_tokenizer)
 args = SFTConfig(

@@ -361,7 +361,7 @@ ipd.Markdown(
 # a full fine-tuning run next to the LoRA run above.
 
 # %%
-model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
+model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE, dtype=torch.float32)  # fp32 master (lesson 03)
 full = finetune(model, tokenizer, data["train"], data["validation"], method="full", test=data["test"],
                 learning_rate=LR["full"], max_steps=STEPS, runs_dir=RUNS_DIR, title="full fine-tuning", save_final=False, **BUDGET)
 forgetting = {"full": full.general_probe_before - full.general_probe_after,
