@@ -71,3 +71,11 @@ def check(results: dict) -> None:
     # merging into 4 bits loses the update; dequantize-then-merge keeps the model's outputs
     assert results["merge_relative_error_requantized"] > 0.3
     assert results["dequant_merge_relative_diff"] < 0.05
+
+    # the quoted 7B budget: r=16 adapters counted exactly; the full / QLoRA ratio depends on the activations
+    assert results["budget_7b_adapter_parameters"] == {"q_proj, v_proj": 8_388_608,
+                                                       "all seven projections": 39_976_960}
+    ratio = results["budget_7b_full_over_qlora"]
+    assert ratio["checkpointing"] > ratio["no checkpointing"] > 1
+    totals = results["budget_7b_total_bytes"]
+    assert totals["checkpointing"]["full"] > 16 * 6_738_415_616  # 16 bytes per parameter before activations
