@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from coursekit.model_ids import EMBEDDED_MODEL, REAL_MODEL_HUB_ID
+
 # The repository is named once, in pyproject.toml's [project.urls] Repository; `python -m coursekit retarget
 # OWNER/NAME` rewrites it there and in every badge, install cell and README link (see coursekit.retarget).
 DEFAULT_REPOSITORY = "fine-tuning-course/fine-tuning-llms"
@@ -75,7 +77,7 @@ def _configured_repository() -> str:
 
 # Where the course lives on GitHub (badges and the Colab install); COURSE_REPOSITORY overrides it for a session.
 REPOSITORY = _configured_repository()
-REAL_SMALL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+REAL_SMALL_MODEL = REAL_MODEL_HUB_ID  # what a Colab GPU runtime switches to
 
 # Colab ships these; reinstalling them breaks its runtime (CUDA build of torch, its own Jupyter front end).
 NEVER_INSTALL = frozenset({
@@ -194,7 +196,7 @@ def install_plan(installed: dict[str, str | None] | None = None, pins: dict[str,
     return plan
 
 
-def setup(model: str = "tiny", device: str = "auto", size: str = "cpu", colab_model: str = REAL_SMALL_MODEL,
+def setup(model: str = EMBEDDED_MODEL, device: str = "auto", size: str = "cpu", colab_model: str = REAL_SMALL_MODEL,
           run=None, installed: dict[str, str | None] | None = None, cuda: bool | None = None):
     """On Colab: install what is missing, enable widgets, and choose the model. Returns ``(MODEL, DEVICE, SIZE)``.
 
@@ -238,7 +240,7 @@ def setup(model: str = "tiny", device: str = "auto", size: str = "cpu", colab_mo
             cuda = bool(torch.cuda.is_available())
         except Exception:
             cuda = False
-    if cuda and model == "tiny" and colab_model != "tiny":
+    if cuda and model == EMBEDDED_MODEL and colab_model != EMBEDDED_MODEL:
         print(f"Colab GPU runtime: MODEL = {colab_model!r} on CUDA at the gpu size "
               "(set COLAB_MODEL = 'tiny' in the install cell to keep the embedded model)")
         return colab_model, "cuda", "gpu"

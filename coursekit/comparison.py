@@ -16,11 +16,15 @@ import time
 from dataclasses import dataclass, field
 
 from coursekit._results import ResultMixin
+from coursekit.model_ids import EMBEDDED_MODEL
+from coursekit.train.methods import METHODS as TRAINING_METHODS
+from coursekit.units import MB
+from coursekit.validate import positive_int
 
-ALL_METHODS = ("full", "lora", "qlora", "dora", "ia3", "prefix", "prompt", "adapter")
+#: Every method the training engine knows (its registry, ``coursekit.train.METHODS``), in its order.
+ALL_METHODS = tuple(TRAINING_METHODS)
 #: How each method is served: folded into the base weights, or kept beside them.
 MERGEABLE = ("lora", "dora", "ia3")
-GB, MB = 1e9, 1e6
 
 
 def inference_mode(method: str) -> str:
@@ -62,8 +66,7 @@ def measure_latency(model, tokenizer, prompts: list[str], new_tokens: int = 32) 
     prompts = list(prompts)
     if not prompts:
         raise ValueError("measure_latency needs at least one prompt")
-    if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens <= 0:
-        raise ValueError(f"new_tokens must be a positive integer, got {new_tokens!r}")
+    positive_int("new_tokens", new_tokens)
     generate(model, tokenizer, prompts[:1], max_new_tokens=new_tokens, batch_size=1, stop_at_eos=False)
     t0 = time.perf_counter()
     generate(model, tokenizer, prompts, max_new_tokens=new_tokens, batch_size=1, stop_at_eos=False)
@@ -171,7 +174,7 @@ def _check_methods(methods, method_options, common) -> list[str]:
     return methods
 
 
-def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eval=None, test=None,
+def compare_methods(model_name: str = EMBEDDED_MODEL, methods=ALL_METHODS, *, train, eval=None, test=None,
                     max_steps: int = 30, batch_size: int = 16, device: str = "auto", method_options=None,
                     metric_examples: int = 32, latency_prompts: list[str] | None = None, latency_new_tokens: int = 32,
                     runs_dir: str = "runs/06", seed: int = 0, progress="auto", on_error: str = "raise",
@@ -182,6 +185,8 @@ def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eva
     ``coursekit.train.COMMON_OPTIONS`` to every run. ``on_error="record"`` keeps going when a method cannot run on
     this machine and records why (``comparison.errors``); ``"raise"`` stops.
     """
+    import torch
+
     from coursekit.models import load_base_model
     from coursekit.train import finetune
     from coursekit.train.methods import get_method
@@ -191,8 +196,7 @@ def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eva
         raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
     for name, v in (("max_steps", max_steps), ("batch_size", batch_size), ("metric_examples", metric_examples),
                     ("latency_new_tokens", latency_new_tokens)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        positive_int(name, v)
     fixed = {"max_steps": max_steps, "batch_size": batch_size, "metric_examples": metric_examples, "seed": seed}
     clash = sorted(set(common) & (set(fixed) | {"device", "runs_dir", "progress", "test", "output_dir",
                                                  "measure_task"}))
@@ -226,8 +230,11 @@ def compare_methods(model_name: str = "tiny", methods=ALL_METHODS, *, train, eva
     for m in methods:
         spec = get_method(m)
         try:
+            # full fine-tuning updates the base weights: fp32 master weights (bf16 compute under autocast on a GPU),
+            # since a bf16 weight ignores most updates of a small learning rate (lesson 03 measures it)
             model, tokenizer = load_base_model(model_name, device=device,
-                                               quantization="nf4" if spec.needs_quantized_model else None)
+                                               quantization="nf4" if spec.needs_quantized_model else None,
+                                               dtype=torch.float32 if spec.name == "full" else None)
             run = finetune(model, tokenizer, train, eval, method=m, test=test, device=device, runs_dir=runs_dir,
                            progress=progress, title=f"{m} ({max_steps} steps)", measure_task=False,
                            **{**common, **fixed, **method_options.get(m, {})})
@@ -372,7 +379,7 @@ def main(argv: list[str]) -> int:
     from coursekit.env import resolve_device
 
     ap = argparse.ArgumentParser(prog="python -m coursekit compare", description=main.__doc__.splitlines()[0])
-    ap.add_argument("--model", default="tiny", help="embedded 'tiny', a short name, hub id or folder")
+    ap.add_argument("--model", default=EMBEDDED_MODEL, help="embedded 'tiny', a short name, hub id or folder")
     ap.add_argument("--size", default="cpu", choices=("cpu", "gpu"), help="task data size")
     ap.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated methods")
     ap.add_argument("--steps", type=int, default=40)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coursekit._results import ResultMixin
+from coursekit.units import gb_and_gib_text
 
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
 # Packages without which no lesson runs; the rest of requirements.txt is needed by tests and tooling.
@@ -147,8 +148,7 @@ class DoctorReport(ResultMixin):
             f"bitsandbytes 4-bit  {'yes' if self.bnb_4bit else 'no'} (on {self.device})",
             f"bitsandbytes 8-bit  {'yes' if self.bnb_8bit_optimizer else 'no'} optimizer (on {self.device})",
             f"Colab / Binder      {'yes' if self.colab else 'no'} / {'yes' if self.binder else 'no'}",
-            f"memory available    {self.memory_available_bytes / 1e9:.1f} GB "
-            f"({self.memory_available_bytes / 2**30:.1f} GiB) on {self.device}",
+            f"memory available    {gb_and_gib_text(self.memory_available_bytes)} on {self.device}",
         ]
         if self.problems:
             lines += ["", "problems:"] + [f"  - {what}\n    fix: {fix}" for what, fix in self.problems]

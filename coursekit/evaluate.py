@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass, field
 
 from coursekit._results import ResultMixin
+from coursekit.validate import positive_int
 
 # Room for a whole support answer (triage JSON + reply: about 56 tokens with the embedded tokenizer, 80-95 with
 # larger vocabularies' tokenizers) and its end-of-sequence token.
@@ -37,10 +38,8 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 64, bat
 
     if isinstance(prompts, str):
         prompts = [prompts]
-    if max_new_tokens <= 0:
-        raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    positive_int("max_new_tokens", max_new_tokens)
+    positive_int("batch_size", batch_size)
     was_training, side = model.training, tokenizer.padding_side
     model.eval()
     tokenizer.padding_side = "left"
@@ -172,8 +171,7 @@ def rate_difference(p1: float, n1: int, p2: float, n2: int, z: float = 1.96) -> 
     import math
 
     for name, v in (("n1", n1), ("n2", n2)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name} must be a positive number of examples, got {v!r}")
+        positive_int(name, v, of="examples")
     for name, v in (("p1", p1), ("p2", p2)):
         if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
             raise ValueError(f"{name} must be a rate between 0 and 1, got {v!r}")

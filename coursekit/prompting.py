@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from coursekit._results import ResultMixin
 from coursekit.evaluate import ANSWER_TOKENS  # new tokens per answer: a whole triage JSON + reply, then eos
+from coursekit.validate import non_negative_int
 
 SHOT_SEPARATOR = "\n\n"
 DEFAULT_KS = (0, 1, 2, 4, 8)
@@ -48,9 +49,7 @@ def _rows(data, name: str) -> list[dict]:
 
 
 def _check_k(k, what: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ValueError(f"{what} must be a non-negative integer (0 = zero-shot), got {k!r}")
-    return k
+    return non_negative_int(what, k, hint="0 = zero-shot")
 
 
 # ---------------------------------------------------------------------------------------------------- prompts
@@ -212,8 +211,7 @@ def measure_prompts(model, tokenizer, examples, prompts: list[str] | None = None
     if not examples:
         raise ValueError("examples is empty; pass at least one example to score")
     _check_k(k)
-    if isinstance(latency_examples, bool) or not isinstance(latency_examples, int) or latency_examples < 0:
-        raise ValueError(f"latency_examples must be a non-negative integer, got {latency_examples!r}")
+    non_negative_int("latency_examples", latency_examples)
     if not isinstance(strategy, str) or not strategy:
         raise ValueError(f"strategy must be a non-empty name, got {strategy!r}")
     if prompts is None:

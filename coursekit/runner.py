@@ -21,6 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coursekit._results import ResultMixin
+from coursekit.lessons import LESSONS  # noqa: F401 - the course map, read from here by lesson 00 and gpu_check
+from coursekit.model_ids import REAL_MODEL_HUB_ID
+from coursekit.units import gib_text
+from coursekit.validate import positive_int
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -30,27 +34,10 @@ KERNEL = "python3"
 # Parameters each size injects (RESULTS_PATH is added per notebook).
 SIZE_PARAMETERS = {
     "cpu": {"SIZE": "cpu"},
-    "gpu": {"MODEL": "HuggingFaceTB/SmolLM2-135M-Instruct", "DEVICE": "cuda", "SIZE": "gpu"},
+    "gpu": {"MODEL": REAL_MODEL_HUB_ID, "DEVICE": "cuda", "SIZE": "gpu"},
 }
 
-# The course map: (number, notebook, title, what you learn, CPU-time budget in minutes at the CPU defaults, what runs
-# the real-size path: SmolLM2-135M, whose full fine-tuning coursekit.memory.estimate_memory puts at about 2.7 GB).
-LESSONS = [
-    ("00", "00_start_here", "Start here", "check your machine, meet the embedded model and the task data", 1,
-     "CPU is enough"),
-    ("01", "01_why_fine_tune", "Why fine-tune", "when fine-tuning beats prompting or retrieval; the decision framework",
-     1.5, "CPU is enough"),
-    ("02", "02_memory_math", "Memory math", "what weights, gradients, optimizer states and activations cost; "
-     "will it fit", 1.5, "CPU is enough"),
-    ("03", "03_full_fine_tuning", "Full fine-tuning", "a full fine-tuning run, hyperparameters, catastrophic "
-     "forgetting", 3, "CUDA GPU, 4 GB+ (Colab T4)"),
-    ("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 1.5,
-     "CUDA GPU, 4 GB+ (Colab T4)"),
-    ("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 1.5,
-     "CUDA GPU, 4 GB+ (bitsandbytes 4-bit)"),
-    ("06", "06_peft_comparison", "PEFT comparison", "adapters, prefix tuning, LoRA, QLoRA side by side; "
-     "choosing a method", 1.5, "CUDA GPU, 4 GB+ (Colab T4)"),
-]
+# The course map (coursekit.lessons): number, notebook, title, what you learn, CPU minutes, real-size path.
 
 # A few figures per notebook for the summary table; a notebook not listed shows its first numeric figures.
 KEY_FIGURES: dict[str, list[str]] = {
@@ -148,8 +135,7 @@ def run_notebook(path: str | os.PathLike, out: str | os.PathLike = "build/execut
     """Execute one notebook with papermill; never raises for a failing notebook (the run says ``failed``)."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
-    if not isinstance(cell_timeout_s, int) or cell_timeout_s <= 0:
-        raise ValueError(f"cell_timeout_s must be a positive whole number of seconds, got {cell_timeout_s!r}")
+    positive_int("cell_timeout_s", cell_timeout_s, of="seconds")
     path = Path(path).resolve()
     if not path.is_file() or path.suffix != ".ipynb":
         raise ValueError(f"{path} is not an .ipynb notebook file")
@@ -252,7 +238,7 @@ def _device_description() -> str:
 
         if torch.cuda.is_available():
             props = torch.cuda.get_device_properties(0)
-            return (f"{torch.cuda.get_device_name(0)} ({props.total_memory / 2**30:.1f} GiB), "
+            return (f"{torch.cuda.get_device_name(0)} ({gib_text(props.total_memory)}), "
                     f"CUDA {torch.version.cuda}")
     except Exception:  # pragma: no cover - reported, not fatal
         pass

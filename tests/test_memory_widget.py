@@ -191,7 +191,7 @@ def test_an_unexpected_error_clears_the_figure(monkeypatch):
     assert c.figure_text == "" and c.estimate is None and "RuntimeError: boom" in c.output.value
 
 
-@pytest.mark.parametrize("bad", [0, -1.0, True, "8", float("nan")])
+@pytest.mark.parametrize("bad", [0, -1.0, True, "8", float("nan"), float("inf")])
 def test_size_text_rejects_bad_input(bad):
-    with pytest.raises(ValueError, match="positive number"):
+    with pytest.raises(ValueError, match="billions must be a positive, finite number"):
         size_text(bad)

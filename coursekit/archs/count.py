@@ -14,8 +14,9 @@ from pathlib import Path
 
 from coursekit._results import ResultMixin
 from coursekit.archs.presets import EMBEDDED, PRESETS, preset_names
+from coursekit.model_ids import EMBEDDED_MODEL_DIR
+from coursekit.validate import positive_int
 
-EMBEDDED_TINY_DIR = Path(__file__).resolve().parent.parent / "models" / "tiny"
 ALL_LINEAR = "all-linear"
 
 
@@ -113,7 +114,7 @@ def _fields_from(arch) -> tuple[str, dict]:
     if key in PRESETS:
         return key, dict(PRESETS[key])
     if key in EMBEDDED:
-        return key, json.loads((EMBEDDED_TINY_DIR / "config.json").read_text())
+        return key, json.loads((EMBEDDED_MODEL_DIR / "config.json").read_text())
     path = Path(arch).expanduser()
     if path.is_dir():
         path = path / "config.json"
@@ -240,9 +241,7 @@ def lora_target_modules(arch, targets="all-linear") -> list[LinearShape]:
 
 
 def _check_rank(rank) -> int:
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0:
-        raise ValueError(f"LoRA rank must be a positive integer, got {rank!r}")
-    return rank
+    return positive_int("LoRA rank", rank)
 
 
 def count_lora_parameters(arch, rank: int = 16, targets="all-linear") -> int:

@@ -6,6 +6,8 @@ A model is built from these on the meta device, so no weights are downloaded.
 """
 from __future__ import annotations
 
+from coursekit.model_ids import EMBEDDED_MODEL
+
 _LLAMA = {"model_type": "llama", "hidden_act": "silu", "attention_bias": False, "mlp_bias": False}
 
 PRESETS: dict[str, dict] = {
@@ -67,7 +69,7 @@ PRESETS: dict[str, dict] = {
 }
 
 #: The embedded model of the course: its config lives beside its weights in coursekit/models/tiny.
-EMBEDDED = ("tiny",)
+EMBEDDED = (EMBEDDED_MODEL,)
 
 
 def preset_names() -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 
 from coursekit.archs.count import ArchSpec, LinearShape
+from coursekit.validate import positive_int
 
 LLAMA3_VOCAB = 128_256
 HEAD_DIM = 128
@@ -25,8 +26,7 @@ def llama_spec(hidden_size: int, num_hidden_layers: int, intermediate_size: int 
     for value, what in ((hidden_size, "hidden_size"), (num_hidden_layers, "num_hidden_layers"),
                         (num_key_value_heads, "num_key_value_heads"), (vocab_size, "vocab_size"),
                         (head_dim, "head_dim")):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{what} must be a positive integer, got {value!r}")
+        positive_int(what, value)
     if hidden_size % head_dim:
         raise ValueError(f"hidden_size ({hidden_size}) must be a multiple of head_dim ({head_dim})")
     heads = hidden_size // head_dim

@@ -22,6 +22,7 @@ from coursekit.data.words import (
     THING_COLORS,
     VERBS_PAST,
 )
+from coursekit.validate import positive_int
 
 SPLIT_SEEDS = {"train": 1234, "heldout": 98765}
 PROBE_SEED = 4242
@@ -279,8 +280,7 @@ def general_texts(split: str = "train", n: int | None = None) -> list[str]:
     if split not in SPLIT_SEEDS:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLIT_SEEDS)}")
     n = DEFAULT_SIZES[split] if n is None else n
-    if not isinstance(n, int) or n <= 0:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    positive_int("n", n)
     rng = random.Random(SPLIT_SEEDS[split])
     makers = [m for m, w in DOC_KINDS for _ in range(w)]
     docs = []
@@ -299,8 +299,7 @@ def general_probe(n_per_kind: int = 12) -> list[dict]:
     Facts (capitals, opposites, ...) are knowledge the corpus holds; arithmetic, copying and recall items are
     fresh instances, so they measure skills rather than memorised strings.
     """
-    if not isinstance(n_per_kind, int) or n_per_kind <= 0:
-        raise ValueError(f"n_per_kind must be a positive integer, got {n_per_kind!r}")
+    positive_int("n_per_kind", n_per_kind)
     rng = random.Random(PROBE_SEED)
     items = []
     for kind, make in PROBE_KINDS.items():

@@ -1,6 +1,8 @@
 """Prompt formatting and label masking: the instruction / input / response template, and loss on responses only."""
 from __future__ import annotations
 
+from coursekit.validate import positive_int
+
 REQUIRED_FIELDS = ("instruction", "output")
 INSTRUCTION_TEMPLATE = "### Instruction:\n"
 INPUT_TEMPLATE = "\n\n### Input:\n"
@@ -112,8 +114,7 @@ def tokenize_with_labels(example, tokenizer, max_length: int) -> dict:
     with a chat template gets the conversational format (the answer is the assistant turn, ending with the
     template's end-of-turn token, which is what teaches the model to stop).
     """
-    if max_length <= 0:
-        raise ValueError(f"max_length must be positive, got {max_length}")
+    positive_int("max_length", max_length)
     _check_example(example)
     if uses_chat_template(tokenizer):
         return _chat_with_labels(example, tokenizer, max_length)

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from coursekit.data.words import CITIES, DAYS, FIRST_NAMES, PRODUCTS
+from coursekit.validate import positive_int
 
 COMPANY = "Northwind"
 TASK_VERSION = "v2"  # v2: intents are plain words the tokenizer knows
@@ -135,8 +136,7 @@ def make_example(rng: random.Random) -> dict:
 def make_examples(n: int, seed: int = 0, split: str = "train") -> list[dict]:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
-    if not isinstance(n, int) or n <= 0:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    positive_int("n", n)
     rng = random.Random(seed * 1000 + SPLIT_OFFSETS[split] * 7919 + 17)
     return [make_example(rng) for _ in range(n)]
 

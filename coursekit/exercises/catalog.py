@@ -10,8 +10,7 @@ import math
 
 from coursekit.exercises._core import ChoiceExercise, CodeExercise, NumericExercise, compare_tensors
 from coursekit.exercises._keys import CHOICE_KEYS
-
-GB = 1e9
+from coursekit.units import GB
 
 
 def _choice(exercise_id, title, prompt, hints, options, **kw):

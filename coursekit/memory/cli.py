@@ -5,15 +5,16 @@ import argparse
 import json
 
 from coursekit.archs.count import ALL_LINEAR
-from coursekit.memory.estimator import GB, GIB, estimate_memory
+from coursekit.memory.estimator import estimate_memory
 from coursekit.memory.hardware import gpu_capacity_bytes, gpu_label
-from coursekit.memory.recipes import ATTENTIONS, METHODS, OPTIMIZERS, PRECISIONS
+from coursekit.memory.recipes import ATTENTIONS, ESTIMATED_METHODS, OPTIMIZERS, PRECISIONS
+from coursekit.units import GB, GIB
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m coursekit memory", description="Estimate training memory.")
     ap.add_argument("arch", help="preset name (llama-3.1-8b, tiny, ...) or a config.json path")
-    ap.add_argument("--method", default="lora", choices=METHODS)
+    ap.add_argument("--method", default="lora", choices=ESTIMATED_METHODS)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--targets", default=ALL_LINEAR)
     ap.add_argument("--precision", default="bf16", choices=list(PRECISIONS))

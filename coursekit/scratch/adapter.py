@@ -15,18 +15,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+from coursekit.validate import positive_int
 
 
 def adapter_parameter_count(hidden_size: int, bottleneck: int, num_layers: int) -> int:
     """Trainable parameters of Houlsby adapters: 2 per layer, each ``2*hidden*bottleneck + bottleneck + hidden``."""
-    h = _check_positive_int("hidden_size", hidden_size)
-    b = _check_positive_int("bottleneck", bottleneck)
-    n = _check_positive_int("num_layers", num_layers)
+    h = positive_int("hidden_size", hidden_size)
+    b = positive_int("bottleneck", bottleneck)
+    n = positive_int("num_layers", num_layers)
     return n * 2 * (2 * h * b + b + h)
 
 
@@ -35,8 +31,8 @@ class HoulsbyAdapter(nn.Module):
 
     def __init__(self, hidden_size: int, bottleneck: int) -> None:
         super().__init__()
-        _check_positive_int("hidden_size", hidden_size)
-        _check_positive_int("bottleneck", bottleneck)
+        positive_int("hidden_size", hidden_size)
+        positive_int("bottleneck", bottleneck)
         self.down_project = nn.Linear(hidden_size, bottleneck)
         self.activation = nn.GELU()
         self.up_project = nn.Linear(bottleneck, hidden_size)
@@ -83,7 +79,7 @@ def inject_adapters(model: nn.Module, bottleneck: int) -> int:
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    _check_positive_int("bottleneck", bottleneck)
+    positive_int("bottleneck", bottleneck)
     layers = _decoder_layers(model)
     for p in model.parameters():
         p.requires_grad_(False)

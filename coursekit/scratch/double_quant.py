@@ -14,6 +14,7 @@ sparse near one. ``dynamic_8bit_levels`` builds its 256 values.
 from __future__ import annotations
 
 from coursekit.scratch.nf4 import _blockwise_scale, _nearest_level_index, check_blocksize, check_float_tensor
+from coursekit.validate import positive_number
 
 
 def dynamic_8bit_levels():
@@ -96,7 +97,6 @@ def double_quant_overhead_bits(blocksize: int = 64, blocksize2: int = 256) -> fl
 
 def double_quant_saving_bytes(num_params: float, blocksize: int = 64, blocksize2: int = 256) -> float:
     """Bytes saved by double quantization for ``num_params`` quantized weights (divide by 1e9 for GB)."""
-    if isinstance(num_params, bool) or not isinstance(num_params, (int, float)) or num_params <= 0:
-        raise ValueError(f"num_params must be a positive number of weights, got {num_params!r}")
+    positive_number("num_params", num_params, of="weights")
     saved_bits = single_quant_overhead_bits(blocksize) - double_quant_overhead_bits(blocksize, blocksize2)
     return num_params * saved_bits / 8

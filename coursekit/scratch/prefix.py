@@ -12,11 +12,7 @@ With ``prefix_projection=True`` peft trains an embedding of ``num_virtual_tokens
 """
 from __future__ import annotations
 
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+from coursekit.validate import positive_int
 
 
 def prefix_tuning_parameter_count(
@@ -28,13 +24,13 @@ def prefix_tuning_parameter_count(
     encoder_hidden_size: int | None = None,
 ) -> int:
     """Trainable parameters of prefix tuning, as peft's ``PrefixTuningConfig`` allocates them."""
-    layers = _check_positive_int("num_layers", num_layers)
-    token_dim = _check_positive_int("num_kv_heads", num_kv_heads) * _check_positive_int("head_dim", head_dim)
-    tokens = _check_positive_int("num_virtual_tokens", num_virtual_tokens)
+    layers = positive_int("num_layers", num_layers)
+    token_dim = positive_int("num_kv_heads", num_kv_heads) * positive_int("head_dim", head_dim)
+    tokens = positive_int("num_virtual_tokens", num_virtual_tokens)
     out_dim = layers * 2 * token_dim
     if not prefix_projection:
         return tokens * out_dim
-    hidden = token_dim if encoder_hidden_size is None else _check_positive_int("encoder_hidden_size", encoder_hidden_size)
+    hidden = token_dim if encoder_hidden_size is None else positive_int("encoder_hidden_size", encoder_hidden_size)
     return tokens * token_dim + (token_dim * hidden + hidden) + (hidden * out_dim + out_dim)
 
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import html
 
-from coursekit.memory.estimator import COMPONENTS, GB, GIB, estimate_memory
+from coursekit.memory.estimator import COMPONENTS, estimate_memory
 from coursekit.memory.hardware import GPU_TABLE, gpu_spec
-from coursekit.memory.recipes import METHODS, OPTIMIZERS, PRECISIONS
+from coursekit.memory.recipes import ESTIMATED_METHODS, OPTIMIZERS, PRECISIONS
+from coursekit.units import GB, GIB
+from coursekit.validate import positive_number
 
 CUSTOM = "custom size (slider)"
 #: GPUs drawn as capacity lines (names from coursekit.memory.hardware.GPU_TABLE, which holds their capacities).
@@ -44,7 +46,7 @@ def _model_choices() -> list[str]:
 
 
 def _allowed() -> dict:
-    return {"model": _model_choices(), "method": list(METHODS), "rank": list(RANKS), "targets": list(TARGETS),
+    return {"model": _model_choices(), "method": list(ESTIMATED_METHODS), "rank": list(RANKS), "targets": list(TARGETS),
             "batch_size": list(BATCHES), "seq_len": list(SEQ_LENS), "precision": list(PRECISIONS),
             "optimizer": list(OPTIMIZERS), "checkpointing": [True, False]}
 
@@ -81,7 +83,7 @@ class MemoryCalculator:
                                              continuous_update=False, style=style, layout=wide),
             "model": w.Dropdown(options=_model_choices(), value=v["model"], description="architecture",
                                 style=style, layout=wide),
-            "method": w.ToggleButtons(options=list(METHODS), value=v["method"], description="method", style=style),
+            "method": w.ToggleButtons(options=list(ESTIMATED_METHODS), value=v["method"], description="method", style=style),
             "rank": w.SelectionSlider(options=list(RANKS), value=v["rank"], description="LoRA rank", style=style,
                                       continuous_update=False, layout=wide),
             "targets": w.Dropdown(options=list(TARGETS), value=v["targets"], description="LoRA targets",
@@ -235,8 +237,7 @@ def total_text(total_bytes: int) -> str:
 
 def size_text(billions: float) -> str:
     """A size in billions of parameters to three significant digits, as the size slider's readout shows it."""
-    if isinstance(billions, bool) or not isinstance(billions, (int, float)) or not billions > 0:
-        raise ValueError(f"billions must be a positive number, got {billions!r}")
+    positive_number("billions", billions)
     return f"{float(f'{billions:.3g}'):,g}"
 
 
