@@ -7,9 +7,10 @@ import json
 import pytest
 import yaml
 
-from coursekit.exercises import _seal
+from coursekit import grading
+from coursekit.lessons import PRACTICE_LESSONS as LESSONS
 from coursekit.quiz import QuizSession, grade, load_bank, quiz_dir, safe_eval, seal_document
-from coursekit.quiz.bank import LESSONS, parse_bank, read_yaml
+from coursekit.quiz.bank import parse_bank, read_yaml
 from coursekit.quiz.nbgrader_course import (
     CELL_TIMEOUT_S,
     build_course,
@@ -196,7 +197,7 @@ def test_seal_round_trip():
     sealed = seal_document(_draft(), "draft.yaml")
     q = sealed["questions"][0]
     assert "answer" not in q and "explanation" not in q
-    assert q["answer_sha256"] == _seal.choice_digest("quiz.02.q1", "b", "s")
+    assert q["answer_sha256"] == grading.choice_digest("quiz.02.q1", "b", "s")
     bank = parse_bank(sealed, "sealed.yaml")
     assert bank["q1"].explanation_text() == "because" and bank["q2"].expected() == 6
 

@@ -18,11 +18,11 @@ from coursekit.exercises._core import (
     NumericExercise,
     run_with_time_limit,
 )
+from coursekit.lessons import PRACTICE_LESSONS, check_lesson
 
 __all__ = ["get", "list_exercises", "check", "Exercise", "Feedback", "NumericExercise", "ChoiceExercise",
-           "CodeExercise", "run_with_time_limit", "LESSONS"]
+           "CodeExercise", "run_with_time_limit", "PRACTICE_LESSONS"]
 
-LESSONS = ("01", "02", "03", "04", "05", "06")
 _REGISTRY: dict[str, Exercise] | None = None
 
 
@@ -35,20 +35,12 @@ def _registry() -> dict[str, Exercise]:
     return _REGISTRY
 
 
-def _check_lesson(lesson) -> str:
-    if isinstance(lesson, int) and not isinstance(lesson, bool):
-        lesson = f"{lesson:02d}"
-    if not isinstance(lesson, str) or lesson not in LESSONS:
-        raise ValueError(f"lesson must be one of {', '.join(LESSONS)} (a string like '02'), got {lesson!r}")
-    return lesson
-
-
 def list_exercises(lesson: str | None = None) -> list[str]:
     """Exercise ids, all or for one lesson ("01" ... "06")."""
     ids = list(_registry())
     if lesson is None:
         return ids
-    lesson = _check_lesson(lesson)
+    lesson = check_lesson(lesson)
     return [i for i in ids if i.startswith(lesson + ".")]
 
 

@@ -11,16 +11,14 @@ Three kinds:
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import signal
 import threading
 from typing import Any, Callable
 
+from coursekit import grading
 from coursekit._results import ResultMixin
-from coursekit.exercises import _seal
-
-STATUSES = ("correct", "close", "wrong", "invalid")
+from coursekit.grading import STATUSES
 
 
 @dataclasses.dataclass(repr=False)
@@ -154,26 +152,6 @@ class Exercise:
         return f"<{type(self).__name__} {self.id}: {self.title}>"
 
 
-def _as_number(answer) -> float | None:
-    """A finite float from int / float / numpy or torch scalar, else None (bools are not numbers here)."""
-    if isinstance(answer, bool) or answer is None or isinstance(answer, (str, bytes)):
-        return None
-    if isinstance(answer, (int, float)):
-        return float(answer)
-    if hasattr(answer, "item") and getattr(answer, "ndim", getattr(answer, "dim", lambda: 1)) in (0,):
-        try:
-            return float(answer.item())
-        except (TypeError, ValueError):
-            return None
-    if hasattr(answer, "numel") and callable(answer.numel):
-        try:
-            if answer.numel() == 1:
-                return float(answer.item())
-        except (TypeError, ValueError, RuntimeError):
-            return None
-    return None
-
-
 class NumericExercise(Exercise):
     """A number computed from the question's parameters at check time."""
 
@@ -196,41 +174,15 @@ class NumericExercise(Exercise):
         return float(self._answer_fn(dict(self.params)))
 
     def tolerance_text(self) -> str:
-        parts = []
-        if self.rel_tol:
-            parts.append(f"{self.rel_tol:.2%} relative")
-        if self.abs_tol:
-            parts.append(f"{self.abs_tol:g}{(' ' + self.unit) if self.unit else ''} absolute")
-        return " or ".join(parts) or "exact"
+        return grading.tolerance_text(self.rel_tol, self.abs_tol, self.unit)
 
     def _extra_markdown(self) -> str:
         unit = f" in **{self.unit}**" if self.unit else ""
         return f"*Answer with a number{unit}; accepted within {self.tolerance_text()}.*"
 
     def _grade(self, answer):
-        value = _as_number(answer)
-        if value is None:
-            return "invalid", (f"expected a number{(' in ' + self.unit) if self.unit else ''}, got "
-                               f"{type(answer).__name__} {answer!r:.60}")
-        if not math.isfinite(value):
-            return "invalid", f"expected a finite number, got {value!r}"
-        expected = self.expected()
-        error = abs(value - expected)
-        allowed = max(self.rel_tol * abs(expected), self.abs_tol)
-        if error <= allowed:
-            return "correct", f"{value:,.6g}{(' ' + self.unit) if self.unit else ''} is right."
-        if error <= allowed * self.close_factor:
-            direction = "high" if value > expected else "low"
-            return "close", (f"{value:,.6g} is close but a little {direction}: the tolerance is "
-                             f"{self.tolerance_text()}.")
-        if expected != 0 and value != 0:
-            ratio = value / expected
-            for factor, note in ((1e3, "1000x"), (1e-3, "1/1000x"), (1e9, "1e9x"), (1e-9, "1e-9x"),
-                                 (2 ** 30 / 1e9, "GiB vs GB"), (1e9 / 2 ** 30, "GB vs GiB"), (8, "8x (bits vs bytes?)"),
-                                 (1 / 8, "1/8x (bytes vs bits?)")):
-                if abs(ratio - factor) <= 0.02 * factor:
-                    return "wrong", f"{value:,.6g} is off by a factor of about {note}: check the units."
-        return "wrong", f"{value:,.6g} is not it."
+        return grading.grade_number(answer, self.expected(), rel_tol=self.rel_tol, abs_tol=self.abs_tol,
+                                    close_factor=self.close_factor, unit=self.unit)
 
     def explanation(self) -> str:
         return self._explain_fn(dict(self.params), self.expected())
@@ -246,7 +198,7 @@ class ChoiceExercise(Exercise):
         super().__init__(exercise_id, title, prompt, hints, **kwargs)
         if len(options) < 2:
             raise ValueError(f"exercise {exercise_id!r}: a choice needs at least two options")
-        self.options = {_seal.normalize_choice(k): v for k, v in options.items()}
+        self.options = {grading.normalize_choice(k): v for k, v in options.items()}
         self._digest = answer_sha256
         self._sealed = explanation_sealed
 
@@ -254,31 +206,14 @@ class ChoiceExercise(Exercise):
         lines = [f"- **{k}**: {v}" for k, v in self.options.items()]
         return "\n".join(lines) + "\n\n*Answer with the option's letter, e.g. `check(\"a\")`.*"
 
-    def _key_of(self, answer) -> str | None:
-        if not isinstance(answer, str):
-            return None
-        norm = _seal.normalize_choice(answer)
-        if norm in self.options:
-            return norm
-        for key, text in self.options.items():
-            if _seal.normalize_choice(text) == norm:
-                return key
-        return None
-
     def _grade(self, answer):
-        key = self._key_of(answer)
-        if key is None:
-            return "invalid", (f"expected one of {', '.join(repr(k) for k in self.options)} (a string), got "
-                               f"{type(answer).__name__} {answer!r:.60}")
-        if _seal.choice_digest(self.id, key) == self._digest:
-            return "correct", f"({key}) is right."
-        return "wrong", f"({key}) is not the best answer."
+        return grading.grade_choice(answer, self.options, self._digest, self.id, match_text=True)
 
     def explanation(self) -> str:
-        key = _seal.find_choice(self.id, self._digest, self.options)
+        key = grading.find_choice(self.id, self._digest, self.options)
         if key is None:  # pragma: no cover - a broken catalog entry; tests catch it
             return "(no explanation stored)"
-        text = _seal.unseal(self._sealed, self.id, key) or "(no explanation stored)"
+        text = grading.unseal(self._sealed, self.id, key) or "(no explanation stored)"
         return f"The answer is ({key}): {text}"
 
 

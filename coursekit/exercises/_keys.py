@@ -1,4 +1,4 @@
-"""Salted hashes of the choice answers and their sealed explanations, made with ``_seal.choice_digest`` and ``_seal.seal``."""
+"""Salted hashes of the choice answers and their sealed explanations, made with ``coursekit.grading.choice_digest`` and ``coursekit.grading.seal``."""
 CHOICE_KEYS = {
     '01.which_approach': (
         'e3a127a83a0dc591e4d9560f7ee451baeec574586ea0b581fcc5eb6a24343776',

@@ -40,11 +40,12 @@ import operator
 import os
 from pathlib import Path
 
-from coursekit.exercises import _seal
+from coursekit import grading
+from coursekit.lessons import PRACTICE_LESSONS, check_lesson
+from coursekit.validate import is_finite_number, is_number
 
 KINDS = ("choice", "numeric", "config")
 FIELD_KINDS = ("choice", "range")
-LESSONS = ("01", "02", "03", "04", "05", "06")
 
 
 def quiz_dir() -> Path:
@@ -159,10 +160,10 @@ class Question:
 
     def correct_key(self) -> str | None:
         """The correct option of a choice question (found by trying each option against the hash)."""
-        return _seal.find_choice(self.scope, self.answer_sha256, self.options, self.salt)
+        return grading.find_choice(self.scope, self.answer_sha256, self.options, self.salt)
 
     def field_key(self, f: Field) -> str | None:
-        return _seal.find_choice(f"{self.scope}.{f.name}", f.answer_sha256, f.options, self.salt)
+        return grading.find_choice(f"{self.scope}.{f.name}", f.answer_sha256, f.options, self.salt)
 
     def seal_key(self) -> str:
         """The key an explanation is sealed with: the correct option(s)."""
@@ -174,7 +175,7 @@ class Question:
         if self.explanation:
             return self.explanation.format(**self.params) if self.params else self.explanation
         if self.explanation_sealed:
-            return _seal.unseal(self.explanation_sealed, self.scope, self.seal_key(), self.salt) or ""
+            return grading.unseal(self.explanation_sealed, self.scope, self.seal_key(), self.salt) or ""
         return ""
 
 
@@ -229,18 +230,18 @@ def _options(d, where, key="options"):
                             f"option text splits it; quote the text)")
         if not isinstance(v, str) or not v.strip():
             where.fail(key, f"option {k!r} must be non-empty text")
-        out[_seal.normalize_choice(k)] = v
+        out[grading.normalize_choice(k)] = v
     return out
 
 
 def _digest_field(d, where, scope, options, salt, key="answer_sha256"):
     if "answer" in d:  # a draft: plain answer, sealed by ``seal_bank`` before committing
-        ans = _seal.normalize_choice(d["answer"])
+        ans = grading.normalize_choice(d["answer"])
         if ans not in options:
             where.fail("answer", f"{d['answer']!r} is not one of the options {', '.join(options)}")
-        return _seal.choice_digest(scope, ans, salt)
+        return grading.choice_digest(scope, ans, salt)
     digest = _require(d, key, where, str, "a sha256 hex digest (or a draft's plain 'answer')")
-    if _seal.find_choice(scope, digest, options, salt) is None:
+    if grading.find_choice(scope, digest, options, salt) is None:
         where.fail(key, "matches none of the options (edited options or salt? re-seal the draft)")
     return digest
 
@@ -263,119 +264,155 @@ def _check_examples(q: Question, path) -> None:
                     "example", f"{f.example!r} is outside the field's range ({side} {bound} = {limit:g})")
 
 
+def _params(raw: dict, where: _Where) -> dict:
+    """A question's ``params``: a mapping whose values are not numbers that YAML read as text."""
+    params = raw.get("params", {}) or {}
+    if not isinstance(params, dict):
+        where.fail("params", f"must be a mapping of name to value, got {type(params).__name__}")
+    for name, value in params.items():
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:
+                continue
+            where.fail("params", f"{name}: {value!r} was read as text; YAML needs a sign in the exponent "
+                                 f"(8.0e+9) or plain digits")
+    return dict(params)
+
+
+def _question_head(raw, index: int, path, lesson: str, salt: str, seen: set) -> tuple[Question, _Where]:
+    """The fields every question has (id, kind, prompt, points, source, params), checked."""
+    where = _Where(path, f"#{index}")
+    if not isinstance(raw, dict):
+        where.fail("(question)", f"must be a mapping, got {type(raw).__name__}")
+    qid = _require(raw, "id", where, str, "an identifier")
+    if not qid.isidentifier():
+        where.fail("id", f"{qid!r} must be a Python identifier (letters, digits, underscore)")
+    where = _Where(path, qid)
+    if qid in seen:
+        where.fail("id", "is used twice in this bank")
+    seen.add(qid)
+    kind = _require(raw, "kind", where, str, f"one of {', '.join(KINDS)}")
+    if kind not in KINDS:
+        where.fail("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+    prompt = _require(raw, "prompt", where, str, "the question text")
+    points = raw.get("points", 1)
+    if not is_number(points) or points <= 0:
+        where.fail("points", f"must be a positive number, got {points!r}")
+    q = Question(lesson=lesson, id=qid, kind=kind, prompt=prompt, salt=salt, points=float(points),
+                 source=str(raw.get("source", "")), params=_params(raw, where))
+    try:
+        q.text()
+    except (KeyError, IndexError, ValueError) as exc:
+        where.fail("prompt", f"cannot be filled from params ({', '.join(q.params) or 'none'}): {exc!r}")
+    return q, where
+
+
+def _parse_choice(q: Question, raw: dict, where: _Where) -> None:
+    q.options = _options(raw, where)
+    q.answer_sha256 = _digest_field(raw, where, q.scope, q.options, q.salt)
+
+
+def _parse_numeric(q: Question, raw: dict, where: _Where) -> None:
+    q.answer_expr = str(_require(raw, "answer_expr", where, (str, int, float), "an arithmetic expression over params"))
+    for tol in ("rel_tol", "abs_tol"):
+        if tol in raw:
+            v = raw[tol]
+            if not is_number(v) or v < 0:
+                where.fail(tol, f"must be a number >= 0, got {v!r}")
+            setattr(q, tol, float(v))
+    q.unit = str(raw.get("unit", ""))
+    try:
+        value = q.expected()
+    except (ValueError, ZeroDivisionError, TypeError) as exc:
+        where.fail("answer_expr", str(exc))
+    if not math.isfinite(value):
+        where.fail("answer_expr", f"evaluates to {value!r}")
+
+
+def _parse_range(f: Field, rule: dict, fwhere: _Where) -> None:
+    if "min" not in rule and "max" not in rule:
+        fwhere.fail("min", "a range needs min, max or both")
+    f.min, f.max, f.integer = rule.get("min"), rule.get("max"), bool(rule.get("integer", False))
+    if "example" in rule:
+        ex = rule["example"]
+        if not is_finite_number(ex):
+            fwhere.fail("example", f"must be a number, got {ex!r}")
+        if f.integer and ex != int(ex):
+            fwhere.fail("example", f"must be a whole number (the field is integer), got {ex!r}")
+        f.example = ex
+
+
+def _parse_field(q: Question, name, rule, path, where: _Where) -> Field:
+    fwhere = _Where(path, f"{q.id}.fields.{name}")
+    if not isinstance(name, str) or not name.isidentifier():
+        where.fail("fields", f"field name {name!r} must be an identifier")
+    if not isinstance(rule, dict):
+        fwhere.fail("(rule)", f"must be a mapping, got {type(rule).__name__}")
+    fkind = _require(rule, "kind", fwhere, str, f"one of {', '.join(FIELD_KINDS)}")
+    f = Field(name=name, kind=fkind, label=str(rule.get("label", name)))
+    if fkind == "choice":
+        f.options = _options(rule, fwhere)
+        f.answer_sha256 = _digest_field(rule, fwhere, f"{q.scope}.{name}", f.options, q.salt)
+    elif fkind == "range":
+        _parse_range(f, rule, fwhere)
+    else:
+        fwhere.fail("kind", f"must be one of {', '.join(FIELD_KINDS)}, got {fkind!r}")
+    return f
+
+
+def _parse_config(q: Question, raw: dict, where: _Where, path) -> None:
+    raw_fields = _require(raw, "fields", where, dict, "a mapping of field name to its rule")
+    q.fields = [_parse_field(q, name, rule, path, where) for name, rule in raw_fields.items()]
+    if not q.fields:
+        where.fail("fields", "needs at least one field")
+    _check_examples(q, path)
+
+
+def _parse_explanation(q: Question, raw: dict, where: _Where) -> None:
+    """A numeric question keeps its explanation as text; the others' is sealed with the correct answer."""
+    if "explanation" in raw:
+        text = raw["explanation"]
+        if not isinstance(text, str):
+            where.fail("explanation", "must be text")
+        if q.kind == "numeric":
+            q.explanation = text
+        else:
+            q.explanation_sealed = grading.seal(text, q.scope, q.seal_key(), q.salt)
+    elif "explanation_sealed" in raw:
+        q.explanation_sealed = _require(raw, "explanation_sealed", where, str, "sealed text")
+        if q.kind != "numeric" and not q.explanation_text():
+            where.fail("explanation_sealed", "does not open with the correct answer (re-seal the draft)")
+    else:
+        where.fail("explanation", "is missing (every question explains its answer)")
+
+
+def parse_question(raw, index: int, path, lesson: str, salt: str, seen: set) -> Question:
+    """One question of a bank, checked field by field (``index`` counts from 1; ``seen``: the ids so far)."""
+    q, where = _question_head(raw, index, path, lesson, salt, seen)
+    if q.kind == "choice":
+        _parse_choice(q, raw, where)
+    elif q.kind == "numeric":
+        _parse_numeric(q, raw, where)
+    else:
+        _parse_config(q, raw, where, path)
+    _parse_explanation(q, raw, where)
+    return q
+
+
 def parse_bank(data, path) -> Bank:
     """Check and convert a loaded YAML document (``path`` is only used in messages)."""
     top = _Where(path)
     if not isinstance(data, dict):
         top.fail("(top level)", f"must be a mapping with lesson, title, salt, questions; got {type(data).__name__}")
-    lesson = str(_require(data, "lesson", top, (str, int), "the lesson number as a string like '02'"))
-    lesson = lesson.zfill(2)
-    if lesson not in LESSONS:
-        top.fail("lesson", f"must be one of {', '.join(LESSONS)}, got {lesson!r}")
+    lesson = str(_require(data, "lesson", top, (str, int), "the lesson number as a string like '02'")).zfill(2)
+    if lesson not in PRACTICE_LESSONS:
+        top.fail("lesson", f"must be one of {', '.join(PRACTICE_LESSONS)}, got {lesson!r}")
     title = _require(data, "title", top, str, "text")
     salt = _require(data, "salt", top, str, "text")
     raw_questions = _require(data, "questions", top, list, "a list of questions")
-    questions, seen = [], set()
-    for index, raw in enumerate(raw_questions, start=1):
-        where = _Where(path, f"#{index}")
-        if not isinstance(raw, dict):
-            where.fail("(question)", f"must be a mapping, got {type(raw).__name__}")
-        qid = _require(raw, "id", where, str, "an identifier")
-        if not qid.isidentifier():
-            where.fail("id", f"{qid!r} must be a Python identifier (letters, digits, underscore)")
-        where = _Where(path, qid)
-        if qid in seen:
-            where.fail("id", "is used twice in this bank")
-        seen.add(qid)
-        kind = _require(raw, "kind", where, str, f"one of {', '.join(KINDS)}")
-        if kind not in KINDS:
-            where.fail("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
-        prompt = _require(raw, "prompt", where, str, "the question text")
-        points = raw.get("points", 1)
-        if isinstance(points, bool) or not isinstance(points, (int, float)) or points <= 0:
-            where.fail("points", f"must be a positive number, got {points!r}")
-        q = Question(lesson=lesson, id=qid, kind=kind, prompt=prompt, salt=salt, points=float(points),
-                     source=str(raw.get("source", "")))
-        params = raw.get("params", {}) or {}
-        if not isinstance(params, dict):
-            where.fail("params", f"must be a mapping of name to value, got {type(params).__name__}")
-        for name, value in params.items():
-            if isinstance(value, str):
-                try:
-                    float(value)
-                except ValueError:
-                    continue
-                where.fail("params", f"{name}: {value!r} was read as text; YAML needs a sign in the exponent "
-                                     f"(8.0e+9) or plain digits")
-        q.params = dict(params)
-        try:
-            q.text()
-        except (KeyError, IndexError, ValueError) as exc:
-            where.fail("prompt", f"cannot be filled from params ({', '.join(q.params) or 'none'}): {exc!r}")
-        if kind == "choice":
-            q.options = _options(raw, where)
-            q.answer_sha256 = _digest_field(raw, where, q.scope, q.options, salt)
-        elif kind == "numeric":
-            q.answer_expr = str(_require(raw, "answer_expr", where, (str, int, float),
-                                         "an arithmetic expression over params"))
-            for tol in ("rel_tol", "abs_tol"):
-                if tol in raw:
-                    v = raw[tol]
-                    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                        where.fail(tol, f"must be a number >= 0, got {v!r}")
-                    setattr(q, tol, float(v))
-            q.unit = str(raw.get("unit", ""))
-            try:
-                value = q.expected()
-            except (ValueError, ZeroDivisionError, TypeError) as exc:
-                where.fail("answer_expr", str(exc))
-            if not math.isfinite(value):
-                where.fail("answer_expr", f"evaluates to {value!r}")
-        else:
-            raw_fields = _require(raw, "fields", where, dict, "a mapping of field name to its rule")
-            for name, rule in raw_fields.items():
-                fwhere = _Where(path, f"{qid}.fields.{name}")
-                if not isinstance(name, str) or not name.isidentifier():
-                    where.fail("fields", f"field name {name!r} must be an identifier")
-                if not isinstance(rule, dict):
-                    fwhere.fail("(rule)", f"must be a mapping, got {type(rule).__name__}")
-                fkind = _require(rule, "kind", fwhere, str, f"one of {', '.join(FIELD_KINDS)}")
-                f = Field(name=name, kind=fkind, label=str(rule.get("label", name)))
-                if fkind == "choice":
-                    f.options = _options(rule, fwhere)
-                    f.answer_sha256 = _digest_field(rule, fwhere, f"{q.scope}.{name}", f.options, salt)
-                elif fkind == "range":
-                    if "min" not in rule and "max" not in rule:
-                        fwhere.fail("min", "a range needs min, max or both")
-                    f.min, f.max, f.integer = rule.get("min"), rule.get("max"), bool(rule.get("integer", False))
-                    if "example" in rule:
-                        ex = rule["example"]
-                        if isinstance(ex, bool) or not isinstance(ex, (int, float)) or not math.isfinite(ex):
-                            fwhere.fail("example", f"must be a number, got {ex!r}")
-                        if f.integer and ex != int(ex):
-                            fwhere.fail("example", f"must be a whole number (the field is integer), got {ex!r}")
-                        f.example = ex
-                else:
-                    fwhere.fail("kind", f"must be one of {', '.join(FIELD_KINDS)}, got {fkind!r}")
-                q.fields.append(f)
-            if not q.fields:
-                where.fail("fields", "needs at least one field")
-            _check_examples(q, path)
-        if "explanation" in raw:
-            text = raw["explanation"]
-            if not isinstance(text, str):
-                where.fail("explanation", "must be text")
-            if kind == "numeric":
-                q.explanation = text
-            else:
-                q.explanation_sealed = _seal.seal(text, q.scope, q.seal_key(), salt)
-        elif "explanation_sealed" in raw:
-            q.explanation_sealed = _require(raw, "explanation_sealed", where, str, "sealed text")
-            if kind != "numeric" and not q.explanation_text():
-                where.fail("explanation_sealed", "does not open with the correct answer (re-seal the draft)")
-        else:
-            where.fail("explanation", "is missing (every question explains its answer)")
-        questions.append(q)
+    seen: set = set()
+    questions = [parse_question(raw, index, path, lesson, salt, seen) for index, raw in enumerate(raw_questions, 1)]
     if not questions:
         top.fail("questions", "is empty")
     return Bank(lesson=lesson, title=title, path=Path(path), questions=questions)
@@ -394,10 +431,7 @@ def read_yaml(path) -> object:
 
 
 def bank_path(lesson) -> Path:
-    if isinstance(lesson, int) and not isinstance(lesson, bool):
-        lesson = f"{lesson:02d}"
-    if not isinstance(lesson, str) or lesson not in LESSONS:
-        raise ValueError(f"lesson must be one of {', '.join(LESSONS)} (a string like '02'), got {lesson!r}")
+    lesson = check_lesson(lesson)
     hits = sorted(quiz_dir().glob(f"{lesson}_*.yaml"))
     if not hits:
         raise ValueError(f"no question bank for lesson {lesson} in {quiz_dir()} (expected {lesson}_<name>.yaml)")
@@ -406,7 +440,7 @@ def bank_path(lesson) -> Path:
 
 def load_bank(lesson_or_path) -> Bank:
     """The bank of a lesson ("01"..."06") or of a YAML file path."""
-    if isinstance(lesson_or_path, (str, int)) and str(lesson_or_path).zfill(2) in LESSONS and not str(
+    if isinstance(lesson_or_path, (str, int)) and str(lesson_or_path).zfill(2) in PRACTICE_LESSONS and not str(
             lesson_or_path).endswith(".yaml"):
         path = bank_path(str(lesson_or_path).zfill(2) if isinstance(lesson_or_path, str) else lesson_or_path)
     else:

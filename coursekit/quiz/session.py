@@ -4,10 +4,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from coursekit import grading
 from coursekit._results import ResultMixin
-from coursekit.exercises import _seal
-from coursekit.exercises._core import _as_number
-from coursekit.quiz.bank import Bank, Question, load_bank, safe_eval
+from coursekit.quiz.bank import Bank, Field, Question, load_bank, safe_eval
+from coursekit.validate import positive_int
 
 
 @dataclasses.dataclass(repr=False)
@@ -25,25 +25,40 @@ class QuestionResult(ResultMixin):
 
 
 def _grade_number(q: Question, answer) -> tuple[str, str]:
-    value = _as_number(answer)
-    if value is None or not math.isfinite(value):
-        return "invalid", f"expected a finite number{(' in ' + q.unit) if q.unit else ''}, got {answer!r:.40}"
-    expected = q.expected()
-    allowed = max(q.rel_tol * abs(expected), q.abs_tol)
-    err = abs(value - expected)
-    if err <= allowed:
-        return "correct", f"{value:,.6g} {q.unit}".strip() + " is right."
-    if err <= 10 * allowed:
-        return "close", f"{value:,.6g} is close; the tolerance is {q.rel_tol:.2%} relative."
-    return "wrong", f"{value:,.6g} is not it."
+    return grading.grade_number(answer, q.expected(), rel_tol=q.rel_tol, abs_tol=q.abs_tol, unit=q.unit)
 
 
 def _grade_choice(scope, digest, options, salt, answer) -> tuple[str, str]:
-    if not isinstance(answer, str) or _seal.normalize_choice(answer) not in options:
-        return "invalid", f"expected one of {', '.join(options)}, got {answer!r:.40}"
-    if _seal.choice_digest(scope, answer, salt) == digest:
-        return "correct", f"({_seal.normalize_choice(answer)}) is right."
-    return "wrong", f"({_seal.normalize_choice(answer)}) is not the best answer."
+    return grading.grade_choice(answer, options, digest, scope, salt)
+
+
+def _range_values(q: Question, answer: dict) -> tuple[dict, list[str]]:
+    """The range fields' answers as numbers, and a problem for each that is not one."""
+    values, problems = {}, []
+    for f in q.fields:
+        if f.kind != "range":
+            continue
+        v = grading.as_number(answer[f.name])
+        if v is None or not math.isfinite(v):
+            problems.append(f"{f.name}: expected a number, got {answer[f.name]!r:.30}")
+        else:
+            values[f.name] = v
+    return values, problems
+
+
+def _range_problem(q: Question, f: Field, v: float, values: dict) -> str | None:
+    """What is wrong with range field ``f``'s value ``v`` (its bounds may name other fields), or None."""
+    names = {**q.params, **values}
+    try:
+        lo = None if f.min is None else float(safe_eval(str(f.min), names))
+        hi = None if f.max is None else float(safe_eval(str(f.max), names))
+    except ValueError:
+        return f"{f.name}: its bounds depend on fields that are not valid yet"
+    if f.integer and v != int(v):
+        return f"{f.name}: must be a whole number, got {v:g}"
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        return f"{f.name}: {v:g} is outside the sensible range"
+    return None
 
 
 def _grade_config(q: Question, answer) -> tuple[str, str]:
@@ -52,33 +67,15 @@ def _grade_config(q: Question, answer) -> tuple[str, str]:
     missing = [f.name for f in q.fields if f.name not in answer]
     if missing:
         return "invalid", f"missing field(s): {', '.join(missing)}"
-    values, problems = {}, []
+    values, problems = _range_values(q, answer)
     for f in q.fields:
-        if f.kind == "range":
-            v = _as_number(answer[f.name])
-            if v is None or not math.isfinite(v):
-                problems.append(f"{f.name}: expected a number, got {answer[f.name]!r:.30}")
-                continue
-            values[f.name] = v
-    for f in q.fields:
-        a = answer[f.name]
         if f.kind == "choice":
-            status, msg = _grade_choice(f"{q.scope}.{f.name}", f.answer_sha256, f.options, q.salt, a)
-            if status != "correct":
-                problems.append(f"{f.name}: {msg}")
-        elif f.name in values:
-            v = values[f.name]
-            names = {**q.params, **values}
-            try:
-                lo = None if f.min is None else float(safe_eval(str(f.min), names))
-                hi = None if f.max is None else float(safe_eval(str(f.max), names))
-            except ValueError:
-                problems.append(f"{f.name}: its bounds depend on fields that are not valid yet")
-                continue
-            if f.integer and v != int(v):
-                problems.append(f"{f.name}: must be a whole number, got {v:g}")
-            elif (lo is not None and v < lo) or (hi is not None and v > hi):
-                problems.append(f"{f.name}: {v:g} is outside the sensible range")
+            status, msg = _grade_choice(f"{q.scope}.{f.name}", f.answer_sha256, f.options, q.salt, answer[f.name])
+            problem = None if status == "correct" else f"{f.name}: {msg}"
+        else:
+            problem = _range_problem(q, f, values[f.name], values) if f.name in values else None
+        if problem:
+            problems.append(problem)
     if problems:
         return "wrong", "; ".join(problems)
     return "correct", "every field is sensible."
@@ -102,9 +99,7 @@ class QuizSession:
 
     def __init__(self, lesson_or_bank, max_tries: int = 2) -> None:
         self.bank: Bank = lesson_or_bank if isinstance(lesson_or_bank, Bank) else load_bank(lesson_or_bank)
-        if isinstance(max_tries, bool) or not isinstance(max_tries, int) or max_tries < 1:
-            raise ValueError(f"max_tries must be a positive integer, got {max_tries!r}")
-        self.max_tries = max_tries
+        self.max_tries = positive_int("max_tries", max_tries)
         self.tries: dict[str, int] = {}
         self.results: dict[str, QuestionResult] = {}
 
