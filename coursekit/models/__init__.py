@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from coursekit.bnb_cpu import keep_4bit_layout_on_cpu  # noqa: F401 - train and the lessons import it from here
+from coursekit.model_ids import EMBEDDED_MODEL, EMBEDDED_MODEL_DIR, REAL_MODELS
 from coursekit.models.packaged import (
     PACKAGED_MODELS,
     packaged_model,
@@ -15,17 +17,8 @@ from coursekit.models.packaged import (
     rebuild_after_failed_load,
 )
 
-EMBEDDED_MODEL_DIR = Path(__file__).resolve().parent / "tiny"
-EMBEDDED_NAMES = ("tiny",)
+EMBEDDED_NAMES = (EMBEDDED_MODEL,)
 QUANTIZATIONS = (None, "nf4", "fp4", "int8")
-REAL_MODELS = {  # short names the notebooks accept for real models (a network the first time, except packaged ones)
-    "smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
-    "smollm2-135m": "HuggingFaceTB/SmolLM2-135M",
-    "smollm2-360m": "HuggingFaceTB/SmolLM2-360M",
-    "llama-3.2-1b": "meta-llama/Llama-3.2-1B",
-    "llama-3.2-3b": "meta-llama/Llama-3.2-3B",
-    "llama-3.1-8b": "meta-llama/Llama-3.1-8B",
-}
 
 
 def resolve_model_path(name: str) -> str:
@@ -74,31 +67,6 @@ def quantization_config(quantization: str | None, compute_dtype=None, double_qua
                               bnb_4bit_compute_dtype=compute_dtype or torch.bfloat16)
 
 
-def keep_4bit_layout_on_cpu(model) -> int:
-    """Keep a 4-bit model's weights in bitsandbytes' standard layout on a CPU; return the number of layers touched.
-
-    On a CPU with AVX512-BF16, bitsandbytes (0.50) repacks a 4-bit layer's weight into a faster CPU layout the first
-    time the layer runs in eval mode without gradients (an evaluation pass, ``generate``), and keeps it. Training
-    afterwards computes the backward pass from the repacked bytes as if they were in the standard layout, so every
-    gradient that flows through a 4-bit layer is wrong: a QLoRA run evaluated at step 0 stops learning (measured on
-    the embedded model, 30 steps: task metric 0.38 without the evaluation pass, 0.00 with it). This switches the
-    repacking off and undoes any that already happened. Inference stays correct, only without that CPU speed-up.
-    """
-    import bitsandbytes as bnb
-    from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
-
-    touched = 0
-    for module in model.modules():
-        if isinstance(module, bnb.nn.Linear4bit):
-            module.support_avx512bf16_for_cpu = False
-            state = getattr(module.weight, "quant_state", None)
-            if state is not None and getattr(state, "packing_format_for_cpu", False):
-                module.weight.data, module.weight.quant_state = _convert_weight_packed_for_cpu_inverse(
-                    module.weight.data, state)
-            touched += 1
-    return touched
-
-
 def is_embedded(name) -> bool:
     """Whether ``name`` is the course's embedded tiny model (the lessons' CPU budgets are set for it)."""
     return str(name) in EMBEDDED_NAMES
@@ -121,7 +89,7 @@ def budget_key(model: str, size: str) -> str:
     return "cpu" if is_embedded(model) else "real-cpu"
 
 
-def load_base_model(name: str = "tiny", device: str = "auto", quantization: str | None = None, dtype=None,
+def load_base_model(name: str = EMBEDDED_MODEL, device: str = "auto", quantization: str | None = None, dtype=None,
                     double_quant: bool = True, compute_dtype=None):
     """Load ``(model, tokenizer)`` with ``from_pretrained``: "tiny" (embedded), a short name, a hub id or a folder.
 

@@ -19,12 +19,13 @@ import math
 import torch
 from torch import nn
 
+from coursekit.module_swap import replace_module
+from coursekit.validate import fraction, positive_int, positive_number
+
 
 def _check_rank_alpha(r, alpha) -> None:
-    if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
-        raise ValueError(f"r (the LoRA rank) must be a positive int such as 8 or 16, got {r!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ValueError(f"alpha must be a positive number (often 2 * r), got {alpha!r}")
+    positive_int("r (the LoRA rank)", r, hint="such as 8 or 16")
+    positive_number("alpha", alpha, hint="often 2 * r")
 
 
 class LoRALinear(nn.Module):
@@ -35,8 +36,7 @@ class LoRALinear(nn.Module):
         if not isinstance(base, nn.Linear):
             raise ValueError(f"base must be a torch.nn.Linear, got {type(base).__name__}")
         _check_rank_alpha(r, alpha)
-        if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        fraction("dropout", dropout)
         if r > min(base.in_features, base.out_features):
             raise ValueError(
                 f"r={r} is larger than the layer allows (min(in, out) = {min(base.in_features, base.out_features)})"
@@ -124,9 +124,7 @@ def inject_lora(model: nn.Module, r: int, alpha: float, target_modules, dropout:
     for p in model.parameters():
         p.requires_grad_(False)
     for name in chosen:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout))
+        replace_module(model, name, LoRALinear(model.get_submodule(name), r, alpha, dropout))
     return model
 
 
@@ -142,8 +140,7 @@ def count_trainable_parameters(model: nn.Module) -> int:
 
 def lora_parameter_count(in_features: int, out_features: int, r: int) -> int:
     """Trainable parameters LoRA adds to one ``in -> out`` linear layer: ``r * (in + out)``."""
-    for name, value in (("in_features", in_features), ("out_features", out_features)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    positive_int("in_features", in_features)
+    positive_int("out_features", out_features)
     _check_rank_alpha(r, 1)
     return r * (in_features + out_features)

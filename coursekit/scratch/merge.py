@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from coursekit._results import ResultMixin
+from coursekit.module_swap import linear_with_weight, replace_module
 
 
 def _lora_layers(peft_model):
@@ -36,20 +37,14 @@ def _base_weight_float(layer):
 
 
 def dequantize_bnb_4bit_weight(weight):
-    """A bitsandbytes ``Params4bit`` weight as a float32 (out x in) matrix.
-
-    On CPUs with AVX512-BF16, bitsandbytes repacks a 4-bit weight the first time it runs inference (eval mode, no
-    grad) into a CPU-friendly layout with bfloat16 absmax; this undoes that on a copy before dequantizing.
-    """
-    import copy
-
+    """A bitsandbytes ``Params4bit`` weight as a float32 (out x in) matrix (from the standard layout, on a copy
+    when bitsandbytes repacked it for the CPU: see ``coursekit.bnb_cpu``)."""
     import bitsandbytes.functional as bnbf
     import torch
 
-    data, quant_state = weight.data, weight.quant_state
-    if getattr(quant_state, "packing_format_for_cpu", False):
-        data, quant_state = bnbf._convert_weight_packed_for_cpu_inverse(data.clone(), copy.deepcopy(quant_state))
-    return bnbf.dequantize_4bit(data, quant_state).to(torch.float32)
+    from coursekit.bnb_cpu import standard_4bit_layout
+
+    return bnbf.dequantize_4bit(*standard_4bit_layout(weight, copy=True)).to(torch.float32)
 
 
 def _delta(layer):
@@ -109,51 +104,22 @@ def four_bit_merge_report(peft_model) -> FourBitMergeReport:
     return FourBitMergeReport(n_layers, delta_rms, err_rms, err_rms / max(delta_rms, 1e-30), cosine)
 
 
-def dequantize_and_merge(peft_model, dtype=None):
-    """Replace every LoRA layer (4-bit or not) by a plain ``nn.Linear`` holding ``dequant(W) + scaling * B A``,
-    and every other 4-bit layer by a plain ``nn.Linear`` holding ``dequant(W)``.
+def _peft_module_name(name: str) -> str:
+    """A module's name inside the base model: without peft's ``base_model.model.`` prefix."""
+    return name.split("base_model.model.", 1)[-1] if name.startswith("base_model.model.") else name
 
-    Returns the underlying transformers model, now without LoRA and without 4-bit layers, in ``dtype``
-    (float32 by default). The peft model passed in is consumed (its modules are replaced).
-    """
-    import torch
-    from torch import nn
 
-    dtype = dtype or torch.float32
-    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ValueError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {dtype}")
-    layers = _lora_layers(peft_model)
-    model = peft_model.get_base_model() if hasattr(peft_model, "get_base_model") else peft_model
-    with torch.no_grad():
-        for name, layer in layers:
-            base = layer.get_base_layer()
-            weight, _ = _base_weight_float(layer)
-            delta = _delta(layer)
-            if delta is not None:
-                weight = weight + delta
-            linear = nn.Linear(weight.shape[1], weight.shape[0], bias=base.bias is not None,
-                               device=weight.device, dtype=dtype)
-            linear.weight.copy_(weight.to(dtype))
-            if base.bias is not None:
-                linear.bias.copy_(base.bias.to(dtype))
-            short = name.split("base_model.model.", 1)[-1] if name.startswith("base_model.model.") else name
-            parent_name, _, child = short.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, child, linear)
-        # every other 4-bit layer (those without LoRA) is dequantized too, so no 4-bit module is left
-        for name, module in list(model.named_modules()):
-            weight = getattr(module, "weight", None)
-            if getattr(weight, "quant_state", None) is None:
-                continue
-            full = dequantize_bnb_4bit_weight(weight)
-            linear = nn.Linear(full.shape[1], full.shape[0], bias=module.bias is not None,
-                               device=full.device, dtype=dtype)
-            linear.weight.copy_(full.to(dtype))
-            if module.bias is not None:
-                linear.bias.copy_(module.bias.to(dtype))
-            parent_name, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent_name) if parent_name else model, child, linear)
-    # the model is no longer quantized: drop the markers that make transformers treat it as 4-bit
+def _merged_linear(layer, dtype):
+    """A plain ``nn.Linear`` holding ``dequant(W) + scaling * B A`` of one LoRA layer."""
+    weight, _ = _base_weight_float(layer)
+    delta = _delta(layer)
+    if delta is not None:
+        weight = weight + delta
+    return linear_with_weight(weight, layer.get_base_layer().bias, dtype)
+
+
+def _drop_quantization_markers(model) -> None:
+    """The model is no longer quantized: drop the markers that make transformers treat it as 4-bit."""
     if getattr(model, "quantization_method", None) is not None:
         model.quantization_method = None
     for attr in ("is_loaded_in_4bit", "is_quantized"):
@@ -166,6 +132,31 @@ def dequantize_and_merge(peft_model, dtype=None):
         model.hf_quantizer = None
     if getattr(model.config, "quantization_config", None) is not None:
         del model.config.quantization_config
+
+
+def dequantize_and_merge(peft_model, dtype=None):
+    """Replace every LoRA layer (4-bit or not) by a plain ``nn.Linear`` holding ``dequant(W) + scaling * B A``,
+    and every other 4-bit layer by a plain ``nn.Linear`` holding ``dequant(W)``.
+
+    Returns the underlying transformers model, now without LoRA and without 4-bit layers, in ``dtype``
+    (float32 by default). The peft model passed in is consumed (its modules are replaced).
+    """
+    import torch
+
+    dtype = dtype or torch.float32
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ValueError(f"dtype must be torch.float32, torch.float16 or torch.bfloat16, got {dtype}")
+    layers = _lora_layers(peft_model)
+    model = peft_model.get_base_model() if hasattr(peft_model, "get_base_model") else peft_model
+    with torch.no_grad():
+        for name, layer in layers:
+            replace_module(model, _peft_module_name(name), _merged_linear(layer, dtype))
+        # every other 4-bit layer (those without LoRA) is dequantized too, so no 4-bit module is left
+        for name, module in list(model.named_modules()):
+            if getattr(getattr(module, "weight", None), "quant_state", None) is not None:
+                full = dequantize_bnb_4bit_weight(module.weight)
+                replace_module(model, name, linear_with_weight(full, module.bias, dtype))
+    _drop_quantization_markers(model)
     model.to(dtype)
     for p in model.parameters():
         p.requires_grad_(False)
