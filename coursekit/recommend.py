@@ -15,11 +15,12 @@ The same data (``QUESTIONS``, ``GOALS``, ``SCENARIOS``, ``NOT_TO_FINE_TUNE``) dr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Callable
 
 from coursekit._results import ResultMixin
-
-GB, GIB = 1e9, 2**30  # estimates are compared with GPUs in bytes and shown in GiB, as GPU memory is reported
+from coursekit.units import GB, GIB, gib_text  # estimates are compared with GPUs in bytes, shown in GiB
+from coursekit.validate import boolean, non_negative_int, one_of, positive_int
 
 # ------------------------------------------------------------------------------------------------ the framework as data
 
@@ -84,12 +85,13 @@ TOO_FEW_EXAMPLES = 500
 
 @dataclass(frozen=True)
 class Question:
-    key: str  # the keyword argument of recommend_method
+    key: str  # the field of Answers (and keyword of recommend_method)
     text: str
     kind: str  # "bool", "int" or "choice"
     default: object
-    choices: tuple = ()
+    choices: tuple = ()  # a choice question's answers; empty when they are read from another module (choices_from)
     help: str = ""
+    choices_from: Callable[[], tuple] | None = None  # where the answers of a model or GPU question come from
 
 
 def _gpu_names() -> tuple:
@@ -104,25 +106,92 @@ def _model_names() -> tuple:
     return tuple(PRESETS)
 
 
-#: The questions in the order the framework asks them (the widget renders these).
-QUESTIONS: tuple = (
-    Question("few_shot_works", "Can 2-10 examples in the prompt show the model how to do it?", "bool", False,
-             help="Try it and measure it before answering yes or no (lesson 01 does, on the support task)."),
-    Question("needs_external_knowledge", "Is the task mainly about looking things up in documents or facts?",
-             "bool", False),
-    Question("knowledge_changes_often", "Does that knowledge change daily or weekly?", "bool", False),
-    Question("num_examples", "How many good training examples (input and ideal answer) do you have?", "int", 0),
-    Question("goal", "What must change in the model?", "choice", "style", tuple(GOALS)),
-    Question("has_eval_metric", "Can you measure success (an evaluation set and a metric)?", "bool", True),
-    Question("prompting_exhausted", "Have you truly exhausted prompt engineering (measured, not guessed)?",
-             "bool", False),
-    Question("multiple_tasks", "Will one base model serve several separate tasks?", "bool", False),
-    Question("max_quality", "Do you need the last point of quality, whatever the hardware?", "bool", False),
-    Question("model", "Which base model (architecture)?", "choice", "llama-3.1-8b", ("<presets>",),
-             help="Any name from coursekit.archs.PRESETS, or a config.json path."),
-    Question("gpu", "Which single GPU?", "choice", "RTX 4090", ("<gpus>",),
-             help="A name from coursekit.memory.GPUS (capacities as nvidia-smi reports them), or its memory in GiB."),
-)
+def _asked(default, text: str, kind: str, *, choices: tuple = (), help: str = "", choices_from=None):
+    """A field of :class:`Answers` that is one of the framework's questions."""
+    return field(default=default, metadata={"question": {"text": text, "kind": kind, "choices": choices,
+                                                         "help": help, "choices_from": choices_from}})
+
+
+def _run(default, label: str, *, widget_choices: tuple = ()):
+    """A field of :class:`Answers` that describes the training run the memory estimator prices."""
+    return field(default=default, metadata={"run": {"label": label, "widget_choices": widget_choices}})
+
+
+@dataclass(frozen=True)
+class Answers:
+    """The inputs of the decision framework: the answers to its questions, in the order it asks them, and the
+    training run the memory estimator prices. Checked when made; the widget builds one control per field."""
+
+    few_shot_works: bool = _asked(
+        False, "Can 2-10 examples in the prompt show the model how to do it?", "bool",
+        help="Try it and measure it before answering yes or no (lesson 01 does, on the support task).")
+    needs_external_knowledge: bool = _asked(
+        False, "Is the task mainly about looking things up in documents or facts?", "bool")
+    knowledge_changes_often: bool = _asked(False, "Does that knowledge change daily or weekly?", "bool")
+    num_examples: int = _asked(0, "How many good training examples (input and ideal answer) do you have?", "int")
+    goal: str = _asked("style", "What must change in the model?", "choice", choices=tuple(GOALS))
+    has_eval_metric: bool = _asked(True, "Can you measure success (an evaluation set and a metric)?", "bool")
+    prompting_exhausted: bool = _asked(
+        False, "Have you truly exhausted prompt engineering (measured, not guessed)?", "bool")
+    multiple_tasks: bool = _asked(False, "Will one base model serve several separate tasks?", "bool")
+    max_quality: bool = _asked(False, "Do you need the last point of quality, whatever the hardware?", "bool")
+    model: object = _asked("llama-3.1-8b", "Which base model (architecture)?", "choice", choices_from=_model_names,
+                           help="Any name from coursekit.archs.PRESETS, or a config.json path.")
+    gpu: object = _asked("RTX 4090", "Which single GPU?", "choice", choices_from=_gpu_names,
+                         help="A name from coursekit.memory.GPUS (capacities as nvidia-smi reports them), or its "
+                              "memory in GiB.")
+    batch_size: int = _run(1, "micro-batch", widget_choices=(1, 2, 4, 8, 16))
+    seq_len: int = _run(512, "sequence length (tokens)", widget_choices=(256, 512, 1024, 2048, 4096, 8192))
+    rank: int = _run(16, "LoRA rank", widget_choices=(4, 8, 16, 32, 64))
+    checkpointing: bool = _run(True, "gradient checkpointing")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_answer(f, getattr(self, f.name))
+
+    # what the answers mean for the framework
+    @property
+    def about_knowledge(self) -> bool:
+        return self.needs_external_knowledge or self.knowledge_changes_often or self.goal == "facts"
+
+    @property
+    def behaviour(self) -> bool:
+        """The goal is one of the six cases where fine-tuning wins (behaviour, not facts)."""
+        return self.goal in FINE_TUNE_GOALS
+
+    @property
+    def hybrid(self) -> bool:
+        """Facts from retrieval, behaviour from fine-tuning."""
+        return self.about_knowledge and self.behaviour
+
+    @property
+    def fallback(self) -> str:
+        """The approach when fine-tuning is not (yet) the answer."""
+        return "rag + prompting" if self.hybrid else "prompting"
+
+    def run_settings(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if "run" in f.metadata}
+
+
+def _check_answer(f, value) -> None:
+    question = f.metadata.get("question", {})
+    kind = question.get("kind") or ("bool" if isinstance(f.default, bool) else "positive int")
+    if kind == "bool":
+        boolean(f.name, value)
+    elif kind == "int":
+        non_negative_int(f.name, value)
+    elif kind == "positive int":
+        positive_int(f.name, value)
+    elif question.get("choices"):  # model and gpu are checked where they are read (resolve_arch, gpu_capacity_bytes)
+        one_of(f.name, value, question["choices"])
+
+
+#: The questions in the order the framework asks them (the fields of ``Answers`` that are questions).
+QUESTIONS: tuple = tuple(Question(f.name, default=f.default, **f.metadata["question"])
+                         for f in fields(Answers) if "question" in f.metadata)
+#: The fields of ``Answers`` that describe the training run: name -> (label, the widget's choices, default).
+RUN_FIELDS: dict = {f.name: (f.metadata["run"]["label"], f.metadata["run"]["widget_choices"], f.default)
+                    for f in fields(Answers) if "run" in f.metadata}
 
 
 def question(key: str) -> Question:
@@ -134,11 +203,7 @@ def question(key: str) -> Question:
 
 def question_choices(q: Question) -> tuple:
     """The allowed answers of a choice question (presets and GPUs are read from the modules that own them)."""
-    if q.choices == ("<presets>",):
-        return _model_names()
-    if q.choices == ("<gpus>",):
-        return _gpu_names()
-    return q.choices
+    return q.choices_from() if q.choices_from else q.choices
 
 
 #: How each method is estimated: the precision recipe and optimizer the course's training engine uses for it.
@@ -147,7 +212,6 @@ METHOD_SETTINGS: dict[str, dict] = {
     "lora": {"precision": "bf16", "optimizer": "adamw"},  # frozen bf16 base, fp32 adapters
     "qlora": {"precision": "bf16", "optimizer": "paged-adamw-8bit"},  # NF4 base, paged 8-bit AdamW
 }
-METHODS = tuple(METHOD_SETTINGS)
 APPROACHES = ("prompting", "rag", "rag + prompting", "fine-tune", "fine-tune + rag")
 
 
@@ -189,20 +253,16 @@ class Recommendation(ResultMixin):
             body += ["", self.memory_table()]
         return "\n".join(body)
 
+    # what the steps of the framework write
+    def ask(self, key: str, answer, outcome: str) -> None:
+        """Record a question on the path: its text, the answer given, where it leads."""
+        self.trail.append({"question": question(key).text, "answer": answer, "outcome": outcome})
 
-# ------------------------------------------------------------------------------------------------ checks
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    def stop(self, approach: str, reason: str) -> Recommendation:
+        """End the walk with ``approach``."""
+        self.approach = approach
+        self.reasons.append(reason)
+        return self
 
 
 # ------------------------------------------------------------------------------------------------ hardware
@@ -227,11 +287,6 @@ def method_memory(model, gpu, *, batch_size: int = 1, seq_len: int = 512, rank: 
     return out
 
 
-def _gib(b: float) -> str:
-    """A size compared with a GPU, in the GPU's unit: GiB (2^30 bytes)."""
-    return f"{b / GIB:,.1f} GiB"
-
-
 def _listed(gpu: str | None) -> str | None:
     """A GPU of the table with its capacity: 'A100 80GB (80.0 GiB)'."""
     from coursekit.memory.hardware import gpu_label
@@ -239,171 +294,205 @@ def _listed(gpu: str | None) -> str | None:
     return gpu_label(gpu) if gpu else None
 
 
-# ------------------------------------------------------------------------------------------------ the function
-
-
-def recommend_method(*, few_shot_works: bool = False, needs_external_knowledge: bool = False,
-                     knowledge_changes_often: bool = False, num_examples: int = 0, goal: str = "style",
-                     has_eval_metric: bool = True, prompting_exhausted: bool = False, multiple_tasks: bool = False,
-                     max_quality: bool = False, model="llama-3.1-8b", gpu="RTX 4090", batch_size: int = 1,
-                     seq_len: int = 512, rank: int = 16, checkpointing: bool = True) -> Recommendation:
-    """Walk the decision framework and return a :class:`Recommendation` with the approach, the method and why.
-
-    The keyword arguments answer ``QUESTIONS`` (``goal`` is a key of ``GOALS``). ``model`` is an architecture
-    (a preset of ``coursekit.archs``, a config.json path, ...) and ``gpu`` a name in ``coursekit.memory.GPUS`` or a
-    size in GiB (2^30 bytes); ``batch_size``, ``seq_len``, ``rank`` and ``checkpointing`` describe the training run
-    the memory estimator prices. Memory is estimated for every method whatever the answer, so the table is always there.
-    """
-    for name, value in (("few_shot_works", few_shot_works), ("needs_external_knowledge", needs_external_knowledge),
-                        ("knowledge_changes_often", knowledge_changes_often), ("has_eval_metric", has_eval_metric),
-                        ("prompting_exhausted", prompting_exhausted), ("multiple_tasks", multiple_tasks),
-                        ("max_quality", max_quality), ("checkpointing", checkpointing)):
-        _check_bool(name, value)
-    if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 0:
-        raise ValueError(f"num_examples must be a non-negative integer, got {num_examples!r}")
-    if not isinstance(goal, str) or goal not in GOALS:
-        raise ValueError(f"unknown goal {goal!r}; allowed: {', '.join(GOALS)}")
-    for name, value in (("batch_size", batch_size), ("seq_len", seq_len), ("rank", rank)):
-        _check_positive_int(name, value)
-
-    memory = method_memory(model, gpu, batch_size=batch_size, seq_len=seq_len, rank=rank, checkpointing=checkpointing)
+def _priced(a: Answers) -> Recommendation:
+    """An unfinished recommendation that already holds what every method needs on the GPU (always shown)."""
     from coursekit.archs import resolve_arch
 
-    rec = Recommendation(
-        approach="", method=None, model=resolve_arch(model).name, gpu=str(gpu),
+    memory = method_memory(a.model, a.gpu, **a.run_settings())
+    return Recommendation(
+        approach="", method=None, model=resolve_arch(a.model).name, gpu=str(a.gpu),
         gpu_capacity_bytes=next(iter(memory.values()))["capacity_bytes"],
         memory_bytes={m: v["total_bytes"] for m, v in memory.items()},
         fits={m: v["fits"] for m, v in memory.items()},
         smallest_gpu={m: v["smallest_gpu"] for m, v in memory.items()},
-        settings={"batch_size": batch_size, "seq_len": seq_len, "rank": rank, "checkpointing": checkpointing},
+        settings=a.run_settings(),
     )
 
-    def ask(key, answer, outcome):
-        rec.trail.append({"question": question(key).text, "answer": answer, "outcome": outcome})
 
-    def stop(approach, reason):
-        rec.approach = approach
-        rec.reasons.append(reason)
-        return rec
+# ------------------------------------------------------------------------------------------------ the steps
+# Each step asks one question: it records it on the trail and either ends the walk (returns the recommendation
+# with its approach) or lets it go on (returns None), adding a reason where the answer matters later.
 
-    behaviour = goal in FINE_TUNE_GOALS
-    hybrid = False
 
-    # 1. Can a few examples in the prompt do it?
-    if few_shot_works and goal != "latency_cost":
-        ask("few_shot_works", True, "in-context learning")
-        return stop("prompting", "A few examples in the prompt already show the model the task: use in-context "
-                                 "learning. Nothing to train, nothing to host beyond the base model.")
-    if few_shot_works:
-        ask("few_shot_works", True, "continue: prompting works, but cost and latency are the goal")
-        rec.reasons.append("Few-shot prompting works, but its examples ride along with every request; fine-tuning "
-                           "can move them into the weights and shorten the prompt.")
-    else:
-        ask("few_shot_works", False, "continue")
+def few_shot_step(a: Answers, rec: Recommendation) -> Recommendation | None:
+    """1. Can a few examples in the prompt do it?"""
+    if not a.few_shot_works:
+        rec.ask("few_shot_works", False, "continue")
+        return None
+    if a.goal != "latency_cost":
+        rec.ask("few_shot_works", True, "in-context learning")
+        return rec.stop("prompting", "A few examples in the prompt already show the model the task: use in-context "
+                                     "learning. Nothing to train, nothing to host beyond the base model.")
+    rec.ask("few_shot_works", True, "continue: prompting works, but cost and latency are the goal")
+    rec.reasons.append("Few-shot prompting works, but its examples ride along with every request; fine-tuning "
+                       "can move them into the weights and shorten the prompt.")
+    return None
 
-    # 2. Is it about external knowledge?
-    if needs_external_knowledge or knowledge_changes_often or goal == "facts":
-        if not behaviour:
-            ask("needs_external_knowledge", True, "retrieval")
-            reason = ("The task is about knowledge in documents: retrieve it (RAG). Fine-tuning is a poor way to "
-                      "store facts")
-            reason += ", and knowledge that changes weekly would need retraining every week." if (
-                knowledge_changes_often) else "."
-            return stop("rag", reason)
-        hybrid = True
-        ask("needs_external_knowledge", True, "continue: retrieve the facts, fine-tune the behaviour")
-        rec.reasons.append(f"The facts belong in retrieval (RAG); the goal, {GOALS[goal]}, is behaviour, which "
-                           "retrieval does not teach: a hybrid, fine-tuned for behaviour and fed facts by RAG.")
-    else:
-        ask("needs_external_knowledge", False, "continue")
-    fallback = "rag + prompting" if hybrid else "prompting"
 
-    # 3. Enough data?
-    if num_examples < MIN_EXAMPLES:
-        ask("num_examples", num_examples, "not enough data")
-        if num_examples < TOO_FEW_EXAMPLES:
-            why = (f"{num_examples:,} examples is under {TOO_FEW_EXAMPLES}: too few for fine-tuning to learn more "
-                   "than the examples in a prompt show. Use them as few-shot examples, and collect more.")
-        else:
-            why = (f"{num_examples:,} examples is under the rule of thumb of {MIN_EXAMPLES:,}: try prompting with "
-                   "them first and keep collecting; fine-tune once you have enough to also hold some out for "
-                   "evaluation.")
-        return stop(fallback, why)
-    ask("num_examples", num_examples, "enough data")
-    rec.reasons.append(f"{num_examples:,} examples: enough to fine-tune (rule of thumb: {MIN_EXAMPLES:,}+).")
+def knowledge_step(a: Answers, rec: Recommendation) -> Recommendation | None:
+    """2. Is it about external knowledge?"""
+    if not a.about_knowledge:
+        rec.ask("needs_external_knowledge", False, "continue")
+        return None
+    if not a.behaviour:
+        rec.ask("needs_external_knowledge", True, "retrieval")
+        weekly = ", and knowledge that changes weekly would need retraining every week."
+        return rec.stop("rag", "The task is about knowledge in documents: retrieve it (RAG). Fine-tuning is a poor "
+                               "way to store facts" + (weekly if a.knowledge_changes_often else "."))
+    rec.ask("needs_external_knowledge", True, "continue: retrieve the facts, fine-tune the behaviour")
+    rec.reasons.append(f"The facts belong in retrieval (RAG); the goal, {GOALS[a.goal]}, is behaviour, which "
+                       "retrieval does not teach: a hybrid, fine-tuned for behaviour and fed facts by RAG.")
+    return None
 
-    # 4. Behaviour, style, reasoning?
-    if not behaviour:
-        ask("goal", goal, "prompting and retrieval")
-        if goal == "general":
-            return stop("rag + prompting", "Many unrelated tasks: fine-tuning specialises a model and can erode its "
+
+def data_step(a: Answers, rec: Recommendation) -> Recommendation | None:
+    """3. Enough data?"""
+    n = a.num_examples
+    if n >= MIN_EXAMPLES:
+        rec.ask("num_examples", n, "enough data")
+        rec.reasons.append(f"{n:,} examples: enough to fine-tune (rule of thumb: {MIN_EXAMPLES:,}+).")
+        return None
+    rec.ask("num_examples", n, "not enough data")
+    if n < TOO_FEW_EXAMPLES:
+        return rec.stop(a.fallback, f"{n:,} examples is under {TOO_FEW_EXAMPLES}: too few for fine-tuning to learn "
+                                    "more than the examples in a prompt show. Use them as few-shot examples, and "
+                                    "collect more.")
+    return rec.stop(a.fallback, f"{n:,} examples is under the rule of thumb of {MIN_EXAMPLES:,}: try prompting with "
+                                "them first and keep collecting; fine-tune once you have enough to also hold some "
+                                "out for evaluation.")
+
+
+def goal_step(a: Answers, rec: Recommendation) -> Recommendation | None:
+    """4. Behaviour, style, reasoning?"""
+    if a.behaviour:
+        rec.ask("goal", a.goal, "fine-tuning territory")
+        rec.reasons.append(f"The goal is {GOALS[a.goal]}: one of the six cases where fine-tuning wins.")
+        return None
+    rec.ask("goal", a.goal, "prompting and retrieval")
+    if a.goal == "general":
+        return rec.stop("rag + prompting", "Many unrelated tasks: fine-tuning specialises a model and can erode its "
                                            "general skills (lesson 03 measures forgetting). Prompt a general model.")
-        return stop("rag", "Answering from facts is retrieval's job.")
-    ask("goal", goal, "fine-tuning territory")
-    rec.reasons.append(f"The goal is {GOALS[goal]}: one of the six cases where fine-tuning wins.")
+    return rec.stop("rag", "Answering from facts is retrieval's job.")
 
-    # 4b. Can you tell whether it worked?
-    if not has_eval_metric:
-        ask("has_eval_metric", False, "build an evaluation first")
-        return stop(fallback, "No way to measure success yet: build an evaluation set and a metric first, then "
-                              "measure prompting against it. Without it, nobody can tell whether fine-tuning helped.")
-    ask("has_eval_metric", True, "continue")
 
-    # 5. Prompting exhausted?
-    if not prompting_exhausted:
-        ask("prompting_exhausted", False, "try prompting harder")
-        return stop(fallback, "Prompting is not exhausted yet: measure zero-shot, few-shot and retrieval prompts "
-                              "on your evaluation set first (lesson 01 shows how). Fine-tune when they fall short.")
-    ask("prompting_exhausted", True, "fine-tune")
-    rec.approach = "fine-tune + rag" if hybrid else "fine-tune"
+def metric_step(a: Answers, rec: Recommendation) -> Recommendation | None:
+    """4b. Can you tell whether it worked?"""
+    if a.has_eval_metric:
+        rec.ask("has_eval_metric", True, "continue")
+        return None
+    rec.ask("has_eval_metric", False, "build an evaluation first")
+    return rec.stop(a.fallback, "No way to measure success yet: build an evaluation set and a metric first, then "
+                                "measure prompting against it. Without it, nobody can tell whether fine-tuning helped.")
 
-    # 6. Which method? Ask the memory estimator.
-    cap = rec.gpu_capacity_bytes
-    trail_at = len(rec.trail)
+
+def prompting_step(a: Answers, rec: Recommendation) -> Recommendation | None:
+    """5. Prompting exhausted?"""
+    if a.prompting_exhausted:
+        rec.ask("prompting_exhausted", True, "fine-tune")
+        return None
+    rec.ask("prompting_exhausted", False, "try prompting harder")
+    return rec.stop(a.fallback, "Prompting is not exhausted yet: measure zero-shot, few-shot and retrieval prompts "
+                                "on your evaluation set first (lesson 01 shows how). Fine-tune when they fall short.")
+
+
+#: The questions before the method, in the order the framework asks them.
+STEPS = (few_shot_step, knowledge_step, data_step, goal_step, metric_step, prompting_step)
+
+
+def choose_method(a: Answers, rec: Recommendation) -> tuple[str | None, str]:
+    """6. Which method? The memory estimator's answer: (method or None, the reason)."""
     mem, fits = rec.memory_bytes, rec.fits
-    where = f"one {rec.gpu} ({_gib(cap)})"
-    run = f"batch {batch_size} x {seq_len} tokens, gradient checkpointing {'on' if checkpointing else 'off'}"
-    if max_quality and fits["full"] and not multiple_tasks:
-        rec.method = "full"
-        rec.reasons.append(f"Full fine-tuning of {rec.model} needs about {_gib(mem['full'])} ({run}): it fits {where}, "
-                           "and every weight can move.")
-    elif fits["lora"]:
-        rec.method = "lora"
-        why = f"LoRA (rank {rank}) on a bf16 base needs about {_gib(mem['lora'])}: it fits {where}"
-        if max_quality and multiple_tasks:
-            why += "; with several tasks, one small adapter per task beats one full model copy per task"
-        elif max_quality:
-            why += (f"; full fine-tuning would need {_gib(mem['full'])} (smallest GPU that holds it: "
-                    f"{_listed(rec.smallest_gpu['full']) or 'none on the list, it needs several GPUs'})")
-        else:
-            why += f", with {_gib(cap - mem['lora'])} to spare, and trains faster than QLoRA (no 4-bit dequantizing)"
-        rec.reasons.append(why + ".")
-    elif fits["qlora"]:
-        rec.method = "qlora"
-        rec.reasons.append(f"LoRA on a bf16 base needs about {_gib(mem['lora'])}, more than {where}; QLoRA keeps the "
-                           f"base in 4 bits (NF4) and needs about {_gib(mem['qlora'])}, which fits.")
-    else:
-        rec.method = None
-        bigger = rec.smallest_gpu["qlora"]
-        rec.reasons.append(f"Even QLoRA needs about {_gib(mem['qlora'])} ({run}), more than {where}. "
-                           + (f"The smallest listed GPU that holds it is the {_listed(bigger)}; " if bigger else
-                              "No single listed GPU holds it; ")
-                           + "or pick a smaller model, a shorter sequence or a smaller batch.")
-    rec.trail.insert(trail_at, {"question": "Which method fits the hardware?", "answer": f"{rec.model} on {rec.gpu}",
-                                "outcome": rec.method or "nothing fits this GPU"})
-    if multiple_tasks and rec.method in ("lora", "qlora"):
-        rec.cautions.append("Several tasks: train one adapter per task on the same base model and swap adapters at "
-                            "serving time (peft's load_adapter / set_adapter); each adapter is megabytes.")
-    if rec.method == "qlora":
-        rec.cautions.append("A QLoRA adapter is trained against the 4-bit base: merging it into bf16 weights changes "
-                            "the outputs slightly (lesson 05 measures it); serve unmerged or re-check after merging.")
-    if rec.method == "full":
-        rec.cautions.append("Full fine-tuning moves every weight: watch general skills (lesson 03's forgetting "
-                            "probe), use a low learning rate and stop on validation loss.")
-    if hybrid:
-        rec.cautions.append("Keep the changing facts out of the training data: they belong in the retrieval index.")
+    where = f"one {rec.gpu} ({gib_text(rec.gpu_capacity_bytes)})"
+    if a.max_quality and fits["full"] and not a.multiple_tasks:
+        run = f"batch {a.batch_size} x {a.seq_len} tokens, gradient checkpointing {'on' if a.checkpointing else 'off'}"
+        return "full", (f"Full fine-tuning of {rec.model} needs about {gib_text(mem['full'])} ({run}): it fits "
+                        f"{where}, and every weight can move.")
+    if fits["lora"]:
+        return "lora", _lora_reason(a, rec, where) + "."
+    if fits["qlora"]:
+        return "qlora", (f"LoRA on a bf16 base needs about {gib_text(mem['lora'])}, more than {where}; QLoRA keeps "
+                         f"the base in 4 bits (NF4) and needs about {gib_text(mem['qlora'])}, which fits.")
+    return None, _nothing_fits_reason(a, rec, where)
+
+
+def _lora_reason(a: Answers, rec: Recommendation, where: str) -> str:
+    mem = rec.memory_bytes
+    why = f"LoRA (rank {a.rank}) on a bf16 base needs about {gib_text(mem['lora'])}: it fits {where}"
+    if a.max_quality and a.multiple_tasks:
+        return why + "; with several tasks, one small adapter per task beats one full model copy per task"
+    if a.max_quality:
+        return why + (f"; full fine-tuning would need {gib_text(mem['full'])} (smallest GPU that holds it: "
+                      f"{_listed(rec.smallest_gpu['full']) or 'none on the list, it needs several GPUs'})")
+    return why + (f", with {gib_text(rec.gpu_capacity_bytes - mem['lora'])} to spare, and trains faster than QLoRA "
+                  "(no 4-bit dequantizing)")
+
+
+def _nothing_fits_reason(a: Answers, rec: Recommendation, where: str) -> str:
+    run = f"batch {a.batch_size} x {a.seq_len} tokens, gradient checkpointing {'on' if a.checkpointing else 'off'}"
+    bigger = rec.smallest_gpu["qlora"]
+    return (f"Even QLoRA needs about {gib_text(rec.memory_bytes['qlora'])} ({run}), more than {where}. "
+            + (f"The smallest listed GPU that holds it is the {_listed(bigger)}; " if bigger else
+               "No single listed GPU holds it; ")
+            + "or pick a smaller model, a shorter sequence or a smaller batch.")
+
+
+def cautions(a: Answers, method: str | None) -> list[str]:
+    """What to watch even though the answer stands."""
+    out = []
+    if a.multiple_tasks and method in ("lora", "qlora"):
+        out.append("Several tasks: train one adapter per task on the same base model and swap adapters at "
+                   "serving time (peft's load_adapter / set_adapter); each adapter is megabytes.")
+    if method == "qlora":
+        out.append("A QLoRA adapter is trained against the 4-bit base: merging it into bf16 weights changes "
+                   "the outputs slightly (lesson 05 measures it); serve unmerged or re-check after merging.")
+    if method == "full":
+        out.append("Full fine-tuning moves every weight: watch general skills (lesson 03's forgetting "
+                   "probe), use a low learning rate and stop on validation loss.")
+    if a.hybrid:
+        out.append("Keep the changing facts out of the training data: they belong in the retrieval index.")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ the function
+
+
+def recommend(answers: Answers) -> Recommendation:
+    """Walk the decision framework for ``answers``: the steps in order, then the method from the estimator."""
+    rec = _priced(answers)
+    for step in STEPS:
+        stopped = step(answers, rec)
+        if stopped is not None:
+            return stopped
+    rec.approach = "fine-tune + rag" if answers.hybrid else "fine-tune"
+    rec.method, reason = choose_method(answers, rec)
+    rec.reasons.append(reason)
+    rec.trail.append({"question": "Which method fits the hardware?", "answer": f"{rec.model} on {rec.gpu}",
+                      "outcome": rec.method or "nothing fits this GPU"})
+    rec.cautions = cautions(answers, rec.method)
     return rec
 
+
+def recommend_method(answers: Answers | None = None, /, **kwargs) -> Recommendation:
+    """Walk the decision framework and return a :class:`Recommendation` with the approach, the method and why.
+
+    The keyword arguments are the fields of :class:`Answers`, with the same defaults: the answers to ``QUESTIONS``
+    (``goal`` is a key of ``GOALS``; ``model`` an architecture: a preset of ``coursekit.archs``, a config.json
+    path, ...; ``gpu`` a name in ``coursekit.memory.GPUS`` or a size in GiB, 2^30 bytes) and the training run the
+    memory estimator prices (``batch_size``, ``seq_len``, ``rank``, ``checkpointing``). An :class:`Answers` may be
+    passed first; keywords then change some of its fields. Memory is estimated for every method whatever the
+    answer, so the table is always there.
+    """
+    unknown = sorted(set(kwargs) - {f.name for f in fields(Answers)})
+    if unknown:
+        raise ValueError(f"unknown answer(s) {unknown}; recommend_method takes: "
+                         f"{', '.join(f.name for f in fields(Answers))}")
+    if answers is None:
+        answers = Answers(**kwargs)
+    elif isinstance(answers, Answers):
+        answers = replace(answers, **kwargs)
+    else:
+        raise ValueError(f"answers must be a coursekit.recommend.Answers, got {type(answers).__name__}")
+    return recommend(answers)
 
 
 # ------------------------------------------------------------------------------------------------ a quoted recommender
@@ -440,6 +529,7 @@ def claimed_recommend_peft_method(model_size_billions: float, available_gpu_gb: 
     return recommendations[0]
 
 
-__all__ = ["APPROACHES", "CLAIMED_GB_RULES", "FINE_TUNE_GOALS", "GOALS", "METHODS", "METHOD_SETTINGS", "MIN_EXAMPLES", "NOT_TO_FINE_TUNE",
-           "QUESTIONS", "Question", "Recommendation", "SCENARIOS", "TOO_FEW_EXAMPLES", "claimed_recommend_peft_method",
-           "method_memory", "question", "question_choices", "recommend_method"]
+__all__ = ["APPROACHES", "Answers", "CLAIMED_GB_RULES", "FINE_TUNE_GOALS", "GOALS", "METHOD_SETTINGS", "MIN_EXAMPLES",
+           "NOT_TO_FINE_TUNE", "QUESTIONS", "Question", "RUN_FIELDS", "Recommendation", "SCENARIOS", "STEPS",
+           "TOO_FEW_EXAMPLES", "cautions", "choose_method", "claimed_recommend_peft_method", "method_memory",
+           "question", "question_choices", "recommend", "recommend_method"]

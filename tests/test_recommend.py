@@ -1,10 +1,11 @@
 """The decision framework (lesson 01): the questions in order, and the method chosen from the memory estimator."""
 import json
+from dataclasses import fields
 
 import pytest
 
 import coursekit
-from coursekit.memory import estimate_memory
+from coursekit.memory import ESTIMATED_METHODS, estimate_memory
 from coursekit.memory.hardware import gpu_capacity_bytes
 from coursekit.recommend import (
     APPROACHES,
@@ -13,9 +14,13 @@ from coursekit.recommend import (
     METHOD_SETTINGS,
     QUESTIONS,
     SCENARIOS,
+    STEPS,
+    Answers,
     Recommendation,
+    choose_method,
     claimed_recommend_peft_method,
     question_choices,
+    recommend,
     recommend_method,
 )
 
@@ -41,10 +46,8 @@ def test_the_framework_as_data_is_complete():
     keys = [q.key for q in QUESTIONS]
     assert keys.index("few_shot_works") < keys.index("needs_external_knowledge") < keys.index("num_examples") \
         < keys.index("goal") < keys.index("prompting_exhausted")
-    import inspect
-
-    params = inspect.signature(recommend_method).parameters
-    assert all(k in params for k in keys)  # every question is an argument
+    assert keys == [f.name for f in fields(Answers)][: len(keys)]  # every question is a field, in order
+    assert set(METHOD_SETTINGS) == set(ESTIMATED_METHODS)  # priced with the estimator's own methods
     assert "RTX 4090" in question_choices(next(q for q in QUESTIONS if q.key == "gpu"))
     assert "llama-3.1-8b" in question_choices(next(q for q in QUESTIONS if q.key == "model"))
 
@@ -201,3 +204,30 @@ def test_the_result_is_plain_data_and_readable():
 def test_bad_input_says_what_is_allowed(kwargs, message):
     with pytest.raises(ValueError, match=message):
         recommend_method(**{**READY, **kwargs})
+
+
+def test_answers_are_a_dataclass_and_the_keywords_its_fields():
+    answers = Answers(**READY)
+    assert recommend(answers).to_dict() == recommend_method(**READY).to_dict() == recommend_method(answers).to_dict()
+    # keywords after an Answers change some of its fields
+    assert recommend_method(answers, goal="facts").approach == "rag"
+    assert Answers().goal == "style" and Answers().rank == 16  # recommend_method's defaults
+    with pytest.raises(ValueError, match="unknown answer.*'colour'"):
+        recommend_method(colour="red")
+    with pytest.raises(ValueError, match="rank must be a positive integer"):
+        Answers(rank=0)
+    with pytest.raises(ValueError, match="must be a coursekit.recommend.Answers"):
+        recommend_method({"goal": "style"})
+
+
+def test_each_step_is_a_small_function_that_stops_or_goes_on():
+    rec = recommend(Answers(**READY))
+    assert len(STEPS) == 6 and len(rec.trail) == len(STEPS) + 1  # every step asked, then the method
+    # a step alone: data_step stops with the fallback when data is short, and goes on otherwise
+    from coursekit.recommend import _priced, data_step
+
+    short = Answers(**{**READY, "num_examples": 10})
+    assert data_step(short, _priced(short)).approach == "prompting"
+    assert data_step(Answers(**READY), _priced(Answers(**READY))) is None
+    method, reason = choose_method(Answers(**READY), rec)
+    assert method == rec.method and reason == rec.reasons[-1]

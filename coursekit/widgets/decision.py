@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import html
 
-from coursekit.recommend import GOALS, QUESTIONS, question_choices, recommend_method
+from coursekit.recommend import GOALS, QUESTIONS, RUN_FIELDS, Answers, question_choices, recommend_method
+from coursekit.units import GB, GIB  # the table: GiB, as GPU memory is reported, and GB
 
-#: Run settings the widget offers besides the framework's questions: (label, choices, default).
-RUN_SETTINGS = {
-    "batch_size": ("micro-batch", (1, 2, 4, 8, 16), 1),
-    "seq_len": ("sequence length (tokens)", (256, 512, 1024, 2048, 4096, 8192), 512),
-    "rank": ("LoRA rank", (4, 8, 16, 32, 64), 16),
-}
-GB, GIB = 1e9, 2**30  # the memory table compares with the GPU in GiB (how GPU memory is reported), GB alongside
+#: Run settings the widget offers besides the framework's questions (the fields of Answers with widget choices):
+#: name -> (label, choices, default).
+RUN_SETTINGS = {name: spec for name, spec in RUN_FIELDS.items() if spec[1]}
 
 
 def _control(q, value):
@@ -42,8 +39,25 @@ def _control(q, value):
     return w.Dropdown(options=options, value=value, layout=layout, style=style)
 
 
+def _question_row(number: int, q, control):
+    import ipywidgets as w
+
+    label = w.HTML(f"<b>{number}.</b> {html.escape(q.text)}"
+                   + (f"<br><small>{html.escape(q.help)}</small>" if q.help else ""))
+    return w.VBox([label, control])
+
+
+def _run_control(label: str, options, value):
+    import ipywidgets as w
+
+    return w.Dropdown(options=list(options), value=value, description=label,
+                      style={"description_width": "initial"}, layout=w.Layout(width="auto"))
+
+
 class DecisionWidget:
-    """The controls, the panel, and the latest :class:`~coursekit.recommend.Recommendation`."""
+    """The controls, the panel, and the latest :class:`~coursekit.recommend.Recommendation`.
+
+    One control per question of :class:`~coursekit.recommend.Answers` and per run setting it offers choices for."""
 
     def __init__(self, **answers) -> None:
         import ipywidgets as w
@@ -56,22 +70,12 @@ class DecisionWidget:
         values.update({k: d for k, (_, _, d) in RUN_SETTINGS.items()})
         values.update(answers)
         self._check(values)
-        self.controls = {}
-        rows = []
-        for i, q in enumerate(QUESTIONS, 1):
-            c = _control(q, values[q.key])
-            self.controls[q.key] = c
-            label = w.HTML(f"<b>{i}.</b> {html.escape(q.text)}"
-                           + (f"<br><small>{html.escape(q.help)}</small>" if q.help else ""))
-            rows.append(w.VBox([label, c]))
-        run = []
-        for key, (label, options, _) in RUN_SETTINGS.items():
-            c = w.Dropdown(options=list(options), value=values[key], description=label,
-                           style={"description_width": "initial"}, layout=w.Layout(width="auto"))
-            self.controls[key] = c
-            run.append(c)
+        self.controls = {q.key: _control(q, values[q.key]) for q in QUESTIONS}
+        self.controls.update({key: _run_control(label, options, values[key])
+                              for key, (label, options, _) in RUN_SETTINGS.items()})
+        rows = [_question_row(i, q, self.controls[q.key]) for i, q in enumerate(QUESTIONS, 1)]
         rows.append(w.HTML("<b>The training run the memory estimator prices</b>"))
-        rows.append(w.HBox(run))
+        rows.append(w.HBox([self.controls[key] for key in RUN_SETTINGS]))
         self.output = w.HTML()
         self.recommendation = None
         self.error = ""
@@ -83,18 +87,16 @@ class DecisionWidget:
 
     @staticmethod
     def _check(values: dict) -> None:
+        """The widget's own limits (its dropdowns' choices), then what :class:`Answers` checks."""
         for q in QUESTIONS:
-            v = values[q.key]
-            if q.kind == "bool" and not isinstance(v, bool):
-                raise ValueError(f"{q.key} must be True or False, got {v!r}")
-            if q.kind == "int" and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-                raise ValueError(f"{q.key} must be a non-negative integer, got {v!r}")
-            if q.kind == "choice" and v not in question_choices(q):
-                raise ValueError(f"{q.key} must be one of {', '.join(map(str, question_choices(q)))}; got {v!r}")
+            if q.kind == "choice" and values[q.key] not in question_choices(q):
+                raise ValueError(f"{q.key} must be one of {', '.join(map(str, question_choices(q)))}; "
+                                 f"got {values[q.key]!r}")
         for key, (_, options, _) in RUN_SETTINGS.items():
             if values[key] not in options:
                 raise ValueError(f"{key} must be one of {', '.join(map(str, options))} in the widget; got "
                                  f"{values[key]!r} (recommend_method itself takes any positive integer)")
+        Answers(**values)
 
     def answers(self) -> dict:
         return {k: c.value for k, c in self.controls.items()}
