@@ -8,7 +8,7 @@ import pytest
 from coursekit.data import house_rules, make_examples, task_messages, task_prompt, uses_chat_template
 from coursekit.data.support import INTENTS, REPLIES
 from coursekit.evaluate import rate_difference
-from coursekit.models import budget_key, load_base_model
+from coursekit.models import budget_key
 from coursekit.prompting import few_shot_prompt
 from coursekit.train import mix_general_text, to_prompt_completion
 
@@ -53,8 +53,8 @@ def test_house_rules_state_every_field_value_and_reply():
         assert field in rules
 
 
-def test_plain_template_without_a_chat_template():
-    tok = load_base_model("tiny")[1]
+def test_plain_template_without_a_chat_template(tiny_tokenizer):
+    tok = tiny_tokenizer
     ex = make_examples(1)[0]
     assert not uses_chat_template(tok)
     assert task_prompt(ex, tok).startswith("### Instruction:\n")

@@ -60,16 +60,14 @@ def test_score_answer_field_by_field():
     assert parse_answer('{"a": 1\nreply')["triage"] is None
 
 
-def test_prompt_template_and_label_masking():
-    from coursekit.models import load_base_model
-
+def test_prompt_template_and_label_masking(tiny_tokenizer):
     ex = make_examples(1)[0]
     prompt = format_prompt(ex)
     assert prompt.startswith("### Instruction:\n") and "### Input:\n" in prompt and prompt.endswith("### Response:\n")
     assert format_example(ex, eos="</s>") == prompt + ex["output"] + "</s>"
     assert to_prompt_completion(ex) == {"prompt": prompt, "completion": ex["output"]}
     assert format_prompt({"instruction": "Say hi", "output": "hi"}) == "### Instruction:\nSay hi\n\n### Response:\n"
-    _, tok = load_base_model("tiny")
+    tok = tiny_tokenizer
     enc = tokenize_with_labels(ex, tok, max_length=512)
     labelled = [i for i, lab in zip(enc["input_ids"], enc["labels"]) if lab != IGNORE_INDEX]
     assert tok.decode(labelled, skip_special_tokens=True) == ex["output"]

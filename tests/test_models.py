@@ -7,9 +7,10 @@ from coursekit.models import EMBEDDED_MODEL_DIR, load_base_model, resolve_model_
 PROJECTIONS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return load_base_model("tiny")
+@pytest.fixture
+def tiny(tiny_model, tiny_tokenizer):
+    """The embedded model and its tokenizer (copies of the session's: conftest.py)."""
+    return tiny_model, tiny_tokenizer
 
 
 def test_embedded_model_is_a_real_llama(tiny):

@@ -7,15 +7,6 @@ import torch
 from coursekit.scratch.adapter import HoulsbyAdapter, adapter_parameter_count, inject_adapters
 from coursekit.scratch.prefix import prefix_tuning_parameter_count, prefix_tuning_parameter_count_for_config
 
-TINY = "coursekit/models/tiny"
-
-
-def tiny_model(seed=0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(LlamaConfig.from_pretrained(TINY)).eval()
-
 
 def test_adapter_is_exact_identity_at_start_and_counts():
     a = HoulsbyAdapter(256, 16)
@@ -27,8 +18,8 @@ def test_adapter_is_exact_identity_at_start_and_counts():
     assert adapter_parameter_count(4096, 64, 1) // 2 - 2 * (4096 * 64 + 64) == 4096 - 64
 
 
-def test_inject_adapters_identity_then_trainable_and_count():
-    model = tiny_model()
+def test_inject_adapters_identity_then_trainable_and_count(random_tiny_model):
+    model = random_tiny_model()
     ids = torch.randint(0, 2048, (2, 10))
     with torch.no_grad():
         before = model(ids).logits
@@ -57,8 +48,8 @@ def test_inject_adapters_identity_then_trainable_and_count():
     assert model.model.layers[1].mlp_adapter.up_project.weight.abs().sum() > 0
 
 
-def test_adapters_survive_deepcopy_and_state_dict():
-    model = tiny_model()
+def test_adapters_survive_deepcopy_and_state_dict(random_tiny_model):
+    model = random_tiny_model()
     inject_adapters(model, bottleneck=8)
     clone = copy.deepcopy(model)
     with torch.no_grad():
@@ -69,9 +60,9 @@ def test_adapters_survive_deepcopy_and_state_dict():
     assert any("mlp_adapter.up_project.weight" in k for k in model.state_dict())
 
 
-def test_adapter_bad_input():
+def test_adapter_bad_input(random_tiny_model):
     with pytest.raises(ValueError, match="bottleneck"):
-        inject_adapters(tiny_model(), bottleneck=0)
+        inject_adapters(random_tiny_model(), bottleneck=0)
     with pytest.raises(ValueError, match="Llama-style"):
         inject_adapters(torch.nn.Sequential(torch.nn.Linear(4, 4)), bottleneck=2)
     with pytest.raises(ValueError, match="hidden_size"):
@@ -81,10 +72,10 @@ def test_adapter_bad_input():
 
 
 @pytest.mark.parametrize("projection", [False, True])
-def test_prefix_count_matches_peft(projection):
+def test_prefix_count_matches_peft(projection, random_tiny_model):
     from peft import PrefixTuningConfig, get_peft_model
 
-    model = tiny_model()
+    model = random_tiny_model()
     peft_model = get_peft_model(model, PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=12,
                                                           prefix_projection=projection))
     trainable, _ = peft_model.get_nb_trainable_parameters()

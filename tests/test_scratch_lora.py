@@ -7,15 +7,6 @@ from torch import nn
 
 from coursekit.scratch.lora import LoRALinear, count_trainable_parameters, inject_lora, lora_parameter_count
 
-TINY = "coursekit/models/tiny"
-
-
-def tiny_model(seed=0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(LlamaConfig.from_pretrained(TINY)).eval()
-
 
 def peft_lora(model, r, alpha, targets, dropout=0.0):
     from peft import LoraConfig, get_peft_model
@@ -91,9 +82,9 @@ def test_merge_equals_unmerged_and_unmerge_restores():
 
 
 @pytest.mark.parametrize("targets", [["q_proj", "v_proj"], "all-linear"])
-def test_inject_lora_trainable_count_matches_peft(targets):
-    ours = inject_lora(tiny_model(), r=8, alpha=16, target_modules=targets)
-    theirs = peft_lora(tiny_model(), 8, 16, targets)
+def test_inject_lora_trainable_count_matches_peft(targets, random_tiny_model):
+    ours = inject_lora(random_tiny_model(), r=8, alpha=16, target_modules=targets)
+    theirs = peft_lora(random_tiny_model(), 8, 16, targets)
     trainable, _ = theirs.get_nb_trainable_parameters()
     assert count_trainable_parameters(ours) == trainable
     # q_proj, v_proj on the tiny model: 4 layers * (8*(256+256) + 8*(256+128)) = 28,672
@@ -103,9 +94,9 @@ def test_inject_lora_trainable_count_matches_peft(targets):
         [n for n, p in theirs.named_parameters() if "lora_A" in n])
 
 
-def test_inject_lora_model_outputs_match_peft():
-    ours = inject_lora(tiny_model(), r=4, alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
-    theirs = peft_lora(tiny_model(), 4, 8, ["q_proj", "k_proj", "v_proj", "o_proj"])
+def test_inject_lora_model_outputs_match_peft(random_tiny_model):
+    ours = inject_lora(random_tiny_model(), r=4, alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    theirs = peft_lora(random_tiny_model(), 4, 8, ["q_proj", "k_proj", "v_proj", "o_proj"])
     with torch.no_grad():
         for n, p in theirs.named_parameters():
             if "lora_B" in n:
@@ -134,9 +125,9 @@ def _train(model, steps, seed):
     return losses
 
 
-def test_short_training_tracks_peft_loss_curve():
-    theirs = peft_lora(tiny_model(), 8, 16, ["q_proj", "v_proj"])
-    ours = inject_lora(tiny_model(), r=8, alpha=16, target_modules=["q_proj", "v_proj"])
+def test_short_training_tracks_peft_loss_curve(random_tiny_model):
+    theirs = peft_lora(random_tiny_model(), 8, 16, ["q_proj", "v_proj"])
+    ours = inject_lora(random_tiny_model(), r=8, alpha=16, target_modules=["q_proj", "v_proj"])
     copy_peft_weights_into_scratch(theirs, ours)
     a = _train(ours, steps=12, seed=3)
     b = _train(theirs, steps=12, seed=3)
@@ -153,9 +144,9 @@ def test_short_training_tracks_peft_loss_curve():
     (dict(r=4, alpha=8, target_modules=["query_key_value"]), "not found"),
     (dict(r=4, alpha=8, target_modules=[]), "target_modules"),
 ])
-def test_bad_input(kwargs, message):
+def test_bad_input(kwargs, message, random_tiny_model):
     with pytest.raises(ValueError, match=message):
-        inject_lora(tiny_model(), **kwargs)
+        inject_lora(random_tiny_model(), **kwargs)
 
 
 def test_bad_layer_input():

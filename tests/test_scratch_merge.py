@@ -2,17 +2,14 @@
 import pytest
 import torch
 
-TINY = "coursekit/models/tiny"
-
 
 @pytest.fixture(scope="module")
-def qlora_model(tmp_path_factory):
+def qlora_model(random_tiny_folder):
     from peft import LoraConfig, get_peft_model
-    from transformers import BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import BitsAndBytesConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny")
-    LlamaForCausalLM(LlamaConfig.from_pretrained(TINY)).save_pretrained(folder)
+    folder = random_tiny_folder
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                              bnb_4bit_compute_dtype=torch.float32)
     base = LlamaForCausalLM.from_pretrained(folder, quantization_config=bnb, device_map="cpu")
