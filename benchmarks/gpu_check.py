@@ -779,6 +779,17 @@ def speed_result(cfg: dict, done: dict | None, box: float, skip_reason: str = ""
 
 
 def markdown(report: dict) -> str:
+    """The report as Markdown: a summary, then one section per part (each written by its own function below)."""
+    lines = (_md_summary(report) + _md_environment(report) + _md_parts(report) + _md_lessons(report)
+             + _md_memory_grid(report) + _md_speed(report))
+    lines += ["## Not verified by this run", ""]
+    lines += [f"- {u}" for u in report["unverified"]]
+    lines += ["", f"JSON with every figure: `{report['json_name']}`; log: `gpu-check.log`; executed notebooks: "
+              f"`{report['notebooks_zip'] or 'not returned'}`."]
+    return "\n".join(lines) + "\n"
+
+
+def _md_summary(report: dict) -> list[str]:
     dry = report["dry_run"]
     env = report["environment"]
     lines = []
@@ -805,10 +816,13 @@ def markdown(report: dict) -> str:
                   f"{speed['qlora_time_per_step_relative_to_lora']:.2f}x ({speed['qlora_slower_percent']:+.0f} %)"
                   if "qlora_time_per_step_relative_to_lora" in speed else f"not measured ({speed['reason'] or '-'})"),
               ""]
+    return lines
 
-    # environment
-    lines += ["## Environment", ""]
-    if dry:
+
+def _md_environment(report: dict) -> list[str]:
+    env = report["environment"]
+    lines = ["## Environment", ""]
+    if report["dry_run"]:
         lines.append(f"- device: CPU ({platform.machine()}, {os.cpu_count()} cores); torch threads "
                      f"{env.get('threads', '-')}")
     else:
@@ -827,83 +841,104 @@ def markdown(report: dict) -> str:
         pin = pins.get(name.lower(), "")
         flag = "" if not pin or pin == (ver or "").split("+")[0] else " (differs)"
         lines.append(f"| {name} | {ver or 'missing'} | {pin}{flag} | {imports.get(module, '') if module else ''} |")
-    w = report["wheels"]
-    lines += ["", f"Carried wheels ({w['folder']}): {len(w['files'])} files, {_mib(w['total_bytes'])}; "
-              + (f"with the tree ({_mib(w['tree_bytes'])}) {_mib(w['carry_bytes'])} of the {_mib(w['limit_bytes'])} "
-                 f"carry limit ({'within' if w['within_limit'] else 'over'})" if w["carry_bytes"] is not None
-                 else w["tree_measured_by"]) + f". {w['install_note']}", ""]
+    return lines + _md_wheels(report["wheels"])
+
+
+def _md_wheels(w: dict) -> list[str]:
+    lines = ["", f"Carried wheels ({w['folder']}): {len(w['files'])} files, {_mib(w['total_bytes'])}; "
+             + (f"with the tree ({_mib(w['tree_bytes'])}) {_mib(w['carry_bytes'])} of the {_mib(w['limit_bytes'])} "
+                f"carry limit ({'within' if w['within_limit'] else 'over'})" if w["carry_bytes"] is not None
+                else w["tree_measured_by"]) + f". {w['install_note']}", ""]
     if w["files"]:
         lines += ["| wheel | size |", "| --- | ---: |"]
         lines += [f"| {f['name']}" + (f" (native builds: {', '.join(f['native_builds'])})" if "native_builds" in f
                                         else "") + f" | {_mib(f['bytes'])} |" for f in w["files"]]
         lines.append("")
-    lines += ["Left out on purpose: " + ", ".join(f"{k} ({v})" for k, v in LEFT_OUT.items()) + ".", ""]
+    return lines + ["Left out on purpose: " + ", ".join(f"{k} ({v})" for k, v in LEFT_OUT.items()) + ".", ""]
 
-    lines += ["## Parts and time boxes", "", "| part | status | time box (s) | seconds | note |",
-              "| --- | --- | ---: | ---: | --- |"]
+
+def _md_parts(report: dict) -> list[str]:
+    lines = ["## Parts and time boxes", "", "| part | status | time box (s) | seconds | note |",
+             "| --- | --- | ---: | ---: | --- |"]
     for name in ("qlora_speed", "lessons", "memory_grid"):
         p = report["parts"][name]
         lines.append(f"| {name} | {p['status']} | {p['box_s']:.0f} | {p['seconds']:.0f} | {p['reason'] or '-'} |")
+    lessons = report["parts"]["lessons"]
     lanes = " | ".join(", ".join(n[:2] for n in lane["notebooks"]) for lane in lessons["lanes"])
-    lines += ["", f"The lessons ({len(lessons['lanes'])} lane(s) of one papermill kernel each: {lanes}) and the memory "
-              "grid run side by side in separate processes; each process has its own allocator counters, so the "
-              "grid's peaks are its own. The lessons' seconds include that sharing.", ""]
+    return lines + ["", f"The lessons ({len(lessons['lanes'])} lane(s) of one papermill kernel each: {lanes}) and the "
+                    "memory grid run side by side in separate processes; each process has its own allocator counters, "
+                    "so the grid's peaks are its own. The lessons' seconds include that sharing.", ""]
 
-    # lessons
+
+def _md_lessons(report: dict) -> list[str]:
+    lessons = report["parts"]["lessons"]
     params = ", ".join(f"{k}={v!r}" for k, v in lessons["parameters"].items())
-    lines += [f"## Lessons (papermill, {params})", "", "| notebook | status | seconds | key figures or reason |",
-              "| --- | --- | ---: | --- |"]
+    lines = [f"## Lessons (papermill, {params})", "", "| notebook | status | seconds | key figures or reason |",
+             "| --- | --- | ---: | --- |"]
     for n in lessons["notebooks"]:
         figs = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in n["key_figures"].items())
         secs = "-" if n["seconds"] is None else f"{n['seconds']:.1f}"
         lines.append(f"| {n['notebook']} | {n['status']} | {secs} | {figs if n['status'] == 'ok' else n['reason']} |")
-    lines.append("")
+    return lines + [""]
 
-    # memory grid
-    g = grid["setup"]
-    lines += ["## Memory estimate vs measured peak", "",
-              f"- models: {', '.join(g['archs'])} ({g['about']}); methods {', '.join(g['methods'])}; "
-              f"checkpointing off / on; sequence {' / '.join(map(str, g['seq_lens']))}; batch {g['batch_size']}; "
-              f"precision `{g['precision']}`; AdamW; LoRA r=16 on all linear layers; sdpa attention",
-              f"- measured: {g['tool']}; estimated: {g['estimate']}; error = {g['error']}",
-              f"- goal: median |error| <= {100 * MEDIAN_GOAL:.0f} %, worst <= {100 * WORST_GOAL:.0f} %: "
-              f"**{goal['verdict']}**"]
+
+def _md_memory_grid(report: dict) -> list[str]:
+    grid = report["parts"]["memory_grid"]
+    g, s, goal = grid["setup"], grid["summary"], grid["goal"]
+    lines = ["## Memory estimate vs measured peak", "",
+             f"- models: {', '.join(g['archs'])} ({g['about']}); methods {', '.join(g['methods'])}; "
+             f"checkpointing off / on; sequence {' / '.join(map(str, g['seq_lens']))}; batch {g['batch_size']}; "
+             f"precision `{g['precision']}`; AdamW; LoRA r=16 on all linear layers; sdpa attention",
+             f"- measured: {g['tool']}; estimated: {g['estimate']}; error = {g['error']}",
+             f"- goal: median |error| <= {100 * MEDIAN_GOAL:.0f} %, worst <= {100 * WORST_GOAL:.0f} %: "
+             f"**{goal['verdict']}**"]
     if s.get("runs"):
-        lines.append(f"- median |error| {100 * s['median_abs_error']:.1f} % "
-                     f"({'met' if goal['median_met'] else 'missed'}), worst {100 * s['worst_abs_error']:.1f} % "
-                     f"({'met' if goal['worst_met'] else 'missed'}; {s['worst']}), over {s['runs']} rows")
-        if goal["misses"]:
-            lines.append("- rows over the 10 % bound: " + "; ".join(
-                f"{m['method']} {m['arch']} ckpt {'on' if m['checkpointing'] else 'off'} seq {m['seq_len']} "
-                f"{_pct(m['error'])}" for m in goal["misses"]))
-        lines += ["", "| method, checkpointing | rows | median error | worst abs. error |", "| --- | ---: | ---: | ---: |"]
-        for k, e in goal["by_group"].items():
-            lines.append(f"| {k} | {e['n']} | {_pct(e['median_error'])} | {100 * e['worst_abs_error']:.1f} % |")
+        lines += _md_grid_goal(s, goal)
+    dry = report["dry_run"]
     reserved_head = "reserved GB" if not dry else "reserved"
     lines += ["", f"| method | model | ckpt | seq | estimated GB | measured GB | {reserved_head} | error | s | status |",
               "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for r in grid["rows"]:
-        ck = "on" if r["checkpointing"] else "off"
-        if r["status"] == "measured":
-            res = _gb(r.get("reserved_bytes")) if not dry else "n/a (CPU)"
-            lines.append(f"| {r['method']} | {r['arch']} | {ck} | {r['seq_len']} | {_gb(r['estimated_bytes'])} | "
-                         f"{_gb(r['measured_bytes'])} | {res} | {_pct(r['error'])} | {r.get('seconds', 0):.1f} | "
-                         "measured |")
-        else:
-            secs = f"{r['seconds']:.1f}" if r.get("seconds") is not None else "-"
-            lines.append(f"| {r['method']} | {r['arch']} | {ck} | {r['seq_len']} | - | - | - | - | {secs} | "
-                         f"{r['status']}: {r.get('reason', '')} |")
-    lines.append("")
+    lines += [_md_grid_row(r, dry) for r in grid["rows"]]
+    return lines + [""]
 
-    # speed
+
+def _md_grid_goal(s: dict, goal: dict) -> list[str]:
+    lines = [f"- median |error| {100 * s['median_abs_error']:.1f} % "
+             f"({'met' if goal['median_met'] else 'missed'}), worst {100 * s['worst_abs_error']:.1f} % "
+             f"({'met' if goal['worst_met'] else 'missed'}; {s['worst']}), over {s['runs']} rows"]
+    if goal["misses"]:
+        lines.append("- rows over the 10 % bound: " + "; ".join(
+            f"{m['method']} {m['arch']} ckpt {'on' if m['checkpointing'] else 'off'} seq {m['seq_len']} "
+            f"{_pct(m['error'])}" for m in goal["misses"]))
+    lines += ["", "| method, checkpointing | rows | median error | worst abs. error |", "| --- | ---: | ---: | ---: |"]
+    for k, e in goal["by_group"].items():
+        lines.append(f"| {k} | {e['n']} | {_pct(e['median_error'])} | {100 * e['worst_abs_error']:.1f} % |")
+    return lines
+
+
+def _md_grid_row(r: dict, dry: bool) -> str:
+    ck = "on" if r["checkpointing"] else "off"
+    if r["status"] == "measured":
+        res = _gb(r.get("reserved_bytes")) if not dry else "n/a (CPU)"
+        return (f"| {r['method']} | {r['arch']} | {ck} | {r['seq_len']} | {_gb(r['estimated_bytes'])} | "
+                f"{_gb(r['measured_bytes'])} | {res} | {_pct(r['error'])} | {r.get('seconds', 0):.1f} | "
+                "measured |")
+    secs = f"{r['seconds']:.1f}" if r.get("seconds") is not None else "-"
+    return (f"| {r['method']} | {r['arch']} | {ck} | {r['seq_len']} | - | - | - | - | {secs} | "
+            f"{r['status']}: {r.get('reason', '')} |")
+
+
+def _md_speed(report: dict) -> list[str]:
+    speed = report["parts"]["qlora_speed"]
     sp = speed["setup"]
-    lines += ["## QLoRA vs LoRA time per step", "",
-              f"{sp['arch']} (random init), batch {sp['batch']} x {sp['seq']} tokens, LoRA r={sp['rank']} on all "
-              f"linear layers; LoRA: bf16 weights + AdamW; QLoRA: NF4 + double quantization + paged 8-bit AdamW; "
-              f"median of {sp['steps']} steps after {sp['warmup']} warm-up steps (benchmarks/qlora_speed.py)."
-              + (" CPU timings: they say nothing about a GPU (and on a CPU bitsandbytes falls back to a non-paged "
-                 "optimizer)." if dry else ""), "",
-              "| method | s / step | tokens / s | peak memory GB | trainable parameters |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines = ["## QLoRA vs LoRA time per step", "",
+             f"{sp['arch']} (random init), batch {sp['batch']} x {sp['seq']} tokens, LoRA r={sp['rank']} on all "
+             f"linear layers; LoRA: bf16 weights + AdamW; QLoRA: NF4 + double quantization + paged 8-bit AdamW; "
+             f"median of {sp['steps']} steps after {sp['warmup']} warm-up steps (benchmarks/qlora_speed.py)."
+             + (" CPU timings: they say nothing about a GPU (and on a CPU bitsandbytes falls back to a non-paged "
+                "optimizer)." if report["dry_run"] else ""), "",
+             "| method | s / step | tokens / s | peak memory GB | trainable parameters |",
+             "| --- | ---: | ---: | ---: | ---: |"]
     for m in ("lora", "qlora"):
         r = speed["runs"].get(m)
         if r:
@@ -915,13 +950,7 @@ def markdown(report: dict) -> str:
     if "qlora_time_per_step_relative_to_lora" in speed:
         lines += ["", f"QLoRA takes {speed['qlora_time_per_step_relative_to_lora']:.2f}x LoRA's time per step "
                   f"({speed['qlora_slower_percent']:+.0f} %); lesson 05 says 20-30 % slower."]
-    lines.append("")
-
-    lines += ["## Not verified by this run", ""]
-    lines += [f"- {u}" for u in report["unverified"]]
-    lines += ["", f"JSON with every figure: `{report['json_name']}`; log: `gpu-check.log`; executed notebooks: "
-              f"`{report['notebooks_zip'] or 'not returned'}`."]
-    return "\n".join(lines) + "\n"
+    return lines + [""]
 
 
 def unverified(report: dict) -> list[str]:
@@ -968,6 +997,40 @@ def zip_notebooks(work: Path, out: Path) -> str | None:
 # ------------------------------------------------------------------------------------------------ main
 
 
+def _run_config(args) -> dict:
+    """The run's configuration: the dry-run or CUDA defaults, with --only, --lanes and --budget-s applied."""
+    cfg = json.loads(json.dumps(CONFIGS["dry-run" if args.dry_run else "cuda"]))
+    if args.only:
+        cfg["lessons"] = list(args.only)
+    if args.lanes:
+        cfg["lesson_lanes"] = args.lanes
+    cfg["budget_s"] = args.budget_s or cfg["budget_s"]
+    return cfg
+
+
+def _child_environment(wheels: dict, dry_run: bool, log) -> dict:
+    """The environment every part runs in: offline and quiet; on CUDA the carried wheels installed and first on
+    PYTHONPATH, and temporary files in /dev/shm when it has room."""
+    env = dict(os.environ)
+    env.update(PYTHONHASHSEED="0", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    env.setdefault("MPLBACKEND", "Agg")
+    paths = [str(ROOT)]
+    if dry_run:
+        wheels["install_note"] = "dry run: nothing installed (this environment's packages are used)"
+    else:
+        install_wheels(wheels, SITE_DIR, log)
+        if wheels["installed"]:
+            paths.insert(0, str(SITE_DIR))
+    env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    if not dry_run:
+        shm = Path("/dev/shm")
+        if shm.is_dir() and shutil.disk_usage(shm).free > 20e9:  # random-init checkpoints saved to memory, not disk
+            (shm / "gpu-check-tmp").mkdir(exist_ok=True)
+            env["TMPDIR"] = str(shm / "gpu-check-tmp")
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=None, help="folder for gpu-check.md / .json / .log (default: reports, or "
@@ -999,13 +1062,8 @@ def main(argv: list[str] | None = None) -> int:
         return download_wheels(Path(args.wheels), args.python_version, keep)
 
     t0 = _now()
-    cfg = json.loads(json.dumps(CONFIGS["dry-run" if args.dry_run else "cuda"]))
-    if args.only:
-        cfg["lessons"] = list(args.only)
-    if args.lanes:
-        cfg["lesson_lanes"] = args.lanes
-    budget = args.budget_s or cfg["budget_s"]
-    cfg["budget_s"] = budget
+    cfg = _run_config(args)
+    budget = cfg["budget_s"]
     deadline = t0 + budget - REPORT_RESERVE_S
     out = Path(args.out or (ROOT / ("build/gpu-check-dry" if args.dry_run else "reports")))
     out.mkdir(parents=True, exist_ok=True)
@@ -1022,25 +1080,9 @@ def main(argv: list[str] | None = None) -> int:
             log_file.flush()
 
     log(f"gpu check ({'CPU dry run' if args.dry_run else 'CUDA'}), budget {budget:.0f} s, out {out}")
-    env = dict(os.environ)
-    env.update(PYTHONHASHSEED="0", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
-    env.setdefault("MPLBACKEND", "Agg")
     wheels = wheels_report(Path(args.wheels))
     print_wheels(wheels, log)
-    paths = [str(ROOT)]
-    if args.dry_run:
-        wheels["install_note"] = "dry run: nothing installed (this environment's packages are used)"
-    else:
-        install_wheels(wheels, SITE_DIR, log)
-        if wheels["installed"]:
-            paths.insert(0, str(SITE_DIR))
-    env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    if not args.dry_run:
-        shm = Path("/dev/shm")
-        if shm.is_dir() and shutil.disk_usage(shm).free > 20e9:  # random-init checkpoints saved to memory, not disk
-            (shm / "gpu-check-tmp").mkdir(exist_ok=True)
-            env["TMPDIR"] = str(shm / "gpu-check-tmp")
+    env = _child_environment(wheels, args.dry_run, log)
 
     environment = probe(env, log)
     log("environment: " + json.dumps({k: environment.get(k) for k in
