@@ -221,3 +221,28 @@ def test_estimate_vs_measured_wide_random_config():
             "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 8192, "tie_word_embeddings": False}
     for method in ("full", "lora", "qlora"):
         _check(_measure(arch, method, batch_size=2, seq_len=128, optimizer="adamw-8bit" if method == "full" else "adamw"))
+
+
+# Shapes where one layer's activations outweigh the loss tensors (a 256-token vocabulary), so the peak of a
+# checkpointed backward is the recomputed layer's working set.
+CKPT_SHAPES = {
+    "gqa-4to1": {"model_type": "llama", "hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 3,
+                 "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 256, "tie_word_embeddings": False},
+    "mha": {"model_type": "llama", "hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 3,
+            "num_attention_heads": 6, "num_key_value_heads": 6, "vocab_size": 256, "tie_word_embeddings": False},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", sorted(CKPT_SHAPES))
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_checkpointing_working_set_as_measured(shape, method):
+    """The estimator's checkpointed activations within 10% of measured (stored layer inputs + the recomputed layer's
+    working set), and far below the same run without checkpointing."""
+    kw = dict(batch_size=4, seq_len=256)
+    on = _measure(CKPT_SHAPES[shape], method, checkpointing=True, **kw)
+    off = _measure(CKPT_SHAPES[shape], method, checkpointing=False, **kw)
+    assert on.estimate.activation_parts["backward_working_set"] > on.estimate.activation_parts["loss"]
+    assert abs(on.estimate.activations - on.activations) <= 0.10 * on.activations, (on.estimate.activations,
+                                                                                      on.activations)
+    assert on.activations < 0.6 * off.activations

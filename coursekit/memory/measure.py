@@ -298,3 +298,42 @@ def stored_weight_bytes_of_state(qs) -> int:
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def training_step_seconds(arch, method: str = "full", *, precision: str = "fp32", batch_size: int = 2,
+                          seq_len: int = 64, checkpointing: bool = False, steps: int = 3, device: str = "auto",
+                          seed: int = 0) -> float:
+    """Median wall-clock seconds of one training step of a random-init ``arch`` (after one warm-up step), with no
+    memory tracking: what gradient checkpointing's recomputation costs in time, next to what it saves in memory."""
+    import statistics
+    import time
+
+    from coursekit.env import resolve_device
+
+    check_choice(method, ESTIMATED_METHODS, "method")
+    _positive_int(batch_size, "batch_size")
+    _positive_int(seq_len, "seq_len")
+    _positive_int(steps, "steps")
+    dev = resolve_device(device)
+    import torch
+
+    spec = resolve_arch(arch)
+    model = build_training_model(spec, method, precision=precision, device=dev, seed=seed)
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if method != "full":
+            model.enable_input_require_grads()
+    opt = make_optimizer(model.parameters(), "adamw")
+    ids = torch.randint(0, spec.vocab_size, (batch_size, seq_len),
+                        generator=torch.Generator().manual_seed(seed)).to(dev)
+    times = []
+    for i in range(steps + 1):
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        _train_step(model, opt, ids, None)
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        if i:  # the first step allocates the optimizer state
+            times.append(time.perf_counter() - t0)
+    return float(statistics.median(times))
