@@ -227,6 +227,55 @@ results.record(full_8b_components_bytes={r["recipe"]: {k: int(round(r[k] * GB)) 
                                          for r in rows},
                full_8b_total_bytes={r["recipe"]: int(round(r["total (peak) GB"] * GB)) for r in rows})
 
+# %% [markdown]
+# ### Activations, term by term, and what gradient checkpointing trades
+#
+# Per layer and per token, autograd keeps what the backward pass will need: the inputs of the two norms and of every
+# Linear that trains, q, k and v after the rotary embedding, the attention kernel's output and its softmax statistics
+# (the whole sequence × sequence softmax with eager attention), and the MLP's gate, SiLU(gate) and up projections
+# (`coursekit.memory.estimator.activation_breakdown`, after Korthikanti et al. 2022). Multiply by layers × batch ×
+# sequence length. On top of the layers comes the **loss**: cross-entropy keeps a float32 log-softmax over the whole
+# vocabulary for every token, and its backward adds two float32 tensors of the same size, 12 bytes × vocabulary per
+# token.
+#
+# **Gradient checkpointing** (`gradient_checkpointing=True` in `SFTConfig` or `TrainingArguments`) keeps only each
+# layer's input, the residual stream, and throws the rest away; during the backward pass it recomputes one layer's
+# forward at a time from its saved input. Memory: the stored layers shrink to their inputs, plus the working set of the
+# one layer being recomputed (its activations and the gradients alive while autograd walks back through it). Time: one
+# more forward pass per step. For the 8B model, full fine-tuning, mixed precision:
+
+# %%
+spec_8b = resolve_arch(N8B)
+L_8B, TOKENS = spec_8b.num_hidden_layers, SETUP["batch_size"] * SETUP["seq_len"]
+acts = {on: estimate_memory(N8B, "full", precision="mixed-bf16", **{**SETUP, "checkpointing": on})
+        for on in (False, True)}
+per_layer_token = acts[False].activation_parts["layers"] / (L_8B * TOKENS)  # bytes kept per layer and token
+input_per_token = acts[True].activation_parts["layer_inputs"] / (L_8B * TOKENS)  # with checkpointing: the input
+loss_per_token = acts[True].activation_parts["loss"] / TOKENS
+working = acts[True].activation_parts["backward_working_set"]
+by_length = {n: {on: estimate_memory(N8B, "full", precision="mixed-bf16", batch_size=1, seq_len=n,
+                                     checkpointing=on).activations for on in (False, True)}
+             for n in (512, 2048, 8192)}
+results.record(activation_bytes_per_layer_token_8b=per_layer_token, layer_input_bytes_per_token_8b=input_per_token,
+               loss_bytes_per_token_8b=loss_per_token,
+               activations_8b_by_length={n: {"without": v[False], "with": v[True]} for n, v in by_length.items()})
+display(Markdown(
+    f"* Without checkpointing each of the {L_8B} layers keeps **{per_layer_token / 1024:,.0f} KiB per token**: "
+    f"{gb(acts[False].activation_parts['layers'])} for {TOKENS:,} tokens.\n"
+    f"* With checkpointing a layer keeps its input, {spec_8b.hidden_size:,} values × "
+    f"{input_per_token / spec_8b.hidden_size:g} bytes = **{input_per_token / 1024:g} KiB per token**: "
+    f"{gb(acts[True].activation_parts['layer_inputs'])}, plus {gb(working)} for the layer being recomputed.\n"
+    f"* The loss: 12 bytes × {spec_8b.vocab_size:,} tokens of vocabulary = **{loss_per_token / 2**20:.2f} MiB per "
+    f"token**, {gb(acts[True].activation_parts['loss'])} for {TOKENS:,} tokens: "
+    + ("more than all the checkpointed layer inputs together.\n\n"
+       if acts[True].activation_parts["loss"] > acts[True].activation_parts["layer_inputs"] else
+       f"{acts[True].activation_parts['loss'] / acts[True].activation_parts['layer_inputs']:.0%} of the checkpointed "
+       "layer inputs.\n\n")
+    + "Activations at other lengths (one sequence, sdpa attention, so every term grows in proportion to the length, "
+    "and the loss also with the vocabulary; weights, gradients and optimizer state grow with neither):\n\n"
+    "| tokens | without checkpointing | with checkpointing |\n|---|---|---|\n"
+    + "\n".join(f"| {n:,} | {gb(v[False])} | {gb(v[True])} |" for n, v in by_length.items())))
+
 # %%
 CLAIMED_ADAM_GB, MOMENTS, FP32 = 60, 2, 4
 adam_fp32_8b = MOMENTS * FP32 * n8b
@@ -472,6 +521,45 @@ display(Markdown(f"Measured for a model of {measured_parameters:,} parameters on
                  f"`{m.tool}`, batch {MEASURE['batch_size']} × "
                  f"{MEASURE['seq_len']} tokens, {m.steps} training steps: the estimated peak is within "
                  f"**{max(total_errors):.1f} %** of the measured peak for every method."))
+
+# %% [markdown]
+# ### Gradient checkpointing, measured
+#
+# The same architecture, full fine-tuning, without and with gradient checkpointing, at a batch where activations
+# matter: the activation peak (estimated and measured as above) and the seconds per training step (timed separately,
+# without the tracker, median of a few steps after a warm-up one).
+
+# %%
+from coursekit.memory.measure import training_step_seconds
+
+CKPT = {"cpu": dict(batch_size=4, seq_len=256), "real-cpu": dict(batch_size=2, seq_len=128),
+        "gpu": dict(batch_size=8, seq_len=512)}[coursekit.budget_key(MODEL, SIZE)]
+ckpt = {}
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    for on in (False, True):
+        m = measure_peak_memory(MEASURE_ARCH, "full", device=measure_device, precision="fp32", checkpointing=on,
+                                seed=SEED, **CKPT)
+        ckpt[on] = {"activations_measured": m.activations, "activations_estimated": m.estimate.activations,
+                    "peak_measured": m.peak_bytes,
+                    "seconds_per_step": training_step_seconds(MEASURE_ARCH, "full", device=measure_device,
+                                                              checkpointing=on, seed=SEED, steps=2, **CKPT)}
+results.record(checkpointing_measured={"with" if on else "without": v for on, v in ckpt.items()},
+               checkpointing_setup=CKPT)
+display(pd.DataFrame([{"checkpointing": on, "activations estimated MB": v["activations_estimated"] / 1e6,
+                       "activations measured MB": v["activations_measured"] / 1e6,
+                       "peak measured MB": v["peak_measured"] / 1e6, "seconds per step": v["seconds_per_step"]}
+                      for on, v in ckpt.items()]).set_index("checkpointing").round(3))
+act_saved = 1 - ckpt[True]["activations_measured"] / ckpt[False]["activations_measured"]
+slowdown = ckpt[True]["seconds_per_step"] / ckpt[False]["seconds_per_step"]
+display(Markdown(
+    f"At batch {CKPT['batch_size']} × {CKPT['seq_len']} tokens, checkpointing cut the measured activations by "
+    f"**{act_saved:.0%}** and the peak from {ckpt[False]['peak_measured'] / 1e6:,.1f} to "
+    f"{ckpt[True]['peak_measured'] / 1e6:,.1f} MB; a step took **{slowdown:.2f}×** as long. "
+    "The backward pass costs about twice the forward, so one more forward makes a step about 4/3 as long "
+    + ("(1.33×): the measured ratio is close to that." if 1.15 <= slowdown <= 1.6 else
+       f"(1.33×); the measured {slowdown:.2f}× is not: on a small model fixed costs per step (the optimizer step, "
+       "Python overhead) and other work on the machine weigh in, so time it on your own hardware." )))
 
 # %% [markdown]
 # On a CUDA GPU (`SIZE = "gpu"`), the same comparison at real size: Llama-3.2-1B-shaped models with random

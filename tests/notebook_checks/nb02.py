@@ -81,3 +81,20 @@ def check(results: dict) -> None:
     assert results["calculator_8b_full_text"] != results["calculator_70b_full_text"]
     assert "GB" in results["calculator_70b_full_text"] and "GiB" in results["calculator_70b_full_text"]
     assert results["calculator_8b_full_bytes"] == totals["mixed-bf16"]
+
+    # activations term by term (8B, mixed precision, one 2,048-token sequence): the loss keeps 12 bytes per token per
+    # vocabulary entry; with checkpointing a layer keeps only its 4,096-wide input in bf16; no term shrinks with length
+    assert results["loss_bytes_per_token_8b"] == 12 * 128_256
+    assert results["layer_input_bytes_per_token_8b"] == 4_096 * 2 < results["activation_bytes_per_layer_token_8b"]
+    by_length = results["activations_8b_by_length"]
+    for on in ("without", "with"):
+        assert by_length["512"][on] < by_length["2048"][on] < by_length["8192"][on]
+    assert all(v["with"] < v["without"] for v in by_length.values())
+
+    # gradient checkpointing measured: fewer activations, estimate within 15 % of measured with and without
+    ck = results["checkpointing_measured"]
+    assert ck["with"]["activations_measured"] < ck["without"]["activations_measured"]
+    for on in ("without", "with"):
+        v = ck[on]
+        assert abs(v["activations_estimated"] - v["activations_measured"]) <= 0.15 * v["activations_measured"], v
+        assert v["seconds_per_step"] > 0
