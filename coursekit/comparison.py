@@ -149,7 +149,7 @@ class MethodComparison(ResultMixin):
 
 
 def _check_methods(methods, method_options, common) -> list[str]:
-    from coursekit.train.engine import _check_options
+    from coursekit.train.engine import check_options
     from coursekit.train.methods import METHODS, get_method
 
     if isinstance(methods, str):
@@ -170,7 +170,7 @@ def _check_methods(methods, method_options, common) -> list[str]:
         if not isinstance(opts, dict):
             raise ValueError(f"method_options[{m!r}] must be a dict of options, got {opts!r}")
     for m in methods:  # an option that does not apply to a method fails here, before anything trains
-        _check_options(get_method(m), {**common, **method_options.get(m, {})})
+        check_options(get_method(m), {**common, **method_options.get(m, {})})
     return methods
 
 

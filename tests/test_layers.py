@@ -66,11 +66,7 @@ ALLOWED: dict[str, set[str] | str] = {
 
 #: Private names imported across parts today, each with why it is still there. An entry that no longer matches an
 #: import fails the test, so the list only shrinks.
-KNOWN_PRIVATE_IMPORTS: dict[tuple[str, str], str] = {
-    ("comparison", "coursekit.train.engine._check_options"):
-        "compare_methods checks every method's options before anything trains; coursekit.train (owned by the "
-        "training refactor) has no public name for that check yet",
-}
+KNOWN_PRIVATE_IMPORTS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

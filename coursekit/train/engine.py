@@ -139,8 +139,9 @@ class FinetuneOptions:
 COMMON_OPTIONS: dict = {f.name: f.default for f in fields(FinetuneOptions)}
 
 
-def _check_options(method: Method, options: dict) -> tuple[FinetuneOptions, dict]:
-    """``options`` split into the common ones (checked) and the method's own (its defaults filled in)."""
+def check_options(method: Method, options: dict) -> tuple[FinetuneOptions, dict]:
+    """``options`` split into the common ones (checked) and the method's own (its defaults filled in); a ValueError
+    names an unknown option, an option of another method or a bad value, before anything trains."""
     for key in options:
         if key in COMMON_OPTIONS or key in method.options:
             continue
@@ -338,7 +339,7 @@ def _make_output_dir(options: FinetuneOptions, method_name: str) -> Path:
 def _check_inputs(model, tokenizer, method_name: str, options: dict) -> RunPlan:
     """Every check that needs no data, in one place; returns the plan of the run."""
     method = get_method(method_name)
-    common, method_options = _check_options(method, options)
+    common, method_options = check_options(method, options)
     _check_model(model, tokenizer, method)
     plan = plan_run(method, common, method_options, model)
     _check_output_dir(common)
@@ -701,4 +702,5 @@ def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=N
     return result
 
 
-__all__ = ["COMMON_OPTIONS", "METHODS", "FinetuneOptions", "RunPlan", "RunResult", "finetune", "plan_run"]
+__all__ = ["COMMON_OPTIONS", "METHODS", "FinetuneOptions", "RunPlan", "RunResult", "check_options", "finetune",
+           "plan_run"]
