@@ -234,15 +234,19 @@ results.record(full_8b_components_bytes={r["recipe"]: {k: int(round(r[k] * GB)) 
 # Linear that trains, q, k and v after the rotary embedding, the attention kernel's output and its softmax statistics
 # (the whole sequence × sequence softmax with eager attention), and the MLP's gate, SiLU(gate) and up projections
 # (`coursekit.memory.estimator.activation_breakdown`, after Korthikanti et al. 2022). Multiply by layers × batch ×
-# sequence length. On top of the layers comes the **loss**: cross-entropy keeps a float32 log-softmax over the whole
-# vocabulary for every token, and its backward adds two float32 tensors of the same size, 12 bytes × vocabulary per
-# token.
+# sequence length. On top of the layers comes the **loss**: when the model computes it from its full logits
+# (`model(..., labels=...)`, as a plain `Trainer` does and as the measurements in section 7 do), cross-entropy keeps a
+# float32 log-softmax over the whole vocabulary for every token, and its backward adds two float32 tensors of the same
+# size: 12 bytes per vocabulary entry per token. (TRL's `SFTTrainer` patches the model with a fused LM head that scores
+# only the positions that carry a label, in tiles of 4,096 tokens, without building the batch × sequence × vocabulary
+# logits, so in its runs this term is smaller; the estimator prices the plain path.)
 #
-# **Gradient checkpointing** (`gradient_checkpointing=True` in `SFTConfig` or `TrainingArguments`) keeps only each
-# layer's input, the residual stream, and throws the rest away; during the backward pass it recomputes one layer's
-# forward at a time from its saved input. Memory: the stored layers shrink to their inputs, plus the working set of the
-# one layer being recomputed (its activations and the gradients alive while autograd walks back through it). Time: one
-# more forward pass per step. For the 8B model, full fine-tuning, mixed precision:
+# **Gradient checkpointing** (`activation_checkpointing=True` in `TrainingArguments`, formerly
+# `gradient_checkpointing`; TRL's `SFTConfig` turns it on by default) keeps only each layer's input, the residual
+# stream, and throws the rest away; during the backward pass it recomputes one layer's forward at a time from its saved
+# input. Memory: the stored layers shrink to their inputs, plus the working set of the one layer being recomputed (its
+# activations and the gradients alive while autograd walks back through it). Time: at most one more forward pass of
+# the layers per step. For the 8B model, full fine-tuning, mixed precision:
 
 # %%
 spec_8b = resolve_arch(N8B)
@@ -260,17 +264,22 @@ results.record(activation_bytes_per_layer_token_8b=per_layer_token, layer_input_
                loss_bytes_per_token_8b=loss_per_token,
                activations_8b_by_length={n: {"without": v[False], "with": v[True]} for n, v in by_length.items()})
 display(Markdown(
-    f"* Without checkpointing each of the {L_8B} layers keeps **{per_layer_token / 1024:,.0f} KiB per token**: "
+    f"* Without checkpointing each of the {L_8B} layers keeps **{per_layer_token:,.0f} bytes per token**: "
     f"{gb(acts[False].activation_parts['layers'])} for {TOKENS:,} tokens.\n"
     f"* With checkpointing a layer keeps its input, {spec_8b.hidden_size:,} values × "
-    f"{input_per_token / spec_8b.hidden_size:g} bytes = **{input_per_token / 1024:g} KiB per token**: "
+    f"{input_per_token / spec_8b.hidden_size:g} bytes = **{input_per_token:,.0f} bytes per token**: "
     f"{gb(acts[True].activation_parts['layer_inputs'])}, plus {gb(working)} for the layer being recomputed.\n"
-    f"* The loss: 12 bytes × {spec_8b.vocab_size:,} tokens of vocabulary = **{loss_per_token / 2**20:.2f} MiB per "
+    f"* The loss: 12 bytes × {spec_8b.vocab_size:,} vocabulary entries = **{loss_per_token:,.0f} bytes per "
     f"token**, {gb(acts[True].activation_parts['loss'])} for {TOKENS:,} tokens: "
     + ("more than all the checkpointed layer inputs together.\n\n"
        if acts[True].activation_parts["loss"] > acts[True].activation_parts["layer_inputs"] else
        f"{acts[True].activation_parts['loss'] / acts[True].activation_parts['layer_inputs']:.0%} of the checkpointed "
        "layer inputs.\n\n")
+    + "The loss's tensors and the recomputed layer's working set are alive at different moments (the loss's backward "
+    "is over before the top layer is recomputed), so the activation peak is what stays stored (the layers or their "
+    f"inputs, and the final norm's {gb(acts[True].activation_parts['final_norm'])}) plus the larger of the two: "
+    + ("the loss" if acts[True].activation_parts["loss"] >= working else "the working set")
+    + f" here, {gb(acts[True].activations)} with checkpointing, {gb(acts[False].activations)} without.\n\n"
     + "Activations at other lengths (one sequence, sdpa attention, so every term grows in proportion to the length, "
     "and the loss also with the vocabulary; weights, gradients and optimizer state grow with neither):\n\n"
     "| tokens | without checkpointing | with checkpointing |\n|---|---|---|\n"
@@ -527,7 +536,7 @@ display(Markdown(f"Measured for a model of {measured_parameters:,} parameters on
 #
 # The same architecture, full fine-tuning, without and with gradient checkpointing, at a batch where activations
 # matter: the activation peak (estimated and measured as above) and the seconds per training step (timed separately,
-# without the tracker, median of a few steps after a warm-up one).
+# without the tracker, the median of three steps after a warm-up one).
 
 # %%
 from coursekit.memory.measure import training_step_seconds
@@ -543,7 +552,7 @@ with warnings.catch_warnings():
         ckpt[on] = {"activations_measured": m.activations, "activations_estimated": m.estimate.activations,
                     "peak_measured": m.peak_bytes,
                     "seconds_per_step": training_step_seconds(MEASURE_ARCH, "full", device=measure_device,
-                                                              checkpointing=on, seed=SEED, steps=2, **CKPT)}
+                                                              checkpointing=on, seed=SEED, steps=3, **CKPT)}
 results.record(checkpointing_measured={"with" if on else "without": v for on, v in ckpt.items()},
                checkpointing_setup=CKPT)
 display(pd.DataFrame([{"checkpointing": on, "activations estimated MB": v["activations_estimated"] / 1e6,
@@ -556,10 +565,13 @@ display(Markdown(
     f"At batch {CKPT['batch_size']} × {CKPT['seq_len']} tokens, checkpointing cut the measured activations by "
     f"**{act_saved:.0%}** and the peak from {ckpt[False]['peak_measured'] / 1e6:,.1f} to "
     f"{ckpt[True]['peak_measured'] / 1e6:,.1f} MB; a step took **{slowdown:.2f}×** as long. "
-    "The backward pass costs about twice the forward, so one more forward makes a step about 4/3 as long "
-    + ("(1.33×): the measured ratio is close to that." if 1.15 <= slowdown <= 1.6 else
-       f"(1.33×); the measured {slowdown:.2f}× is not: on a small model fixed costs per step (the optimizer step, "
-       "Python overhead) and other work on the machine weigh in, so time it on your own hardware." )))
+    "The backward pass costs about twice the forward, so recomputing the layers' forward makes a step at most about "
+    "4/3 as long (1.33×; the embeddings, the loss and the optimizer step are not recomputed) "
+    + ("and the measured ratio is close to that." if 1.15 <= slowdown <= 1.5 else
+       f"and the measured {slowdown:.2f}× is below that: on a small model the parts that are not recomputed (the "
+       "optimizer step, the loss, Python overhead) take a larger share of the step." if slowdown < 1.15 else
+       f"but the measured {slowdown:.2f}× is above it: a timing on a machine busy with other work, or a model so "
+       "small that recomputation's own overhead shows; time it on your hardware.")))
 
 # %% [markdown]
 # On a CUDA GPU (`SIZE = "gpu"`), the same comparison at real size: Llama-3.2-1B-shaped models with random

@@ -207,11 +207,15 @@ ipd.Markdown(f"Base model: task metric **{task_base:.2f}**, general probe **{pro
 # response only. The "gentle" recipe is its low learning rate and few epochs, scaled to this model. In a
 # notebook you see a progress bar and the loss curves drawn live.
 #
-# **Precision: why the trained weights stay in fp32.** On a GPU, `bf16=True` in `SFTConfig` runs the forward and
-# backward passes in bf16 under autocast; the optimizer updates the weights in whatever dtype the model was loaded in.
-# Load them in bf16 and training is *pure* bf16. A bf16 number has 8 significant bits, so adding an update much
-# smaller than a weight can leave the weight exactly as it was, and AdamW's first step moves each weight by about the
-# learning rate. Measured on this model's weights, one step of that size:
+# **Precision: why the trained weights stay in fp32.** On a GPU, `bf16=True` in `SFTConfig` runs the matrix
+# multiplications in bf16 under autocast (softmax, the norms and the loss stay in fp32); it does not cast the model,
+# so the optimizer updates the weights in whatever dtype they were loaded in. Load them in bf16 and training is *pure*
+# bf16. A bf16 number has 8 significant bits: an update below half the gap to the next bf16 value (between |w|/512 and
+# |w|/256) is rounded away, and the weight stays exactly as it was. Adam divides each update by the gradient's running
+# RMS, so a step moves a weight by at most about the scheduled learning rate (exactly that, up to its tiny epsilon, on
+# the first step; warmup and noisy gradients make most steps smaller). Adding the learning rate once is therefore about
+# the largest update a weight gets, and the fractions below are a lower bound on what bf16 loses. Measured on this
+# model's weights:
 
 # %%
 LR_CHECKS = sorted({2e-5, BUDGET["gentle"]["learning_rate"]})  # the popular recipe's rate, and the gentle one here
@@ -220,17 +224,19 @@ with torch.no_grad():
     matrices = [p for p in model.parameters() if p.dim() == 2]
     for lr in LR_CHECKS:
         same = sum(int(((w := p.to(torch.bfloat16)) + lr).eq(w).sum()) for p in matrices)
-        unchanged_bf16[lr] = same / sum(p.numel() for p in matrices)
-results.record(bf16_update_lost_fraction={f"{lr:g}": v for lr, v in unchanged_bf16.items()})
+        same_fp32 = sum(int(((w := p.float()) + lr).eq(w).sum()) for p in matrices)
+        n_entries = sum(p.numel() for p in matrices)
+        unchanged_bf16[lr] = (same / n_entries, same_fp32 / n_entries)
+results.record(bf16_update_lost_fraction={f"{lr:g}": v[0] for lr, v in unchanged_bf16.items()},
+               fp32_update_lost_fraction={f"{lr:g}": v[1] for lr, v in unchanged_bf16.items()})
 ipd.Markdown(
-    "\n".join(f"* learning rate {lr:g}: **{v:.0%}** of the weight-matrix entries do not change in bf16 "
-               "(in fp32: none)" for lr, v in unchanged_bf16.items())
+    "\n".join(f"* learning rate {lr:g}: **{v:.1%}** of the weight-matrix entries do not change in bf16, "
+               f"{v32:.1%} in fp32" for lr, (v, v32) in unchanged_bf16.items())
     + "\n\nSo `run` below loads the weights in fp32, the *master copy* the optimizer updates, and on a GPU "
     "`bf16=True` computes in bf16: mixed precision, the recipe lesson 02 calls `amp-bf16` (16 bytes per parameter "
     "with AdamW). A frozen LoRA or QLoRA base can stay in bf16: nothing updates it, and the updates go to the "
-    "adapters, which peft creates in fp32." + ("" if max(unchanged_bf16.values()) > 0.5 else
-               " (At these rates most updates survive in bf16 on this model, but not at the smaller rates of "
-               "larger models.)"))
+    "adapters, which peft creates in fp32 (on a 4-bit base TRL's `SFTTrainer` casts them to bf16, as the QLoRA "
+    "paper does: lesson 05)."))
 
 # %%
 def run(title, train_rows=train, **options):
@@ -282,8 +288,9 @@ ipd.Markdown(f"Peak memory measured: **{gentle.peak_memory_bytes / 1e6:,.0f} MB*
 # project: load the model and tokenizer with `from_pretrained`, describe the training with TRL's `SFTConfig`, hand
 # model, config and prompt/completion rows to `SFTTrainer`, train, save. Full fine-tuning needs no peft config: every
 # weight trains. `completion_only_loss=True` keeps the loss on the answer (section 1's ⟦ ⟧). The weights load in
-# fp32 (the master copy above); on a GPU `bf16=True` computes in bf16 under autocast, and bf16 keeps fp32's exponent
-# range, so unlike fp16 it needs no loss scaling. The cell runs `RECIPE_STEPS` steps to show that it works; after it: what the recipe changes
+# fp32, the master copy above: `dtype=torch.float32` is needed, since `from_pretrained` otherwise takes the
+# checkpoint's own dtype (`dtype="auto"`, bf16 for most models). On a GPU `bf16=True` computes in bf16 under autocast,
+# and bf16 keeps fp32's exponent range, so unlike fp16 it needs no loss scaling. The cell runs `RECIPE_STEPS` steps to show that it works; after it: what the recipe changes
 # from `SFTConfig`'s defaults, and a check that `finetune` built the same `SFTConfig` for the gentle run.
 
 # %%

@@ -204,9 +204,9 @@ def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_le
     parts["loss"] = 12 * V * tokens
     # The backward of the top layer: with checkpointing it is recomputed, so one layer's activations are alive again,
     # plus the gradients alive while autograd walks back through it (each activation is freed once used). Measured
-    # with CategoryPeakTracker on three shapes (tests/test_memory.py::test_checkpointing_working_set_as_measured):
-    # 1.08-1.15 layers for full fine-tuning, 1.29-1.32 with LoRA (peft's input and lora_A-output copies and the
-    # gradient of the layer input, which enable_input_require_grads keeps). Rounded up to the next 0.05.
+    # with CategoryPeakTracker on CPU in fp32, 4 x 256 tokens, on three Llama shapes with a 256-entry vocabulary (so
+    # that this working set is the peak; two of them are tests/test_memory.py's CKPT_SHAPES): 1.08-1.15 layers for
+    # full fine-tuning, 1.29-1.32 with LoRA. Rounded up to the next 0.05. Not yet checked in bf16 on CUDA.
     working = layer * (CKPT_WORKING_LAYERS_FULL if full else CKPT_WORKING_LAYERS_LORA) if checkpointing else 0
     parts["backward_working_set"] = int(working)
     if method == "qlora" and device == "cuda":

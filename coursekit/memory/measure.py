@@ -311,11 +311,16 @@ def training_step_seconds(arch, method: str = "full", *, precision: str = "fp32"
     from coursekit.env import resolve_device
 
     check_choice(method, ESTIMATED_METHODS, "method")
+    check_choice(precision, tuple(PRECISIONS), "precision")
     _positive_int(batch_size, "batch_size")
     _positive_int(seq_len, "seq_len")
     _positive_int(steps, "steps")
     dev = resolve_device(device)
+    if PRECISIONS[precision].autocast and dev != "cuda":
+        raise ValueError(f"{precision} is timed on CUDA only; on {dev} use precision 'fp32' or 'bf16'")
     import torch
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if PRECISIONS[precision].autocast else None
 
     spec = resolve_arch(arch)
     model = build_training_model(spec, method, precision=precision, device=dev, seed=seed)
@@ -331,7 +336,7 @@ def training_step_seconds(arch, method: str = "full", *, precision: str = "fp32"
         if dev == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        _train_step(model, opt, ids, None)
+        _train_step(model, opt, ids, autocast)
         if dev == "cuda":
             torch.cuda.synchronize()
         if i:  # the first step allocates the optimizer state
