@@ -96,7 +96,7 @@ def _prepare_qlora(model, options, run):
 
     _check_lora_options(options)
     if run["device"] == "cpu":
-        from coursekit.models import keep_4bit_layout_on_cpu
+        from coursekit.bnb_cpu import keep_4bit_layout_on_cpu
 
         keep_4bit_layout_on_cpu(model)  # bitsandbytes' CPU repacking breaks the backward pass (see there)
     model = prepare_model_for_kbit_training(
