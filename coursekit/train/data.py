@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import random
 
+from coursekit.validate import fraction as check_fraction
+
 TASK_FIELDS = ("instruction", "output")  # and "input", optional
 
 
@@ -114,8 +116,7 @@ def mix_general_text(train, texts: list[str], fraction: float = 0.25, seed: int 
     ``tokenizer`` that has a chat template every row is conversational: general text becomes the assistant's
     answer to a short request, so the whole set goes through the same template.
     """
-    if not 0 <= fraction < 1:
-        raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
+    fraction = check_fraction("fraction", fraction)
     if fraction > 0 and not texts:
         raise ValueError("mix_general_text needs at least one general text when fraction > 0")
     from coursekit.data import uses_chat_template

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
-import math
 import re
 import time
 import warnings
@@ -32,6 +31,8 @@ from coursekit.memory.peak import PeakMemory, estimated_training_bytes, model_by
 from coursekit.train.data import check_lengths, row_kind, to_prompt_completion
 from coursekit.train.methods import METHODS, Method, get_method, methods_accepting
 from coursekit.train.recipe import config_dict
+from coursekit.units import gb_and_gib_text
+from coursekit.validate import is_finite_number
 
 DEVICE_BATCH = {"cpu": (16, 1), "mps": (8, 2), "cuda": (4, 4)}  # device -> (micro-batch, gradient accumulation)
 RUN_NAME = re.compile(r"^(?P<method>[A-Za-z0-9_]+)-(?P<n>\d{3,})$")
@@ -41,24 +42,24 @@ RUN_NAME = re.compile(r"^(?P<method>[A-Za-z0-9_]+)-(?P<n>\d{3,})$")
 # the options
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 @dataclass(frozen=True)
 class _Rule:
-    """What an option allows: ``ok(value)``, and the words for it in the error ("must be <allowed>, got ...")."""
+    """What an option allows: ``ok(value)``, and the words for it in the error ("must be <allowed>, got ...").
+
+    The predicate underneath is ``coursekit.validate.is_finite_number``; the rules stay a table of their own because
+    an integer option here also takes a whole float (``batch_size=4.0``, as arithmetic or a JSON file gives it), which
+    ``validate.positive_int`` refuses."""
 
     allowed: str
     ok: Callable[[Any], bool]
     optional: bool = False  # None is allowed too (decided at run time)
 
 
-_POSITIVE = _Rule("a positive number", lambda v: _is_number(v) and v > 0)
+_POSITIVE = _Rule("a positive number", lambda v: is_finite_number(v) and v > 0)
 _POSITIVE_OR_NONE = replace(_POSITIVE, optional=True)
-_POSITIVE_INT = _Rule("a positive integer", lambda v: _is_number(v) and v > 0 and float(v).is_integer())
+_POSITIVE_INT = _Rule("a positive integer", lambda v: is_finite_number(v) and v > 0 and float(v).is_integer())
 _POSITIVE_INT_OR_NONE = replace(_POSITIVE_INT, optional=True)
-_NON_NEGATIVE = _Rule(">= 0", lambda v: _is_number(v) and v >= 0)
+_NON_NEGATIVE = _Rule(">= 0", lambda v: is_finite_number(v) and v >= 0)
 _WARMUP = replace(_NON_NEGATIVE, allowed=">= 0 (a fraction below 1, or a number of steps)")
 _AUTO_OR_BOOL = _Rule("None (auto), True or False", lambda v: v is None or isinstance(v, bool))
 
@@ -559,7 +560,7 @@ def _oom_message(model, plan: RunPlan, seq_len: int) -> str:
     est = _estimate_memory(model, plan, seq_len, "cuda")
     lines = [f"CUDA out of memory at micro-batch {plan.batch_size} x accumulation {plan.grad_accum}."]
     if est:
-        lines.append(f"The estimator puts this run at {est / 1e9:.1f} GB ({est / 2**30:.1f} GiB).")
+        lines.append(f"The estimator puts this run at {gb_and_gib_text(est)}.")
     lines.append(f"Retrying with micro-batch {plan.batch_size // 2} x accumulation {plan.grad_accum * 2} (same "
                  "effective batch). If it still does not fit: gradient_checkpointing=True, a shorter max_length, "
                  "method='lora' or 'qlora'.")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from coursekit.validate import fraction, positive_int
+
 
 @dataclass
 class Method:
@@ -71,10 +73,8 @@ def _lora_config(options, use_dora=False):
 
 
 def _check_lora_options(options):
-    if not isinstance(options["rank"], int) or options["rank"] < 1:
-        raise ValueError(f"rank must be a positive integer, got {options['rank']!r}")
-    if not (0 <= options["dropout"] < 1):
-        raise ValueError(f"dropout must be in [0, 1), got {options['dropout']!r}")
+    positive_int("rank", options["rank"])
+    fraction("dropout", options["dropout"])
 
 
 def _prepare_lora(model, options, run):
@@ -119,9 +119,7 @@ def _prepare_ia3(model, options, run):
 
 
 def _check_virtual_tokens(options):
-    n = options["num_virtual_tokens"]
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"num_virtual_tokens must be a positive integer, got {n!r}")
+    positive_int("num_virtual_tokens", options["num_virtual_tokens"])
 
 
 def _prepare_prefix(model, options, run):
@@ -142,9 +140,7 @@ def _prepare_prompt(model, options, run):
 
 def _prepare_adapter(model, options, run):
     """Houlsby bottleneck adapters from the course's own implementation (coursekit.scratch)."""
-    b = options["bottleneck"]
-    if not isinstance(b, int) or b < 1:
-        raise ValueError(f"bottleneck must be a positive integer, got {b!r}")
+    b = positive_int("bottleneck", options["bottleneck"])
     from coursekit import scratch  # imported here: it is another lesson's module
 
     before = {id(p) for p in model.parameters()}
