@@ -1,6 +1,7 @@
 """coursekit.train: bad input caught before training, the run's report, run folders, resume, out-of-memory retry.
 
-A randomly initialised copy of the embedded architecture and a tokenizer trained on the fly keep these tests
+A randomly initialised model of the embedded architecture (``random_tiny_model``, tests/conftest.py: a new one for
+each test, since a run trains it in place) and the embedded tokenizer (``tiny_tokenizer``) keep these tests
 independent of the embedded weights and fast (a few optimizer steps each).
 """
 import json
@@ -17,8 +18,6 @@ from coursekit.train import (  # noqa: E402
     to_prompt_completion,
 )
 
-TINY_CONFIG = "coursekit/models/tiny"
-
 
 def _examples(n, split="train"):
     from coursekit.data import make_examples
@@ -26,22 +25,16 @@ def _examples(n, split="train"):
     return make_examples(n, seed=0, split=split)
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    from coursekit.data import format_example, general_texts
-    from coursekit.models.build import train_tokenizer
-
-    return train_tokenizer([format_example(e) for e in _examples(200)] + general_texts("train", 300), 2048)
+@pytest.fixture
+def tokenizer(tiny_tokenizer):
+    """The embedded tokenizer (its own copy: a test may change it)."""
+    return tiny_tokenizer
 
 
 @pytest.fixture
-def model():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from coursekit.models import EMBEDDED_MODEL_DIR
-
-    torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig.from_pretrained(EMBEDDED_MODEL_DIR))
+def model(random_tiny_model):
+    """A random-init model of the embedded shape (seed 0), new for each test: finetune trains it in place."""
+    return random_tiny_model(seed=0)
 
 
 QUICK = dict(max_steps=3, batch_size=4, measure_task=False, measure_general=False, eval_size=8, progress=False,
@@ -214,14 +207,12 @@ def test_task_metric_and_probe_before_and_after(model, tokenizer, tmp_path):
     assert r.perplexity_before > 100 and r.perplexity_after > 1
 
 
-def test_resume_from_checkpoint(model, tokenizer, tmp_path):
+def test_resume_from_checkpoint(model, tokenizer, tmp_path, random_tiny_model):
     out = tmp_path / "run"
     r1 = finetune(model, tokenizer, _examples(32), None, output_dir=out, save_every=2, save_final=False,
                   **{**QUICK, "max_steps": 4})
     assert (out / "checkpoint-4").is_dir() and r1.steps == 4
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    fresh = LlamaForCausalLM(LlamaConfig.from_pretrained(TINY_CONFIG))
+    fresh = random_tiny_model(seed=1)  # a new model; the checkpoint brings the trained weights
     r2 = finetune(fresh, tokenizer, _examples(32), None, output_dir=out, resume=True, save_every=2,
                   **{**QUICK, "max_steps": 6})
     assert r2.steps == 6
@@ -306,14 +297,12 @@ def test_houlsby_adapter_method(model, tokenizer, tmp_path):
     assert r.checkpoint_bytes < 4 * r.trainable_parameters + 10_000
 
 
-def test_qlora_on_a_4bit_model(tokenizer, tmp_path):
-    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+def test_qlora_on_a_4bit_model(tokenizer, tmp_path, random_tiny_folder, tiny_config):
+    from transformers import AutoModelForCausalLM
 
     from coursekit.models import quantization_config
 
-    torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig.from_pretrained(TINY_CONFIG)).save_pretrained(tmp_path / "base")
-    q = AutoModelForCausalLM.from_pretrained(tmp_path / "base", quantization_config=quantization_config("nf4"),
+    q = AutoModelForCausalLM.from_pretrained(random_tiny_folder, quantization_config=quantization_config("nf4"),
                                              device_map={"": "cpu"}, dtype=torch.float32)
     r = finetune(q, tokenizer, _examples(8), None, method="qlora", rank=4, runs_dir=tmp_path / "runs",
                  **{**QUICK, "max_steps": 2})
@@ -323,7 +312,7 @@ def test_qlora_on_a_4bit_model(tokenizer, tmp_path):
     assert r.peft_config["r"] == 4 and r.training_arguments["optim"] == "paged_adamw_8bit"
     from coursekit.memory import estimate_memory
 
-    full = estimate_memory(LlamaConfig.from_pretrained(TINY_CONFIG), "full", precision="fp32", optimizer="adamw",
+    full = estimate_memory(tiny_config, "full", precision="fp32", optimizer="adamw",
                            batch_size=4, seq_len=128, checkpointing=False, device="cpu")
     assert 0 < r.estimated_memory_bytes < full.total_bytes  # 4-bit frozen weights, no full optimizer state
 
@@ -331,7 +320,7 @@ def test_qlora_on_a_4bit_model(tokenizer, tmp_path):
 # ------------------------------------------------------------------------------- the recipe written out by hand
 
 
-def test_recipe_written_out_builds_the_same_run(model, tokenizer, tmp_path):
+def test_recipe_written_out_builds_the_same_run(model, tokenizer, tmp_path, random_tiny_model):
     """What lessons 03-05 show: SFTConfig + LoraConfig by hand, compared with what finetune built."""
     from peft import LoraConfig
     from trl import SFTConfig
@@ -349,9 +338,8 @@ def test_recipe_written_out_builds_the_same_run(model, tokenizer, tmp_path):
     same, text = recipe_report({"LoraConfig": (lora, r.peft_config)})
     assert not same and "'all-linear' on the page" in text  # peft expands "all-linear" to the layer names ...
     from peft import get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM
 
-    applied = get_peft_model(LlamaForCausalLM(LlamaConfig.from_pretrained(TINY_CONFIG)), lora).peft_config["default"]
+    applied = get_peft_model(random_tiny_model(), lora).peft_config["default"]
     same, text = recipe_report({"SFTConfig": (shown, r.training_arguments), "LoraConfig": (applied, r.peft_config)})
     assert same, text  # ... so the lessons compare the config the page's trainer applied
     # what is left out follows from what each config is, not from its label
@@ -491,7 +479,7 @@ def test_the_callers_tokenizer_is_not_changed(model, tokenizer, tmp_path):
     assert r.tokenizer is tokenizer  # it had a padding token: nothing to change, no copy
 
 
-def test_a_model_adapted_by_an_earlier_run_is_refused(model, tokenizer, tmp_path):
+def test_a_model_adapted_by_an_earlier_run_is_refused(model, tokenizer, tmp_path, random_tiny_model):
     runs = tmp_path / "runs"
     r = finetune(model, tokenizer, _examples(8), None, method="lora", rank=4, runs_dir=runs, save_final=False,
                  **{**QUICK, "max_steps": 1})
@@ -500,11 +488,9 @@ def test_a_model_adapted_by_an_earlier_run_is_refused(model, tokenizer, tmp_path
         for method in ("lora", "full"):
             with pytest.raises(ValueError, match="load a fresh base model for each run"):
                 finetune(adapted, tokenizer, _examples(8), None, method=method, runs_dir=runs, **QUICK)
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from coursekit import scratch
 
-    other = LlamaForCausalLM(LlamaConfig.from_pretrained(TINY_CONFIG))
+    other = random_tiny_model()
     scratch.inject_adapters(other, 4)  # coursekit's own adapters count too
     with pytest.raises(ValueError, match="already carries adapters from an earlier PEFT run"):
         finetune(other, tokenizer, _examples(8), None, method="adapter", runs_dir=runs, **QUICK)
