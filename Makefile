@@ -71,7 +71,7 @@ test-latest:
 	.venv-latest/bin/python -m pytest -q -p no:cacheprovider tests/test_notebooks.py
 
 lint: setup
-	$(VENV)/bin/ruff check coursekit tests benchmarks
+	$(VENV)/bin/ruff check coursekit tests benchmarks notebooks
 
 clean:
 	rm -rf build .pytest_cache

@@ -58,7 +58,7 @@ import coursekit.quiz
 from coursekit.data import house_rules, load_task_dataset, uses_chat_template
 from coursekit.evaluate import ANSWER_TOKENS
 from coursekit.prompting import compare_prompting, measure_prompts
-from coursekit.recommend import GOALS, NOT_TO_FINE_TUNE, SCENARIOS, recommend_method
+from coursekit.recommend import NOT_TO_FINE_TUNE, SCENARIOS, recommend_method
 from coursekit.train import finetune
 from coursekit.widgets.decision import decision_widget
 

@@ -236,7 +236,7 @@ ipd.Markdown(
     "`bf16=True` computes in bf16: mixed precision, the recipe lesson 02 calls `amp-bf16` (16 bytes per parameter "
     "with AdamW). A frozen LoRA or QLoRA base can stay in bf16: nothing updates it, and the updates go to the "
     "adapters, which peft creates in fp32 (on a 4-bit base TRL's `SFTTrainer` casts them to bf16, as the QLoRA "
-    "paper does: lesson 05)."))
+    "paper does: lesson 05).")
 
 # %%
 def run(title, train_rows=train, **options):

@@ -275,7 +275,7 @@ qv_16bit_gb = adapters["q_proj, v_proj"] * 2 / GB
 verdict = ("the claimed 8x is inside that range" if min(ratio.values()) <= CLAIMED_RATIO <= max(ratio.values())
            else f"the claimed {CLAIMED_RATIO}x is outside that range")
 ipd.Markdown(
-    f"| | full fine-tuning | QLoRA | full ÷ QLoRA |\n|---|---|---|---|\n"
+    "| | full fine-tuning | QLoRA | full ÷ QLoRA |\n|---|---|---|---|\n"
     + "\n".join(f"| {'with' if ck else 'without'} gradient checkpointing | {b['full'].total_gb:.1f} GB | "
                  f"{b['qlora'].total_gb:.1f} GB | **{ratio[ck]:.1f}×** |" for ck, b in budget.items())
     + f"\n\n> **Computed:** the ratio is not a property of QLoRA: it depends on the activations, which the tutorial "

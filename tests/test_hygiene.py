@@ -88,11 +88,14 @@ def test_readme_course_map_lists_every_notebook_with_badges():
         assert colab.colab_url(path.stem) in readme, f"README has no Colab badge for {path.name}"
 
 
-def test_ruff_passes_on_coursekit():
+def test_ruff_passes_on_the_code_and_the_lessons():
+    """coursekit, the tests, the benchmarks and the lessons' paired py:percent files (a syntax error in a lesson is
+    caught here, before a notebook runs)."""
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if ruff is None:
         pytest.fail("ruff is not installed (it is pinned in requirements.txt)")
-    proc = subprocess.run([ruff, "check", "coursekit"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([ruff, "check", "coursekit", "tests", "benchmarks", "notebooks"], cwd=ROOT,
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -145,3 +148,57 @@ def test_the_figure_pattern_catches_what_it_should():
     assert [m.group(0) for m in PROSE_FIGURE.finditer("kept 84% of the probe, 0.56 at r=64, loss 1,234.5")] == [
         "84%", "0.56", "1,234.5"]
     assert not list(PROSE_FIGURE.finditer("Llama-3.2-3B, fp32, lesson 03, 4-bit, v0.50, peft 0.21.2"))
+
+
+# ------------------------------------------------------------------------------------------------ function length
+# Project issue 15: no function in coursekit over MAX_FUNCTION_LINES (ast: end_lineno - lineno + 1, docstring
+# included; methods and nested functions too) unless the line right above its ``def`` (or above its decorators) is
+# a ``# long: <reason>`` comment.
+MAX_FUNCTION_LINES = 60
+
+
+def _long_functions(source: str, filename: str = "<string>", limit: int = MAX_FUNCTION_LINES):
+    """``(file:line, name, length)`` for every function of ``source`` over ``limit`` lines without a reason."""
+    lines = source.splitlines()
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        length = node.end_lineno - node.lineno + 1
+        if length <= limit:
+            continue
+        first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+        above = lines[first - 2].strip() if first >= 2 else ""
+        if re.fullmatch(r"# long:\s*\S.*", above):
+            continue
+        found.append((f"{filename}:{node.lineno}", node.name, length))
+    return sorted(found, key=lambda f: int(f[0].rsplit(":", 1)[1]))  # in line order
+
+
+def test_functions_are_short_or_say_why():
+    offenders = []
+    for path in sorted((ROOT / "coursekit").rglob("*.py")):
+        offenders += _long_functions(path.read_text(), str(path.relative_to(ROOT)))
+    assert not offenders, (f"functions over {MAX_FUNCTION_LINES} lines (split them, or put a '# long: <reason>' "
+                           "comment right above the def):\n" + "\n".join(f"  {where} {name}: {n} lines"
+                                                                         for where, name, n in offenders))
+
+
+def test_long_function_check_catches_what_it_should():
+    def body(n, indent="    "):
+        return "".join(f"{indent}x{i} = {i}\n" for i in range(n))
+
+    source = "\n".join([
+        "def too_long():\n" + body(60),  # 61 lines with the def
+        "# long: a reason\ndef excused():\n" + body(60),
+        "# long: a reason\n@staticmethod\n@property\ndef decorated():\n" + body(60),
+        "# long:\ndef no_reason_given():\n" + body(60),
+        "# long: the comment is not right above\n\ndef gap():\n" + body(60),
+        "def short():\n" + body(59),  # 60 lines: at the limit
+        "class C:\n    def method(self):\n" + body(60, " " * 8),
+        "def outer():\n    # long: nested, excused\n    def inner():\n" + body(60, " " * 8) + "    return inner\n",
+    ])
+    found = _long_functions(source, "synthetic.py")
+    assert [(name, n) for _, name, n in found] == [
+        ("too_long", 61), ("no_reason_given", 61), ("gap", 61), ("method", 61), ("outer", 64)], found
+    assert found[0][0] == "synthetic.py:1"
