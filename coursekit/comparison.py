@@ -174,6 +174,63 @@ def _check_methods(methods, method_options, common) -> list[str]:
     return methods
 
 
+def _check_arguments(methods, method_options, common, fixed, *, train, on_error, latency_new_tokens) -> list[str]:
+    """:func:`compare_methods`' input checks, before anything loads; returns the methods as a list."""
+    if on_error not in ("raise", "record"):
+        raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
+    for name, v in (("max_steps", fixed["max_steps"]), ("batch_size", fixed["batch_size"]),
+                    ("metric_examples", fixed["metric_examples"]), ("latency_new_tokens", latency_new_tokens)):
+        positive_int(name, v)
+    clash = sorted(set(common) & (set(fixed) | {"device", "runs_dir", "progress", "test", "output_dir",
+                                                 "measure_task"}))
+    if clash:
+        raise ValueError(f"{', '.join(clash)} set twice: pass them as compare_methods arguments, not in **common")
+    methods = _check_methods(methods, method_options, {**common, **fixed})
+    if train is None:
+        raise ValueError("train is required: the examples every method trains on")
+    return methods
+
+
+def _train_method(method: str, model_name: str, train, eval, test, *, device, runs_dir, progress, title: str,
+                  options: dict):
+    """A fresh base model trained with ``method`` through ``finetune``; returns the run and the tokenizer."""
+    import torch
+
+    from coursekit.models import load_base_model
+    from coursekit.train import finetune
+    from coursekit.train.methods import get_method
+
+    spec = get_method(method)
+    # full fine-tuning updates the base weights: fp32 master weights (bf16 compute under autocast on a GPU),
+    # since a bf16 weight ignores most updates of a small learning rate (lesson 03 measures it)
+    model, tokenizer = load_base_model(model_name, device=device,
+                                       quantization="nf4" if spec.needs_quantized_model else None,
+                                       dtype=torch.float32 if spec.name == "full" else None)
+    run = finetune(model, tokenizer, train, eval, method=method, test=test, device=device, runs_dir=runs_dir,
+                   progress=progress, title=title, measure_task=False, **options)
+    return run, tokenizer
+
+
+def _method_row(method: str, run, tokenizer, latency_prompts, latency_new_tokens: int, task_metric) -> MethodRow:
+    """What the engine measured for ``run``, plus latency and task metric of the model as it would be served."""
+    served = serving_model(run.model, method)
+    latency = measure_latency(served, tokenizer, latency_prompts, latency_new_tokens)
+    metric = task_metric(served, tokenizer)
+    before, after = run.general_probe_before, run.general_probe_after
+    return MethodRow(
+        method=method, trainable_parameters=run.trainable_parameters, total_parameters=run.total_parameters,
+        trainable_percent=100.0 * run.trainable_parameters / run.total_parameters,
+        peak_memory_bytes=run.peak_memory_bytes, memory_measured_as=run.memory_measured_as,
+        train_seconds=run.train_seconds, tokens_per_second=run.tokens_per_second,
+        task_metric=metric,
+        general_probe_before=float(before or 0.0), general_probe_after=float(after or 0.0),
+        general_retention=float(after / before) if before else float("nan"),
+        checkpoint_bytes=run.checkpoint_bytes, inference=inference_mode(method),
+        latency_seconds_per_answer=latency, latency_ms_per_token=1000 * latency / latency_new_tokens,
+        final_eval_loss=run.final_eval_loss, steps=run.steps, learning_rate=float(run.config["learning_rate"]),
+        first_eval_loss=run.eval_loss[0][1] if run.eval_loss and run.eval_loss[0][0] == 0 else None)
+
+
 def compare_methods(model_name: str = EMBEDDED_MODEL, methods=ALL_METHODS, *, train, eval=None, test=None,
                     max_steps: int = 30, batch_size: int = 16, device: str = "auto", method_options=None,
                     metric_examples: int = 32, latency_prompts: list[str] | None = None, latency_new_tokens: int = 32,
@@ -185,29 +242,14 @@ def compare_methods(model_name: str = EMBEDDED_MODEL, methods=ALL_METHODS, *, tr
     ``coursekit.train.COMMON_OPTIONS`` to every run. ``on_error="record"`` keeps going when a method cannot run on
     this machine and records why (``comparison.errors``); ``"raise"`` stops.
     """
-    import torch
-
-    from coursekit.models import load_base_model
-    from coursekit.train import finetune
-    from coursekit.train.methods import get_method
-
-    method_options = {} if method_options is None else method_options
-    if on_error not in ("raise", "record"):
-        raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
-    for name, v in (("max_steps", max_steps), ("batch_size", batch_size), ("metric_examples", metric_examples),
-                    ("latency_new_tokens", latency_new_tokens)):
-        positive_int(name, v)
-    fixed = {"max_steps": max_steps, "batch_size": batch_size, "metric_examples": metric_examples, "seed": seed}
-    clash = sorted(set(common) & (set(fixed) | {"device", "runs_dir", "progress", "test", "output_dir",
-                                                 "measure_task"}))
-    if clash:
-        raise ValueError(f"{', '.join(clash)} set twice: pass them as compare_methods arguments, not in **common")
-    methods = _check_methods(methods, method_options, {**common, **fixed})
-    if train is None:
-        raise ValueError("train is required: the examples every method trains on")
     from coursekit.data import task_prompt
     from coursekit.evaluate import evaluate_task
+    from coursekit.models import load_base_model
 
+    method_options = {} if method_options is None else method_options
+    fixed = {"max_steps": max_steps, "batch_size": batch_size, "metric_examples": metric_examples, "seed": seed}
+    methods = _check_arguments(methods, method_options, common, fixed, train=train, on_error=on_error,
+                               latency_new_tokens=latency_new_tokens)
     source = test if test is not None else eval if eval is not None else train
     rows = source.to_list() if hasattr(source, "to_list") else list(source)
     metric_rows = [r for r in rows if "instruction" in r and "output" in r][:metric_examples]
@@ -228,38 +270,17 @@ def compare_methods(model_name: str = EMBEDDED_MODEL, methods=ALL_METHODS, *, tr
     out.base_task_metric = task_metric(base, tokenizer)
     del base
     for m in methods:
-        spec = get_method(m)
         try:
-            # full fine-tuning updates the base weights: fp32 master weights (bf16 compute under autocast on a GPU),
-            # since a bf16 weight ignores most updates of a small learning rate (lesson 03 measures it)
-            model, tokenizer = load_base_model(model_name, device=device,
-                                               quantization="nf4" if spec.needs_quantized_model else None,
-                                               dtype=torch.float32 if spec.name == "full" else None)
-            run = finetune(model, tokenizer, train, eval, method=m, test=test, device=device, runs_dir=runs_dir,
-                           progress=progress, title=f"{m} ({max_steps} steps)", measure_task=False,
-                           **{**common, **fixed, **method_options.get(m, {})})
+            run, tokenizer = _train_method(m, model_name, train, eval, test, device=device, runs_dir=runs_dir,
+                                           progress=progress, title=f"{m} ({max_steps} steps)",
+                                           options={**common, **fixed, **method_options.get(m, {})})
         except Exception as exc:  # noqa: BLE001 - reported per method when on_error="record"
             if on_error == "raise" or isinstance(exc, ValueError):
                 raise
             out.errors[m] = f"{type(exc).__name__}: {exc}"
             continue
-        served = serving_model(run.model, m)
-        latency = measure_latency(served, tokenizer, latency_prompts, latency_new_tokens)
-        metric = task_metric(served, tokenizer)
-        before, after = run.general_probe_before, run.general_probe_after
-        out.rows.append(MethodRow(
-            method=m, trainable_parameters=run.trainable_parameters, total_parameters=run.total_parameters,
-            trainable_percent=100.0 * run.trainable_parameters / run.total_parameters,
-            peak_memory_bytes=run.peak_memory_bytes, memory_measured_as=run.memory_measured_as,
-            train_seconds=run.train_seconds, tokens_per_second=run.tokens_per_second,
-            task_metric=metric,
-            general_probe_before=float(before or 0.0), general_probe_after=float(after or 0.0),
-            general_retention=float(after / before) if before else float("nan"),
-            checkpoint_bytes=run.checkpoint_bytes, inference=inference_mode(m),
-            latency_seconds_per_answer=latency, latency_ms_per_token=1000 * latency / latency_new_tokens,
-            final_eval_loss=run.final_eval_loss, steps=run.steps, learning_rate=float(run.config["learning_rate"]),
-            first_eval_loss=run.eval_loss[0][1] if run.eval_loss and run.eval_loss[0][0] == 0 else None))
-        del run, served, model
+        out.rows.append(_method_row(m, run, tokenizer, latency_prompts, latency_new_tokens, task_metric))
+        del run
     return out
 
 

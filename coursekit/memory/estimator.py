@@ -142,6 +142,7 @@ def _optimizer_state_bytes(numels, optimizer: str, state_bytes: int, master_byte
 CKPT_WORKING_LAYERS_FULL, CKPT_WORKING_LAYERS_LORA = 1.15, 1.35
 
 
+# long: Korthikanti et al.'s count, one term per saved tensor, read top to bottom against the paper
 def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_len: int, precision: str,
                          checkpointing: bool, attention: str, target_kinds: set, rank: int,
                          lora_bytes: int, lora_dropout: float = 0.0, device: str = "cuda") -> dict[str, int]:
@@ -293,6 +294,7 @@ def _positive_int(value, what: str) -> int:
     return positive_int(what, value)
 
 
+# long: lesson 02's derivation in order (weights, gradients, optimizer, activations, peak) in one read
 def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", optimizer: str = "adamw",
                     rank: int = 16, targets=ALL_LINEAR, lora_dtype: str = "fp32", lora_dropout: float = 0.0,
                     batch_size: int = 1, seq_len: int = 512, checkpointing: bool = True,

@@ -165,21 +165,7 @@ def measure_peak_memory(arch, method: str = "lora", *, precision: str = "fp32", 
     CPU: every tensor through :func:`CategoryPeakTracker`. With ``estimate=True`` the matching
     :func:`estimate_memory` result is attached (``.comparison()`` gives the errors).
     """
-    from coursekit.env import resolve_device
-
-    check_choice(method, ESTIMATED_METHODS, "method")
-    check_choice(precision, tuple(PRECISIONS), "precision")
-    check_choice(optimizer, tuple(OPTIMIZERS), "optimizer")
-    check_choice(attention, ATTENTIONS, "attention")
-    _positive_int(batch_size, "batch_size")
-    _positive_int(seq_len, "seq_len")
-    if _positive_int(steps, "steps") < 2:
-        raise ValueError(f"steps must be at least 2 (optimizer state appears at the first step), got {steps}")
-    dev = resolve_device(device)
-    if dev == "mps":
-        raise ValueError("measuring on mps is not supported; use device='cpu' or 'cuda'")
-    if PRECISIONS[precision].autocast and dev == "cpu":
-        raise ValueError("amp-bf16 is measured on CUDA only; on CPU use precision 'fp32' or 'bf16'")
+    dev = _check_measure_arguments(method, precision, optimizer, attention, batch_size, seq_len, steps, device)
     import torch
 
     spec = resolve_arch(arch)
@@ -199,38 +185,10 @@ def measure_peak_memory(arch, method: str = "lora", *, precision: str = "fp32", 
     def step():
         return _train_step(model, opt, ids, autocast)
 
-    grads_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    if dev == "cuda":
-        torch.cuda.synchronize()
-        step()  # the first step creates optimizer state
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        for _ in range(steps - 1):
-            step()
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated()
-        reserved = torch.cuda.max_memory_reserved()
-        opt_bytes = _optimizer_bytes(opt)
-        result = MeasuredMemory(arch=spec.name, method=method, device=dev, tool="torch.cuda.max_memory_allocated",
-                                weights=weights, adapter_weights=adapter, gradients=grads_bytes, optimizer=opt_bytes,
-                                activations=max(0, peak - base - max(0, grads_bytes - _early_grad_bytes(model))),
-                                peak_bytes=peak, peak_reserved_bytes=reserved, steps=steps)
-    else:
-        tracker = CategoryPeakTracker()
-        tracker.track_external(model, opt)
-        with tracker:
-            for _ in range(steps):
-                tracker.reset_mod_stats()  # per-module stats are per iteration; the peaks are kept
-                step()
-        cat = tracker.category_max
-        snap = tracker.peak_snapshot()
-        result = MeasuredMemory(arch=spec.name, method=method, device=dev, tool="MemTracker",
-                                weights=weights, adapter_weights=adapter, gradients=int(cat.get("Gradient", 0)),
-                                optimizer=_optimizer_bytes(opt),
-                                activations=int(cat.get("activations", 0)),
-                                peak_bytes=tracker.peak_bytes() + _untracked_quant_state(model),
-                                steps=steps, peak_snapshot=snap)
+    known = {"arch": spec.name, "method": method, "device": dev, "weights": weights, "adapter_weights": adapter,
+             "steps": steps}
+    measure = _measure_on_cuda if dev == "cuda" else _measure_on_cpu
+    result = measure(model, opt, step, steps, known)
     if estimate:
         result.estimate = estimate_memory(spec, method, precision=precision, optimizer=optimizer, rank=rank,
                                           targets=targets, lora_dtype=lora_dtype, batch_size=batch_size,
@@ -242,6 +200,65 @@ def measure_peak_memory(arch, method: str = "lora", *, precision: str = "fp32", 
     if dev == "cuda":
         torch.cuda.empty_cache()
     return result
+
+
+def _check_measure_arguments(method, precision, optimizer, attention, batch_size, seq_len, steps, device) -> str:
+    """:func:`measure_peak_memory`'s input checks; returns the resolved device."""
+    from coursekit.env import resolve_device
+
+    check_choice(method, ESTIMATED_METHODS, "method")
+    check_choice(precision, tuple(PRECISIONS), "precision")
+    check_choice(optimizer, tuple(OPTIMIZERS), "optimizer")
+    check_choice(attention, ATTENTIONS, "attention")
+    _positive_int(batch_size, "batch_size")
+    _positive_int(seq_len, "seq_len")
+    if _positive_int(steps, "steps") < 2:
+        raise ValueError(f"steps must be at least 2 (optimizer state appears at the first step), got {steps}")
+    dev = resolve_device(device)
+    if dev == "mps":
+        raise ValueError("measuring on mps is not supported; use device='cpu' or 'cuda'")
+    if PRECISIONS[precision].autocast and dev == "cpu":
+        raise ValueError("amp-bf16 is measured on CUDA only; on CPU use precision 'fp32' or 'bf16'")
+    return dev
+
+
+def _measure_on_cuda(model, opt, step, steps: int, known: dict) -> MeasuredMemory:
+    """The allocator's counters around ``steps - 1`` steps after a first one (which creates optimizer state);
+    ``known`` holds the fields measured before training (arch, method, device, weights, adapter_weights, steps)."""
+    import torch
+
+    grads_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    torch.cuda.synchronize()
+    step()  # the first step creates optimizer state
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    for _ in range(steps - 1):
+        step()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    reserved = torch.cuda.max_memory_reserved()
+    opt_bytes = _optimizer_bytes(opt)
+    return MeasuredMemory(**known, tool="torch.cuda.max_memory_allocated", gradients=grads_bytes, optimizer=opt_bytes,
+                          activations=max(0, peak - base - max(0, grads_bytes - _early_grad_bytes(model))),
+                          peak_bytes=peak, peak_reserved_bytes=reserved)
+
+
+def _measure_on_cpu(model, opt, step, steps: int, known: dict) -> MeasuredMemory:
+    """Every tensor of ``steps`` steps through :func:`CategoryPeakTracker`; ``known`` as in :func:`_measure_on_cuda`."""
+    tracker = CategoryPeakTracker()
+    tracker.track_external(model, opt)
+    with tracker:
+        for _ in range(steps):
+            tracker.reset_mod_stats()  # per-module stats are per iteration; the peaks are kept
+            step()
+    cat = tracker.category_max
+    snap = tracker.peak_snapshot()
+    return MeasuredMemory(**known, tool="MemTracker", gradients=int(cat.get("Gradient", 0)),
+                          optimizer=_optimizer_bytes(opt),
+                          activations=int(cat.get("activations", 0)),
+                          peak_bytes=tracker.peak_bytes() + _untracked_quant_state(model),
+                          peak_snapshot=snap)
 
 
 def _train_step(model, opt, ids, autocast) -> float:
