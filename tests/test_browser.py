@@ -83,6 +83,11 @@ def lab(tmp_path):
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), HF_HUB_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT))
+    # Render every cell (JupyterLab 4 otherwise detaches cells far from the viewport, so the calculator's slider can
+    # be off the page while its box is read): the lesson is long, and the test drags a slider near its end.
+    tracker = tmp_path / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text('{"windowingMode": "none"}')
     log = open(tmp_path / "lab.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
@@ -150,7 +155,8 @@ def test_memory_calculator_in_chromium(lab):
             slider.wait_for(state="visible", timeout=RUN_TIMEOUT_MS)
             page.wait_for_function(f"({FIGURE_JS})() !== null && ({FIGURE_JS})().replace(/[|,]/g, '').trim() !== ''",
                                    timeout=60_000)
-            slider.scroll_into_view_if_needed()
+            slider.evaluate("e => e.scrollIntoView({block: 'center'})")
+            page.wait_for_timeout(500)
             before = page.evaluate(FIGURE_JS)
             page.screenshot(path=str(BUILD / f"browser_{lab['name']}_before.png"))
 
