@@ -375,24 +375,25 @@ def goal_step(a: Answers, rec: Recommendation) -> Recommendation | None:
     return rec.stop("rag", "Answering from facts is retrieval's job.")
 
 
+def _gate(rec: Recommendation, question: str, yes: bool, go_on: str, instead: str, fallback: str,
+          why: str) -> Recommendation | None:
+    """A yes/no question of the framework: yes goes on (None), no stops at ``fallback`` with ``why``."""
+    rec.ask(question, bool(yes), go_on if yes else instead)
+    return None if yes else rec.stop(fallback, why)
+
+
 def metric_step(a: Answers, rec: Recommendation) -> Recommendation | None:
     """4b. Can you tell whether it worked?"""
-    if a.has_eval_metric:
-        rec.ask("has_eval_metric", True, "continue")
-        return None
-    rec.ask("has_eval_metric", False, "build an evaluation first")
-    return rec.stop(a.fallback, "No way to measure success yet: build an evaluation set and a metric first, then "
-                                "measure prompting against it. Without it, nobody can tell whether fine-tuning helped.")
+    return _gate(rec, "has_eval_metric", a.has_eval_metric, "continue", "build an evaluation first", a.fallback,
+                 "No way to measure success yet: build an evaluation set and a metric first, then measure prompting "
+                 "against it. Without it, nobody can tell whether fine-tuning helped.")
 
 
 def prompting_step(a: Answers, rec: Recommendation) -> Recommendation | None:
     """5. Prompting exhausted?"""
-    if a.prompting_exhausted:
-        rec.ask("prompting_exhausted", True, "fine-tune")
-        return None
-    rec.ask("prompting_exhausted", False, "try prompting harder")
-    return rec.stop(a.fallback, "Prompting is not exhausted yet: measure zero-shot, few-shot and retrieval prompts "
-                                "on your evaluation set first (lesson 01 shows how). Fine-tune when they fall short.")
+    return _gate(rec, "prompting_exhausted", a.prompting_exhausted, "fine-tune", "try prompting harder", a.fallback,
+                 "Prompting is not exhausted yet: measure zero-shot, few-shot and retrieval prompts on your "
+                 "evaluation set first (lesson 01 shows how). Fine-tune when they fall short.")
 
 
 #: The questions before the method, in the order the framework asks them.
