@@ -165,10 +165,14 @@ _ = results.record(best_method=best.method, best_tied_with=tied)
 smallest_ckpt = min(comparison.rows, key=lambda r: r.checkpoint_bytes)
 most_kept = max(comparison.rows, key=lambda r: r.general_retention)
 ipd.display(ipd.Markdown(
-    f"**Reading the table.** On this budget ({STEPS} steps of {BATCH} examples) the highest task metric is "
-    f"{best.task_metric:.0%} of the {N_METRIC} test tickets exactly right, by **{best.method}**"
-    + (f"; {_names(tied)} cannot be told apart from it on {N_METRIC} tickets (a difference has to exceed about "
-       f"±{margin:.0%} before chance stops explaining it)" if tied else "")
+    f"**Reading the table.** On this budget ({STEPS} steps of {BATCH} examples) "
+    + ((f"the highest task metric is {best.task_metric:.0%} of the {N_METRIC} test tickets exactly right, by "
+        f"**{best.method}**"
+        + (f"; {_names(tied)} cannot be told apart from it on {N_METRIC} tickets (a difference has to exceed about "
+           f"±{margin:.0%} before chance stops explaining it)" if tied else ""))
+       if best.task_metric > 0 else
+       f"no method answers any of the {N_METRIC} test tickets exactly right yet, so the task metric cannot rank "
+       "them; the validation-loss column (and the next paragraph) shows how far each got")
     + ". The smallest "
     f"checkpoint is **{smallest_ckpt.method}** ({smallest_ckpt.checkpoint_bytes / 1e3:,.1f} kB"
     + (f", against {rows['full'].checkpoint_bytes / 1e6:,.1f} MB for full fine-tuning" if "full" in rows else "")
