@@ -172,9 +172,7 @@ def measure_peak_memory(arch, method: str = "lora", *, precision: str = "fp32", 
     model = build_training_model(spec, method, precision=precision, rank=rank, targets=targets,
                                  lora_dtype=lora_dtype, device=dev, attention=attention, seed=seed)
     if checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if method != "full":
-            model.enable_input_require_grads()
+        enable_checkpointing(model, method)
     opt = make_optimizer(model.parameters(), optimizer)
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, spec.vocab_size, (batch_size, seq_len), generator=gen).to(dev)
@@ -200,6 +198,14 @@ def measure_peak_memory(arch, method: str = "lora", *, precision: str = "fp32", 
     if dev == "cuda":
         torch.cuda.empty_cache()
     return result
+
+
+def enable_checkpointing(model, method: str) -> None:
+    """Gradient checkpointing as the Trainer turns it on (non-reentrant); with a frozen base (LoRA, QLoRA) the
+    embeddings' output must require grad, or nothing flows back through the checkpointed layers."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if method != "full":
+        model.enable_input_require_grads()
 
 
 def _check_measure_arguments(method, precision, optimizer, attention, batch_size, seq_len, steps, device) -> str:
@@ -325,16 +331,9 @@ def training_step_seconds(arch, method: str = "full", *, precision: str = "fp32"
     import statistics
     import time
 
-    from coursekit.env import resolve_device
-
-    check_choice(method, ESTIMATED_METHODS, "method")
-    check_choice(precision, tuple(PRECISIONS), "precision")
-    _positive_int(batch_size, "batch_size")
-    _positive_int(seq_len, "seq_len")
     _positive_int(steps, "steps")
-    dev = resolve_device(device)
-    if PRECISIONS[precision].autocast and dev != "cuda":
-        raise ValueError(f"{precision} is timed on CUDA only; on {dev} use precision 'fp32' or 'bf16'")
+    # the same checks as measure_peak_memory (which counts the warm-up step among its steps)
+    dev = _check_measure_arguments(method, precision, "adamw", "sdpa", batch_size, seq_len, steps + 1, device)
     import torch
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if PRECISIONS[precision].autocast else None
@@ -342,9 +341,7 @@ def training_step_seconds(arch, method: str = "full", *, precision: str = "fp32"
     spec = resolve_arch(arch)
     model = build_training_model(spec, method, precision=precision, device=dev, seed=seed)
     if checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if method != "full":
-            model.enable_input_require_grads()
+        enable_checkpointing(model, method)
     opt = make_optimizer(model.parameters(), "adamw")
     ids = torch.randint(0, spec.vocab_size, (batch_size, seq_len),
                         generator=torch.Generator().manual_seed(seed)).to(dev)
