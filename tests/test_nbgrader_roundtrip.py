@@ -203,11 +203,21 @@ def test_course_config_uses_nbgrader_execute_options(tmp_path):
     assert config.Execute.raise_on_iopub_timeout is True  # a kernel deaf to the interrupt stops its notebook
     assert config.Execute.startup_timeout >= 30
     assert "ExecutePreprocessor" not in config  # nbgrader's preprocessor is Execute; one name, one value
+
     for cls in (Execute, LimitOutput, ClearSolutions):
         names = set(cls.class_trait_names(config=True))
         assert set(config[cls.__name__]) <= names, (cls.__name__, set(config[cls.__name__]) - names)
     assert not Execute.class_traits()["allow_errors"].metadata.get("config")  # fixed True: not set in the config
     assert Execute().allow_errors is True
+
+
+def test_the_public_build_course_has_the_quiz_sized_default(tmp_path):
+    """`coursekit.quiz.build_course` (what instructors import) writes the same per-cell limit as the CLI."""
+    import coursekit.quiz
+
+    coursekit.quiz.build_course(tmp_path, lessons=[LESSON])
+    config = _config(tmp_path / "nbgrader_config.py")
+    assert config.Execute.timeout == CELL_TIMEOUT_S
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, False, 2.5, "30", None])
