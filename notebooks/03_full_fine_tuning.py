@@ -59,6 +59,7 @@ import torch
 
 import coursekit
 from coursekit import evaluate
+from coursekit.evaluate import rate_difference
 from coursekit.data import general_texts, load_task_dataset, show_learned_tokens, task_prompt, tokenize_with_labels
 from coursekit.plots import plot_runs, plot_sweep
 from coursekit.train import COMMON_OPTIONS, finetune, mix_general_text
@@ -72,15 +73,17 @@ RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson03-"))
 # was pretrained at a peak learning rate of 3e-3, a 7B model at about 3e-4, so the popular recipe's 2e-5 for a 7B
 # model becomes roughly ten times larger here.
 BUDGET = {
-    "cpu": dict(train_examples=1600, eval_examples=48, metric_examples=64, batch_size=16, grad_accum=1,
-                gentle=dict(learning_rate=1e-3, epochs=2), aggressive=dict(learning_rate=3e-3, epochs=4),
-                aggressive_examples=400, sweep_learning_rates=[3e-4, 1e-3, 3e-3], sweep_examples=480,
+    # the sweep trains on the gentle run's examples and epochs, so the gentle run is its middle point and the
+    # aggressive run (the sweep's highest rate) its last: each is trained once
+    "cpu": dict(train_examples=960, eval_examples=48, metric_examples=64, batch_size=16, grad_accum=1,
+                gentle=dict(learning_rate=1e-3, epochs=1), aggressive=dict(learning_rate=3e-3, epochs=1),
+                aggressive_examples=960, sweep_learning_rates=[2e-4, 1e-3, 3e-3], sweep_examples=960,
                 sweep_epochs=1, mix_fraction=0.3, heldout_texts=64),
     # a real pretrained model on a CPU: a handful of steps per run (a 135M model trains at a few dozen tokens a
     # second on two cores), so these runs show the mechanics and the GPU run shows the effects at size
     "real-cpu": dict(train_examples=32, eval_examples=8, metric_examples=16, batch_size=8, grad_accum=1,
                      gentle=dict(learning_rate=5e-5, epochs=1), aggressive=dict(learning_rate=1e-3, epochs=2),
-                     aggressive_examples=16, sweep_learning_rates=[1e-5, 1e-3], sweep_examples=16,
+                     aggressive_examples=16, sweep_learning_rates=[5e-5, 1e-3], sweep_examples=32,
                      sweep_epochs=1, mix_fraction=0.3, heldout_texts=16),
     "gpu": dict(train_examples=10_000, eval_examples=300, metric_examples=200, batch_size=4, grad_accum=4,
                 gentle=dict(learning_rate=2e-5, epochs=3), aggressive=dict(learning_rate=2e-4, epochs=10),
@@ -239,17 +242,28 @@ ipd.Markdown(
     "paper does: lesson 05).")
 
 # %%
-def run(title, train_rows=train, **options):
+_trained = {}  # (examples, learning rate, epochs) -> RunResult: a run the lesson needs twice is trained once
+
+
+def run(title, n_examples=None, train_rows=None, **options):
     """A fresh copy of the base model in fp32 (the master weights), fine-tuned with the lesson's budget plus
-    ``options``."""
+    ``options``, on the first ``n_examples`` training examples (or on ``train_rows``)."""
+    key = (n_examples, options.get("learning_rate"), options.get("epochs"))
+    plain = train_rows is None and set(options) <= {"learning_rate", "epochs"}
+    if plain and key in _trained:
+        return _trained[key]
     m, tok = coursekit.load_base_model(MODEL, device=DEVICE, dtype=torch.float32)
     settings = dict(batch_size=BUDGET["batch_size"], grad_accum=BUDGET["grad_accum"], seed=SEED, device=DEVICE,
                     runs_dir=RUNS_DIR, metric_examples=BUDGET["metric_examples"], measure_before=False,
                     perplexity_texts=heldout, save_final=False, title=title)
-    return finetune(m, tok, train_rows, val, test=test, **{**settings, **options})
+    rows = train.select(range(n_examples or len(train))) if train_rows is None else train_rows
+    result = finetune(m, tok, rows, val, test=test, **{**settings, **options})
+    if plain:
+        _trained[key] = result
+    return result
 
 
-gentle = run("gentle", **BUDGET["gentle"])
+gentle = run("gentle", len(train), **BUDGET["gentle"])
 gentle_kept = gentle.general_probe_after / probe_base
 results.record(task_metric_finetuned=gentle.task_metric_after, general_probe_gentle=gentle.general_probe_after,
                general_probe_kept_gentle=gentle_kept, perplexity_gentle=gentle.perplexity_after,
@@ -343,9 +357,8 @@ ipd.Markdown(changed_defaults_markdown(args) + "\n\n" + recipe_text)
 
 # %%
 sweep = []
-sweep_rows = train.select(range(BUDGET["sweep_examples"]))
-for lr in BUDGET["sweep_learning_rates"]:
-    r = run(f"lr {lr:g}", train_rows=sweep_rows, learning_rate=lr, epochs=BUDGET["sweep_epochs"])
+for lr in BUDGET["sweep_learning_rates"]:  # a rate and budget already trained above is not trained again
+    r = run(f"lr {lr:g}", BUDGET["sweep_examples"], learning_rate=lr, epochs=BUDGET["sweep_epochs"])
     sweep.append({"learning_rate": lr, "task_metric": r.task_metric_after,
                   "general_probe_kept": r.general_probe_after / probe_base, "final_eval_loss": r.final_eval_loss})
 results.record(lr_sweep=sweep)
@@ -392,12 +405,13 @@ ipd.Markdown(
 # %% [markdown]
 # ## 5. Catastrophic forgetting
 #
-# Now the common warning made real: a high learning rate and many epochs. The model sees nothing but support
-# tickets, step after step, with large updates; whatever in its weights served other skills is overwritten.
+# Now the common warning made real: large updates (`BUDGET["aggressive"]`: a high learning rate; the GPU budget
+# adds many epochs over fewer tickets). The model sees nothing but support tickets, step after step; whatever in its
+# weights served other skills is overwritten.
 
 # %%
-small = train.select(range(BUDGET["aggressive_examples"]))  # fewer tickets, seen many times
-aggressive = run("aggressive", train_rows=small, **BUDGET["aggressive"])
+aggressive = run("aggressive", BUDGET["aggressive_examples"], **BUDGET["aggressive"])  # on a CPU: the sweep's top rate
+small = train.select(range(BUDGET["aggressive_examples"]))
 aggressive_kept = aggressive.general_probe_after / probe_base
 results.record(general_probe_aggressive=aggressive.general_probe_after, general_probe_kept_aggressive=aggressive_kept,
                task_metric_aggressive=aggressive.task_metric_after, perplexity_aggressive=aggressive.perplexity_after,
@@ -473,10 +487,42 @@ ipd.Markdown("| run | task metric | general probe | kept | held-out perplexity |
                          for row in table))
 
 # %% [markdown]
-# Read the table from the top: the gentle recipe learns the task and keeps the general skills; the aggressive one
-# learns the task as well and pays for it outside the task. Early stopping only helps as far as the *task's*
-# validation loss notices overtraining; mixing general data protects the general skills directly, at the price of
-# more steps per epoch.
+# Reading the table, from the figures above (the probe has a fixed number of questions, so two runs count as
+# different only when the gap exceeds what chance explains on that many):
+
+# %%
+N_PROBE = len(before_answers)  # the probe questions, asked above
+
+
+def probe_gap(a, b):
+    """"higher", "lower" or "tie": run a's probe score against run b's, on N_PROBE questions."""
+    return rate_difference(a.general_probe_after, N_PROBE, b.general_probe_after, N_PROBE)["verdict"]
+
+
+def outcome(r):
+    row = {"task_metric": r.task_metric_after, "general_probe_kept": r.general_probe_after / probe_base}
+    return f"{verdict(row)} (task {r.task_metric_after:.2f}, {row['general_probe_kept']:.0%} of the probe kept)"
+
+
+lines = [f"* The gentle recipe {outcome(gentle)}; the aggressive one {outcome(aggressive)}"
+         + {"lower": ": the large updates cost general skills the gentle run kept.",
+            "tie": ": on this probe the two cannot be told apart.",
+            "higher": ": here the large updates cost *less* outside the task than the gentle ones."}[
+             probe_gap(aggressive, gentle)]]
+if stopped.stopped_early:
+    lines.append(f"* Early stopping ended the aggressive run after {stopped.steps} of {aggressive.steps} steps, when "
+                 f"the task's validation loss stopped improving; it {outcome(stopped)}.")
+else:
+    lines.append(f"* Early stopping never triggered: the task's validation loss kept improving for all "
+                 f"{stopped.steps} steps, so the run {outcome(stopped)}. It can only notice overtraining on the "
+                 "*task*, not forgetting outside it.")
+lines.append(f"* Mixing {BUDGET['mix_fraction']:.0%} general text into the data {outcome(mixed)}"
+             + {"higher": f", more of the probe than the aggressive run alone, in {mixed.steps} steps instead of "
+                          f"{aggressive.steps}: it protects the general skills directly, at the price of more steps.",
+                "tie": ": no more of the probe than the aggressive run alone on this many questions.",
+                "lower": ": less of the probe than the aggressive run alone."}[probe_gap(mixed, aggressive)])
+results.record(remedies_reading=lines, n_probe=N_PROBE)
+ipd.Markdown("\n".join(lines))
 
 # %%
 ipd.Markdown(f"Every run above is a `RunResult` (see `gentle`); `finetune` accepts {len(COMMON_OPTIONS)} common "

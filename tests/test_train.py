@@ -60,6 +60,8 @@ def _no_runs(path):
     ({"warmup": -1}, "warmup must be >= 0"),
     ({"bf16": True}, "bf16=True but cpu"),
     ({"method": "lora", "rank": 0}, "rank must be a positive integer"),
+    ({"method": "lora", "alpha": 0}, "alpha must be a positive, finite number (often 2 * rank"),
+    ({"method": "lora", "use_rslora": "yes"}, "use_rslora must be True"),
     ({"resume": True}, "resume=True needs output_dir"),
     ({"early_stopping_patience": 2, "save_every": 5}, "set one of them, not both"),
     ({"method": "qlora"}, "load_base_model(name, quantization='nf4')"),
@@ -276,6 +278,48 @@ def test_loss_is_on_the_response_only(model, tokenizer, tmp_path, monkeypatch):
     assert all(v == -100 for v in labels[:n_prompt])
     assert labels[n_prompt:] == ids[n_prompt:] and ids[-1] == tokenizer.eos_token_id
     assert tokenizer.decode(ids[n_prompt:], skip_special_tokens=True) == ex["output"]
+
+
+def test_a_max_steps_run_reads_a_random_draw_of_the_examples_it_needs(model, tokenizer, tmp_path, monkeypatch):
+    """max_steps x batch x accumulation examples, drawn with the seed from the whole split (not its first rows), are
+    all the trainer is given; without max_steps, or with fewer rows than that, every row."""
+    seen = {}
+    real = engine._train_once
+
+    def grab(trainer, resume):
+        seen["rows"] = len(trainer.train_dataset)
+        return real(trainer, resume)
+
+    monkeypatch.setattr(engine, "_train_once", grab)
+    rows = _examples(200)
+    result = finetune(model, tokenizer, rows, None, runs_dir=tmp_path, save_final=False,
+                      **{**QUICK, "max_steps": 2, "batch_size": 3, "grad_accum": 2})
+    assert seen["rows"] == result.train_examples == 2 * 3 * 2
+    assert result.steps == 2
+    picked = engine._examples_read(rows, engine.plan_run(
+        engine.METHODS["full"], engine.FinetuneOptions(max_steps=2, batch_size=3, grad_accum=2, seed=0), {}, model))
+    assert picked != rows[:12] and all(r in rows for r in picked)  # a random draw, the same for the same seed
+    assert picked == engine._examples_read(rows, engine.plan_run(
+        engine.METHODS["full"], engine.FinetuneOptions(max_steps=2, batch_size=3, grad_accum=2, seed=0), {}, model))
+    few = finetune(model, tokenizer, rows[:5], None, runs_dir=tmp_path, save_final=False,
+                   **{**QUICK, "max_steps": 2, "batch_size": 3, "grad_accum": 2})
+    assert few.train_examples == seen["rows"] == 5
+
+
+def test_rslora_reaches_peft(model):
+    """use_rslora=True gives peft's scale alpha/sqrt(r) instead of alpha/r."""
+    import math
+
+    from coursekit.train.methods import _lora_config
+
+    options = {**engine.METHODS["lora"].options, "rank": 16, "alpha": 8}
+    assert _lora_config(options).use_rslora is False
+    cfg = _lora_config({**options, "use_rslora": True})
+    from peft import get_peft_model
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in get_peft_model(model, cfg).modules() if isinstance(m, LoraLayer)]
+    assert layers and all(m.scaling["default"] == pytest.approx(8 / math.sqrt(16)) for m in layers)
 
 
 @pytest.mark.parametrize("method, options", [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from coursekit.validate import fraction, positive_int
+from coursekit.validate import fraction, positive_int, positive_number
 
 
 @dataclass
@@ -66,6 +66,7 @@ def _lora_config(options, use_dora=False):
         lora_alpha=options["alpha"],
         lora_dropout=options["dropout"],
         target_modules=options["target_modules"],
+        use_rslora=options["use_rslora"],
         use_dora=use_dora,
         bias="none",
         task_type="CAUSAL_LM",
@@ -74,7 +75,11 @@ def _lora_config(options, use_dora=False):
 
 def _check_lora_options(options):
     positive_int("rank", options["rank"])
+    positive_number("alpha", options["alpha"], hint="often 2 * rank, or fixed with use_rslora=True")
     fraction("dropout", options["dropout"])
+    if not isinstance(options["use_rslora"], bool):
+        raise ValueError(f"use_rslora must be True (scale alpha/sqrt(rank)) or False (alpha/rank), "
+                         f"got {options['use_rslora']!r}")
 
 
 def _prepare_lora(model, options, run):
@@ -155,7 +160,7 @@ def _prepare_adapter(model, options, run):
     return model
 
 
-_LORA_OPTIONS = {"rank": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"}
+_LORA_OPTIONS = {"rank": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear", "use_rslora": False}
 
 register_method(Method("full", "every weight trains", _prepare_full,
                        learning_rate=2e-5))
