@@ -52,7 +52,7 @@ doctor: setup
 	$(PY) -m coursekit doctor
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider --timeout 900
+	$(PY) -m pytest -q -p no:cacheprovider --timeout 900 --durations=25
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not browser" --timeout 600

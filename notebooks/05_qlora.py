@@ -74,13 +74,13 @@ GB, GIB = 1e9, 2**30
 BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)  # "cpu": embedded model; "real-cpu": a real model on a CPU; "gpu"
 # On a CPU, bitsandbytes dequantizes every 4-bit weight in each forward and backward pass: a QLoRA step of the real
 # model takes minutes there, so the real-cpu run is a few steps that show the mechanics.
-STEPS = {"cpu": 100, "real-cpu": 4, "gpu": 400}[BUDGET_KEY]  # on "cpu": lesson 04's LoRA budget
-BATCH = {"cpu": 16, "real-cpu": 8, "gpu": 4}[BUDGET_KEY]  # micro-batch
+STEPS = {"cpu": 30, "real-cpu": 4, "gpu": 400}[BUDGET_KEY]
+BATCH = {"cpu": 8, "real-cpu": 8, "gpu": 4}[BUDGET_KEY]  # micro-batch
 GRAD_ACCUM = {"cpu": 1, "real-cpu": 1, "gpu": 4}[BUDGET_KEY]  # micro-batches per optimizer step
 RECIPE_STEPS = {"cpu": 5, "real-cpu": 1, "gpu": 20}[BUDGET_KEY]  # the recipe written out runs a few steps
 # Learning rates scaled to the model (lesson 04): the same for LoRA and QLoRA, so only the 4-bit base differs.
 LR = {"cpu": 5e-3, "real-cpu": 1e-3, "gpu": 2e-4}[BUDGET_KEY]
-N_METRIC = {"cpu": 64, "real-cpu": 8, "gpu": 200}[BUDGET_KEY]
+N_METRIC = {"cpu": 32, "real-cpu": 8, "gpu": 200}[BUDGET_KEY]
 EVAL_SIZE = {"cpu": 64, "real-cpu": 8, "gpu": 64}[BUDGET_KEY]  # validation examples for the loss during training
 BUDGET = dict(max_steps=STEPS, batch_size=BATCH, grad_accum=GRAD_ACCUM, learning_rate=LR, metric_examples=N_METRIC,
               eval_size=EVAL_SIZE, seed=SEED, device=DEVICE, measure_general=False, measure_before=False)
