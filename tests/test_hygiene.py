@@ -88,6 +88,25 @@ def test_readme_course_map_lists_every_notebook_with_badges():
         assert colab.colab_url(path.stem) in readme, f"README has no Colab badge for {path.name}"
 
 
+def test_readme_cpu_times_and_the_lesson_map_agree():
+    """The course map's measured CPU time (README, seconds) and the minutes lesson 00 shows (coursekit.lessons) are
+    the same measurement: the minutes are the seconds rounded up to the next half minute."""
+    import math
+    import re
+
+    from coursekit.lessons import LESSONS
+
+    readme = (ROOT / "README.md").read_text()
+    for lesson in LESSONS:
+        row = next((line for line in readme.splitlines() if line.startswith(f"| [{lesson.number} ")), None)
+        assert row, f"README's course map has no row for lesson {lesson.number}"
+        cpu_time = row.split(" | ")[2]
+        seconds = re.fullmatch(r"([\d,]+) s", cpu_time)
+        assert seconds, f"lesson {lesson.number}: README's CPU time should be measured seconds, got {cpu_time!r}"
+        minutes = math.ceil(int(seconds.group(1).replace(",", "")) / 30) / 2
+        assert lesson.cpu_minutes == minutes, (lesson.number, cpu_time, lesson.cpu_minutes)
+
+
 def test_ruff_passes_on_the_code_and_the_lessons():
     """coursekit, the tests, the benchmarks and the lessons' paired py:percent files (a syntax error in a lesson is
     caught here, before a notebook runs)."""
