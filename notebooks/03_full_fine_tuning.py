@@ -248,6 +248,7 @@ _trained = {}  # (examples, learning rate, epochs) -> RunResult: a run the lesso
 def run(title, n_examples=None, train_rows=None, **options):
     """A fresh copy of the base model in fp32 (the master weights), fine-tuned with the lesson's budget plus
     ``options``, on the first ``n_examples`` training examples (or on ``train_rows``)."""
+    n_examples = n_examples or len(train)
     key = (n_examples, options.get("learning_rate"), options.get("epochs"))
     plain = train_rows is None and set(options) <= {"learning_rate", "epochs"}
     if plain and key in _trained:
@@ -256,14 +257,18 @@ def run(title, n_examples=None, train_rows=None, **options):
     settings = dict(batch_size=BUDGET["batch_size"], grad_accum=BUDGET["grad_accum"], seed=SEED, device=DEVICE,
                     runs_dir=RUNS_DIR, metric_examples=BUDGET["metric_examples"], measure_before=False,
                     perplexity_texts=heldout, save_final=False, title=title)
-    rows = train.select(range(n_examples or len(train))) if train_rows is None else train_rows
+    rows = train.select(range(n_examples)) if train_rows is None else train_rows
     result = finetune(m, tok, rows, val, test=test, **{**settings, **options})
     if plain:
         _trained[key] = result
     return result
 
 
-gentle = run("gentle", len(train), **BUDGET["gentle"])
+def epochs_text(epochs):
+    return f"{epochs:g} epoch" + ("" if epochs == 1 else "s")
+
+
+gentle = run("gentle", **BUDGET["gentle"])
 gentle_kept = gentle.general_probe_after / probe_base
 results.record(task_metric_finetuned=gentle.task_metric_after, general_probe_gentle=gentle.general_probe_after,
                general_probe_kept_gentle=gentle_kept, perplexity_gentle=gentle.perplexity_after,
@@ -273,7 +278,7 @@ results.record(task_metric_finetuned=gentle.task_metric_after, general_probe_gen
                gentle_estimated_memory_bytes=gentle.estimated_memory_bytes,
                trainable_parameters=gentle.trainable_parameters)
 ipd.Markdown(
-    f"Gentle run ({gentle.config['learning_rate']:g} learning rate, {gentle.config['epochs']} epochs, "
+    f"Gentle run ({gentle.config['learning_rate']:g} learning rate, {epochs_text(gentle.config['epochs'])}, "
     f"{gentle.steps} optimizer steps, {gentle.train_seconds:.0f} s at {gentle.tokens_per_second:,.0f} tokens/s): "
     f"task metric {task_base:.2f} → **{gentle.task_metric_after:.2f}**, general probe {probe_base:.2f} → "
     f"**{gentle.general_probe_after:.2f}** ({gentle_kept:.0%} kept), held-out perplexity {ppl_base:.2f} → "
@@ -417,7 +422,7 @@ results.record(general_probe_aggressive=aggressive.general_probe_after, general_
                task_metric_aggressive=aggressive.task_metric_after, perplexity_aggressive=aggressive.perplexity_after,
                aggressive_steps=aggressive.steps)
 ipd.Markdown(
-    f"Aggressive run ({aggressive.config['learning_rate']:g}, {aggressive.config['epochs']} epochs over "
+    f"Aggressive run ({aggressive.config['learning_rate']:g}, {epochs_text(aggressive.config['epochs'])} over "
     f"{len(small)} tickets, "
     f"{aggressive.steps} steps): task metric **{aggressive.task_metric_after:.2f}**, general probe {probe_base:.2f} → "
     f"**{aggressive.general_probe_after:.2f}** ({aggressive_kept:.0%} kept, against {gentle_kept:.0%} for the "
@@ -453,8 +458,8 @@ plot_runs({"gentle": gentle, "aggressive": aggressive}, which="eval", title="val
 # ### Remedies
 #
 # Common guides list four: a lower learning rate, fewer epochs, validation monitoring with early stopping, and mixing
-# general examples into the training data. The first two are the gentle run. Here are the other two, applied to the
-# aggressive recipe:
+# general examples into the training data. The gentle run is the first (a lower learning rate; the GPU budget also
+# gives it fewer epochs than the aggressive run). Here are the last two, applied to the aggressive recipe:
 #
 # * **early stopping**: evaluate often and stop when the validation loss has not improved for two evaluations,
 #   keeping the best checkpoint (`early_stopping_patience=2`);
@@ -467,7 +472,8 @@ stopped = run("aggressive + early stopping", train_rows=small, **BUDGET["aggress
 mixed_rows = mix_general_text(small, general_texts("train", 4000), fraction=BUDGET["mix_fraction"], seed=SEED,
                               tokenizer=tokenizer)
 mixed = run("aggressive + general data", train_rows=mixed_rows, **BUDGET["aggressive"])
-runs = {"base model": None, "gentle (lower LR, fewer epochs)": gentle, "aggressive": aggressive,
+runs = {"base model": None, f"gentle (lr {gentle.config['learning_rate']:g}, "
+        f"{epochs_text(gentle.config['epochs'])})": gentle, "aggressive": aggressive,
         "aggressive + early stopping": stopped, f"aggressive + {BUDGET['mix_fraction']:.0%} general data": mixed}
 table = []
 for name, r in runs.items():
@@ -513,8 +519,8 @@ if stopped.stopped_early:
     lines.append(f"* Early stopping ended the aggressive run after {stopped.steps} of {aggressive.steps} steps, when "
                  f"the task's validation loss stopped improving; it {outcome(stopped)}.")
 else:
-    lines.append(f"* Early stopping never triggered: the task's validation loss kept improving for all "
-                 f"{stopped.steps} steps, so the run {outcome(stopped)}. It can only notice overtraining on the "
+    lines.append(f"* Early stopping never triggered: in {stopped.steps} steps the task's validation loss never went "
+                 f"two evaluations without a new best, so the run {outcome(stopped)}. It can only notice overtraining on the "
                  "*task*, not forgetting outside it.")
 lines.append(f"* Mixing {BUDGET['mix_fraction']:.0%} general text into the data {outcome(mixed)}"
              + {"higher": f", more of the probe than the aggressive run alone, in {mixed.steps} steps instead of "

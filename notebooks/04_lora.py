@@ -430,15 +430,16 @@ else:
         parts.append(f"even the smallest rank, r = {RANKS[0]} with {sweep[0]['trainable_parameters']:,} trainable "
                      "parameters, is among them: this task needs very little rank, the low-rank hypothesis at work")
     between = [row for row in sweep if row["rank"] in below and min(tied) < row["rank"] < max(tied)]
+    rest = [x["final_eval_loss"] for x in sweep if x["rank"] in tied]
     for row in between:
-        rest = [x["final_eval_loss"] for x in sweep if x["rank"] in tied]
         parts.append(f"r = {row['rank']} scored lower although ranks on both sides of it did not, so rank does not "
                      f"explain the gap: its validation loss ended at {row['final_eval_loss']:.3f} against "
                      f"{min(rest):.3f}-{max(rest):.3f} for those ranks, so in {SWEEP_STEPS} steps that run had not "
                      "learned what they had (a longer run, or another seed, tells whether it catches up)")
     if [r for r in below if r < min(tied)]:
-        parts.append("r = " + ", ".join(str(r) for r in below if r < min(tied)) + " scored lower: too little rank "
-                     "for this budget")
+        parts.append("r = " + ", ".join(str(r) for r in below if r < min(tied)) + " scored lower"
+                     + (" too; with a larger rank also low, this sweep cannot tell too little rank from a run that "
+                        "had not learned yet" if between else ": too little rank for this budget"))
     if [r for r in below if r > max(tied)]:
         parts.append("r = " + ", ".join(str(r) for r in below if r > max(tied)) + " scored lower in the same "
                      f"{SWEEP_STEPS} steps at the same learning rate: more rank did not help here")
@@ -451,7 +452,7 @@ ipd.Markdown(
       "rsLoRA's scale alpha/sqrt(r) (`use_rslora=True` in peft's `LoraConfig`). With plain LoRA the same fixed alpha "
       "would scale by alpha/r, which falls as 1/r: the rsLoRA paper (Kalajdzievski, 2023) shows that dividing by r "
       "slows learning for higher-rank adapters and proves that they should be divided by sqrt(r) instead. The common "
-      "alternative, alpha = 2r with plain LoRA, keeps alpha/r fixed instead.")
+      "alternative, alpha = 2r with plain LoRA, keeps alpha/r fixed.")
 
 # %% [markdown]
 # **Settings at real scale, as the papers used them** (quoted from their sources, not measured in this lesson):

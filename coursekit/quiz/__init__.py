@@ -16,15 +16,12 @@ def quiz_widget(lesson, max_tries: int = 2):
     return _make(lesson, max_tries=max_tries)
 
 
-def build_course(out_dir, lessons=None, timeout_s: int | None = None):
-    """Write an nbgrader course (config + one source assignment per lesson) at ``out_dir``.
-
-    ``timeout_s``: nbgrader's limit per cell in seconds; None: ``nbgrader_course.CELL_TIMEOUT_S`` (30 s).
-    """
-    from coursekit.quiz.nbgrader_course import CELL_TIMEOUT_S
+def build_course(out_dir, lessons=None, **options):
+    """Write an nbgrader course (config + one source assignment per lesson) at ``out_dir``; ``options``
+    (``timeout_s``) and their defaults are :func:`coursekit.quiz.nbgrader_course.build_course`'s."""
     from coursekit.quiz.nbgrader_course import build_course as _build
 
-    return _build(out_dir, lessons=lessons, timeout_s=CELL_TIMEOUT_S if timeout_s is None else timeout_s)
+    return _build(out_dir, lessons=lessons, **options)
 
 
 __all__ = ["Bank", "Question", "QuestionResult", "QuizSession", "build_course", "grade", "load_bank", "quiz_dir",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
+import random
 import re
 import time
 import warnings
@@ -377,8 +378,6 @@ def _examples_read(train, plan: RunPlan):
     """``train``, or the examples a ``max_steps`` run can read: max_steps x micro-batch x accumulation of them, drawn
     at random with the run's seed. The trainer would shuffle the whole split and stop after that many; drawing them
     first gives a run of the same kind without formatting and tokenizing the rest (10,000 rows for a 30-step run)."""
-    import random
-
     options = plan.options
     if not options.max_steps or options.packing:  # packed rows hold a varying number of examples
         return train

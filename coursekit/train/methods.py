@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from coursekit.validate import fraction, positive_int, positive_number
+from coursekit.validate import boolean, fraction, positive_int, positive_number
 
 
 @dataclass
@@ -77,9 +77,7 @@ def _check_lora_options(options):
     positive_int("rank", options["rank"])
     positive_number("alpha", options["alpha"], hint="often 2 * rank, or fixed with use_rslora=True")
     fraction("dropout", options["dropout"])
-    if not isinstance(options["use_rslora"], bool):
-        raise ValueError(f"use_rslora must be True (scale alpha/sqrt(rank)) or False (alpha/rank), "
-                         f"got {options['use_rslora']!r}")
+    boolean("use_rslora", options["use_rslora"])  # True: scale alpha/sqrt(rank); False: alpha/rank
 
 
 def _prepare_lora(model, options, run):

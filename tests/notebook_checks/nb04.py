@@ -59,7 +59,8 @@ def check(results: dict) -> None:
     assert results["lora_task_metric"] > results["lora_task_metric_before"]
 
     if results.get("model", "tiny") == "tiny" and results.get("size", "cpu") == "cpu":
-        # measured at the CPU defaults (100 steps x 16): LoRA 0.91, full fine-tuning 0.84; probe lost 0.04 vs 0.125
+        # measured at the CPU defaults (100 steps x 16, 64 tickets): LoRA 0.80, full fine-tuning 0.81; probe lost
+        # 0.04 vs 0.11; rank sweep (40 steps) r=1 0.31, r=4 0.52, r=16 0.00, r=64 0.62
         assert results["lora_task_metric"] >= 0.75, results["lora_task_metric"]
         assert results["lora_task_metric"] >= results["full_task_metric"] - 0.1
         assert results["forgetting_lora"] < results["forgetting_full"]
