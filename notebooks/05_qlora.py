@@ -447,8 +447,8 @@ ipd.Markdown(
        "lower": "differ by more than chance explains, with **LoRA ahead**: here the 4-bit base cost quality."})[
         qlora_vs_lora["verdict"]]
     + f" QLoRA took {qlora.train_seconds / lora.train_seconds:.2f}× LoRA's time: every forward and backward "
-    "dequantizes the 4-bit weights first. The widely quoted \"20–30% slower\" is a GPU figure; on a CPU the ratio "
-    "differs.")
+    "dequantizes the 4-bit weights first, and on a 4-bit model TRL trains the adapters in bf16 (shown below), "
+    "while LoRA's train in fp32. The widely quoted \"20–30% slower\" is a GPU figure; on a CPU the ratio differs.")
 
 # %% [markdown]
 # **Where the 4-bit weights are used.** A widely repeated explanation of why 4 bits cost so little quality says the
