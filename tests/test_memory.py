@@ -246,3 +246,45 @@ def test_checkpointing_working_set_as_measured(shape, method):
     assert abs(on.estimate.activations - on.activations) <= 0.10 * on.activations, (on.estimate.activations,
                                                                                       on.activations)
     assert on.activations < 0.6 * off.activations
+
+
+def _saved_tensor_bytes(model, ids, mask):
+    """Bytes autograd keeps for backward after one forward (each storage counted once)."""
+    import torch
+
+    seen = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(input_ids=ids, attention_mask=mask, labels=ids)
+    return sum(seen.values())
+
+
+def test_a_padding_mask_makes_sdpa_keep_repeated_kv_as_the_estimator_says(random_tiny_model):
+    """transformers repeats K/V to every query head before sdpa when the batch carries a padding mask (its
+    ``use_gqa_in_sdpa``); the estimator's ``padded=True`` adds those copies and the mask each layer keeps."""
+    import torch
+
+    model = random_tiny_model().float().train()
+    model.config._attn_implementation = "sdpa"
+    b, s = 4, 64
+    ids = torch.randint(3, 2048, (b, s), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(b, s, dtype=torch.long)
+    mask[0, -5:] = 0  # one row padded
+    measured = _saved_tensor_bytes(model, ids, mask) - _saved_tensor_bytes(model, ids, None)
+    kw = dict(precision="fp32", optimizer="adamw", batch_size=b, seq_len=s, checkpointing=False, device="cpu")
+    est = {p: estimate_memory(model.config, "full", padded=p, **kw).activations for p in (False, True)}
+    predicted = est[True] - est[False]
+    cfg = model.config
+    kv_copies = 4 * 2 * (cfg.num_attention_heads - cfg.num_key_value_heads) * cfg.head_dim * cfg.num_hidden_layers * b * s
+    masks = 4 * b * s * s * cfg.num_hidden_layers  # each layer's kernel keeps the mask as fp32
+    assert predicted == kv_copies + masks  # the repeated K and V in fp32, and the masks
+    assert measured == pytest.approx(predicted, rel=0.02)
+    mha = {p: estimate_memory("llama-2-7b", "full", padded=p, **kw).activations for p in (False, True)}
+    assert mha[True] - mha[False] == 4 * b * s * s * 32  # MHA: nothing repeats, only the masks (32 layers)
+    with pytest.raises(ValueError, match="padded"):
+        estimate_memory("llama-2-7b", "full", padded="yes")

@@ -38,7 +38,7 @@ from coursekit.memory.recipes import (
     check_choice,
 )
 from coursekit.units import GB, GIB, MIB  # estimates are in bytes; lessons read the units from here too
-from coursekit.validate import fraction, non_negative_int, positive_int
+from coursekit.validate import boolean, fraction, non_negative_int, positive_int
 
 #: What a CUDA context and the caching allocator's slack typically take beyond the tensors (stated, not measured).
 CUDA_OVERHEAD_BYTES = 512 * MIB
@@ -145,7 +145,8 @@ CKPT_WORKING_LAYERS_FULL, CKPT_WORKING_LAYERS_LORA = 1.15, 1.35
 # long: Korthikanti et al.'s count, one term per saved tensor, read top to bottom against the paper
 def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_len: int, precision: str,
                          checkpointing: bool, attention: str, target_kinds: set, rank: int,
-                         lora_bytes: int, lora_dropout: float = 0.0, device: str = "cuda") -> dict[str, int]:
+                         lora_bytes: int, lora_dropout: float = 0.0, device: str = "cuda",
+                         padded: bool = False) -> dict[str, int]:
     """What autograd keeps for backward, after Korthikanti et al. 2022, counted for a Llama-style block.
 
     Per layer and token: the two RMSNorms (fp32 input copy, normalized output when the norm weight trains), the
@@ -153,6 +154,10 @@ def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_le
     does grouped-query attention), the attention kernel's own state (eager: the s×s softmax per head; sdpa /
     flash: the output and a log-sum-exp), and the SwiGLU MLP's gate, activation and up projections.
     With gradient checkpointing only each layer's input is kept and one layer is recomputed at a time.
+    ``padded``: the batches carry an attention mask (padded rows). transformers' sdpa path then repeats K/V to every
+    query head before the kernel (``use_gqa_in_sdpa`` allows the kernel's own grouped-query attention only without a
+    mask), so the kernel keeps the repeated copies, and each layer's kernel keeps the mask converted to the compute
+    dtype (batch × seq × seq; measured on CPU in fp32: tests/test_memory.py).
     """
     p = PRECISIONS[precision]
     full = method == "full"
@@ -183,7 +188,10 @@ def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_le
     if attention == "eager":
         attn_kernel = e * (qdim + 2 * (qdim if repeat else kvdim)) + a * seq_len * (4 + (e if e != 4 else 0))
     else:
-        attn_kernel = e * (qdim + 2 * kvdim + qdim) + 4 * a
+        masked = padded and attention == "sdpa"
+        kv_saved = qdim if (repeat and masked) else kvdim
+        # with a mask, each layer's kernel also keeps the mask in the compute dtype (batch × seq × seq)
+        attn_kernel = e * (qdim + 2 * kv_saved + qdim) + 4 * a + (e * seq_len if masked else 0)
     per_token_layer = (
         2 * norm
         + linear_inputs(("q_proj", "k_proj", "v_proj"), h)
@@ -298,13 +306,15 @@ def _positive_int(value, what: str) -> int:
 def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", optimizer: str = "adamw",
                     rank: int = 16, targets=ALL_LINEAR, lora_dtype: str = "fp32", lora_dropout: float = 0.0,
                     batch_size: int = 1, seq_len: int = 512, checkpointing: bool = True,
-                    attention: str = "sdpa", quantization=None, device: str = "cuda",
+                    attention: str = "sdpa", padded: bool = False, quantization=None, device: str = "cuda",
                     overhead_bytes: int | None = None) -> MemoryEstimate:
     """Estimate peak training memory of ``arch`` for ``method`` in ``full``, ``lora``, ``qlora``.
 
     ``precision`` is a recipe name (``fp32``, ``bf16``, ``amp-bf16``, ``mixed-bf16``; see ``PRECISIONS``),
     ``optimizer`` one of ``adamw``, ``adamw-8bit``, ``paged-adamw``, ``paged-adamw-8bit``, ``sgd``. For QLoRA,
     ``quantization`` defaults to NF4 with double quantization and 16-bit non-Linear parameters.
+    ``padded=True`` prices batches that carry a padding mask (see ``activation_breakdown``); the default prices
+    unpadded batches (one sequence, or packed rows without a mask), where sdpa runs grouped-query attention itself.
     ``device="cuda"`` adds a CUDA context as ``overhead`` and assumes torch's foreach AdamW (one extra copy of the
     state at the step); ``"cpu"`` adds none and steps tensor by tensor.
     """
@@ -351,7 +361,8 @@ def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", opti
 
     parts = activation_breakdown(spec, method=method, batch_size=batch_size, seq_len=seq_len, precision=precision,
                                  checkpointing=checkpointing, attention=attention, target_kinds=target_kinds,
-                                 rank=rank, lora_bytes=lb, lora_dropout=lora_dropout, device=device)
+                                 rank=rank, lora_bytes=lb, lora_dropout=lora_dropout, device=device,
+                                 padded=boolean("padded", padded))
     activations = activation_peak(parts)
     overhead = overhead_bytes if overhead_bytes is not None else (CUDA_OVERHEAD_BYTES if device == "cuda" else 0)
 

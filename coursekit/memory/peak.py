@@ -73,12 +73,13 @@ def model_bytes(model) -> int:
 
 def estimated_training_bytes(model, method: str, *, optim: str, batch_size: int, seq_len: int, bf16: bool,
                              gradient_checkpointing: bool = False, device: str = "cpu", rank: int | None = None,
-                             target_modules=None, lora_dropout: float = 0.0) -> int | None:
+                             target_modules=None, lora_dropout: float = 0.0, padded: bool = False) -> int | None:
     """``estimate_memory``'s total for training ``model`` (loaded, possibly PEFT-wrapped) this way, in bytes.
 
     ``optim``: the Trainer's optimizer name (``TRAINER_OPTIMIZERS``); ``bf16``: autocast on (a model whose floating
     weights are all bf16 is estimated as pure bf16 whatever ``bf16`` says); ``rank``, ``target_modules``,
-    ``lora_dropout``: the LoRA settings (given for ``lora`` and ``qlora``). Returns None where the estimator has no
+    ``lora_dropout``: the LoRA settings (given for ``lora`` and ``qlora``); ``padded``: the batches carry a padding
+    mask (``estimate_memory``'s option). Returns None where the estimator has no
     recipe: a method it does not price (it prices full, lora and qlora), an optimizer it does not model, an
     architecture it cannot describe.
     """
@@ -102,7 +103,7 @@ def estimated_training_bytes(model, method: str, *, optim: str, batch_size: int,
                     "lora_dtype": "bf16" if method == "qlora" else "fp32"}
         est = estimate_memory(base.config, method, precision=precision, optimizer=optimizer,
                               batch_size=int(batch_size), seq_len=int(seq_len), checkpointing=bool(gradient_checkpointing),
-                              device="cuda" if device == "cuda" else "cpu", **lora)
+                              device="cuda" if device == "cuda" else "cpu", padded=bool(padded), **lora)
     except Exception:  # a method or architecture the estimator cannot describe: no estimate, the run goes on
         return None
     return int(est.total_bytes)

@@ -434,7 +434,8 @@ def _estimate_memory(model, plan: RunPlan, seq_len: int, device: str | None = No
     return estimated_training_bytes(
         model, plan.method.name, optim=plan.optim, batch_size=plan.batch_size, seq_len=seq_len, bf16=plan.bf16,
         gradient_checkpointing=bool(plan.options.gradient_checkpointing), device=device or plan.device,
-        rank=lora.get("rank"), target_modules=lora.get("target_modules"), lora_dropout=lora.get("dropout", 0.0))
+        rank=lora.get("rank"), target_modules=lora.get("target_modules"), lora_dropout=lora.get("dropout", 0.0),
+        padded=plan.batch_size > 1 and not plan.options.packing)  # SFTTrainer pads each batch to its longest row
 
 
 def _measure(model, tokenizer, options: FinetuneOptions, metric_rows):
