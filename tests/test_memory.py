@@ -288,3 +288,42 @@ def test_a_padding_mask_makes_sdpa_keep_repeated_kv_as_the_estimator_says(random
     assert mha[True] - mha[False] == 4 * b * s * s * 32  # MHA: nothing repeats, only the masks (32 layers)
     with pytest.raises(ValueError, match="padded"):
         estimate_memory("llama-2-7b", "full", padded="yes")
+
+
+def _activation_bytes(model, run):
+    """Bytes autograd keeps for backward during ``run()``, each storage once, parameters left out."""
+    import torch
+
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        run()
+    return sum(seen.values())
+
+
+def test_trl_fused_loss_keeps_what_the_estimator_says(random_tiny_model):
+    """SFTTrainer's fused LM head (trl's add_fused_lm_head, patched as SFTTrainer does) keeps per token a copy of the
+    hidden state, the targets, two statistics and the label mask, instead of batch × seq × vocab fp32 tensors."""
+    import torch
+    from trl.trainer.utils import add_fused_lm_head
+
+    model = random_tiny_model().float().train()
+    add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+    b, s = 4, 64
+    ids = torch.randint(3, 2048, (b, s), generator=torch.Generator().manual_seed(0))
+    fused = _activation_bytes(model, lambda: model(input_ids=ids, labels=ids, fused_lm_head=True).loss)
+    backbone = _activation_bytes(model, lambda: model.model(input_ids=ids).last_hidden_state)
+    kw = dict(precision="fp32", optimizer="adamw", batch_size=b, seq_len=s - 1, checkpointing=False, device="cpu")
+    est = estimate_memory(model.config, "full", loss="fused", **kw)
+    assert fused - backbone == pytest.approx(est.activation_parts["loss_saved"], rel=0.02)
+    plain = estimate_memory(model.config, "full", loss="logits", **kw)
+    assert est.activation_parts["loss"] < plain.activation_parts["loss"]  # no batch × seq × vocab tensors
+    with pytest.raises(ValueError, match="loss"):
+        estimate_memory("llama-2-7b", "full", loss="chunked")

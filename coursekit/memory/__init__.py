@@ -13,7 +13,7 @@ from coursekit.memory.estimator import (
     weight_bytes,
     weight_bytes_breakdown,
 )
-from coursekit.memory.recipes import ATTENTIONS, ESTIMATED_METHODS, OPTIMIZERS, PRECISIONS
+from coursekit.memory.recipes import ATTENTIONS, ESTIMATED_METHODS, LOSSES, OPTIMIZERS, PRECISIONS
 
 _LAZY = {
     "measure_peak_memory": "coursekit.memory.measure",
@@ -36,7 +36,8 @@ def __getattr__(name):
 
 
 __all__ = [
-    "ATTENTIONS", "COMPONENTS", "CUDA_OVERHEAD_BYTES", "GB", "GIB", "ESTIMATED_METHODS", "MemoryEstimate", "OPTIMIZERS",
+    "ATTENTIONS", "COMPONENTS", "CUDA_OVERHEAD_BYTES", "GB", "GIB", "ESTIMATED_METHODS", "LOSSES", "MemoryEstimate",
+    "OPTIMIZERS",
     "PRECISIONS", "QuantOptions", "activation_breakdown", "activation_peak", "estimate_memory", "quantized_tensor_bytes",
     "weight_bytes", "weight_bytes_breakdown", *_LAZY,
 ]

@@ -7,7 +7,7 @@ import json
 from coursekit.archs.count import ALL_LINEAR
 from coursekit.memory.estimator import estimate_memory
 from coursekit.memory.hardware import gpu_capacity_bytes, gpu_label
-from coursekit.memory.recipes import ATTENTIONS, ESTIMATED_METHODS, OPTIMIZERS, PRECISIONS
+from coursekit.memory.recipes import ATTENTIONS, ESTIMATED_METHODS, LOSSES, OPTIMIZERS, PRECISIONS
 from coursekit.units import GB, GIB
 
 
@@ -23,6 +23,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--attention", default="sdpa", choices=ATTENTIONS)
+    ap.add_argument("--padded", action="store_true", help="batches carry a padding mask (sdpa then repeats K/V)")
+    ap.add_argument("--loss", default="logits", choices=LOSSES,
+                    help="logits: cross-entropy on the full logits (Trainer); fused: TRL SFTTrainer's fused LM head")
     ap.add_argument("--gpu", default=None,
                     help="a GPU name (T4, A100 80GB, H100 80GB, ...) or its memory in GiB (24) to check the fit")
     ap.add_argument("--json", action="store_true")
@@ -36,7 +39,8 @@ def main(argv: list[str]) -> int:
     cap = gpu_capacity_bytes(gpu) if gpu is not None else None
     est = estimate_memory(args.arch, args.method, precision=args.precision, optimizer=args.optimizer,
                           rank=args.rank, targets=args.targets, batch_size=args.batch, seq_len=args.seq,
-                          checkpointing=args.checkpointing, attention=args.attention)
+                          checkpointing=args.checkpointing, attention=args.attention, padded=args.padded,
+                          loss=args.loss)
     if args.json:
         out = {
             "arch": est.arch, "method": est.method, "precision": est.precision, "optimizer": est.optimizer_name,

@@ -33,6 +33,7 @@ from coursekit.memory.recipes import (
     BNB_OPTIMIZER_BLOCKSIZE,
     BYTES,
     ESTIMATED_METHODS,
+    LOSSES,
     OPTIMIZERS,
     PRECISIONS,
     check_choice,
@@ -146,7 +147,7 @@ CKPT_WORKING_LAYERS_FULL, CKPT_WORKING_LAYERS_LORA = 1.15, 1.35
 def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_len: int, precision: str,
                          checkpointing: bool, attention: str, target_kinds: set, rank: int,
                          lora_bytes: int, lora_dropout: float = 0.0, device: str = "cuda",
-                         padded: bool = False) -> dict[str, int]:
+                         padded: bool = False, loss: str = "logits") -> dict[str, int]:
     """What autograd keeps for backward, after Korthikanti et al. 2022, counted for a Llama-style block.
 
     Per layer and token: the two RMSNorms (fp32 input copy, normalized output when the norm weight trains), the
@@ -158,6 +159,7 @@ def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_le
     query head before the kernel (``use_gqa_in_sdpa`` allows the kernel's own grouped-query attention only without a
     mask), so the kernel keeps the repeated copies, and each layer's kernel keeps the mask converted to the compute
     dtype (batch × seq × seq; measured on CPU in fp32: tests/test_memory.py).
+    ``loss="fused"``: TRL's fused LM head (``ChunkedLogProbFunction``) instead of cross-entropy on the full logits.
     """
     p = PRECISIONS[precision]
     full = method == "full"
@@ -207,10 +209,13 @@ def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_le
     parts["layer_inputs" if checkpointing else "layers"] = stored
     head_norm = 4 * h + (e * h if full else 0) + (sb * h if full else 0)
     parts["final_norm"] = head_norm * tokens
-    # the loss: log-softmax output (fp32) that cross-entropy keeps plus two fp32 gradients of the same size while
-    # it backpropagates: batch × seq × vocab × 12 bytes, which dominates for 128k vocabularies at long context.
-    # (The logits themselves are freed after the forward: the training loop keeps only the loss.)
-    parts["loss"] = 12 * V * tokens
+    if loss == "fused":
+        parts.update(_fused_loss_parts(spec, tokens, e, head_trains=full))
+    else:
+        # the loss: log-softmax output (fp32) that cross-entropy keeps plus two fp32 gradients of the same size while
+        # it backpropagates: batch × seq × vocab × 12 bytes, which dominates for 128k vocabularies at long context.
+        # (The logits themselves are freed after the forward: the training loop keeps only the loss.)
+        parts["loss"] = 12 * V * tokens
     # The backward of the top layer: with checkpointing it is recomputed, so one layer's activations are alive again,
     # plus the gradients alive while autograd walks back through it (each activation is freed once used). Measured
     # with CategoryPeakTracker on CPU in fp32, 4 x 256 tokens, on three Llama shapes with a 256-entry vocabulary (so
@@ -227,10 +232,28 @@ def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_le
     return parts
 
 
+#: TRL's fused LM head (trl/kernels/chunked_logprob.py): tokens per tile and vocabulary entries per tile.
+FUSED_TOKEN_TILE, FUSED_VOCAB_TILE = 4096, 32768
+
+
+def _fused_loss_parts(spec: ArchSpec, tokens: int, e: int, head_trains: bool) -> dict[str, int]:
+    """TRL's fused LM head, priced as an upper bound (every position carries a label).
+
+    Kept for backward, per token: the hidden states it scores (a copy, ``e`` bytes per value), the int64 targets,
+    two fp32 statistics (the log-partition and the entropy) and the boolean label mask. Alive during its backward: one logits tile (``FUSED_TOKEN_TILE`` ×
+    ``FUSED_VOCAB_TILE`` in the compute dtype), the fp32 gradient of the hidden states and, when the output layer
+    trains, the fp32 gradient of its weight.
+    """
+    h, V = spec.hidden_size, spec.vocab_size
+    tile = min(tokens, FUSED_TOKEN_TILE) * min(V, FUSED_VOCAB_TILE) * e
+    return {"loss_saved": tokens * (h * e + 8 + 2 * 4 + 1),
+            "loss": tile + 4 * tokens * h + (4 * V * h if head_trains else 0)}
+
+
 def activation_peak(parts: dict[str, int]) -> int:
     """The activation peak from :func:`activation_breakdown`'s parts: the larger of two moments, the loss's backward
     (everything stored plus the loss tensors) and the top layer's backward (stored plus its working set)."""
-    stored = parts.get("layers", 0) + parts.get("layer_inputs", 0) + parts.get("final_norm", 0)
+    stored = sum(parts.get(k, 0) for k in ("layers", "layer_inputs", "final_norm", "loss_saved"))
     extra = parts.get("dequantized_weight", 0) + parts.get("autocast_weight_copies", 0)
     return stored + extra + max(parts.get("loss", 0), parts.get("backward_working_set", 0))
 
@@ -306,7 +329,8 @@ def _positive_int(value, what: str) -> int:
 def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", optimizer: str = "adamw",
                     rank: int = 16, targets=ALL_LINEAR, lora_dtype: str = "fp32", lora_dropout: float = 0.0,
                     batch_size: int = 1, seq_len: int = 512, checkpointing: bool = True,
-                    attention: str = "sdpa", padded: bool = False, quantization=None, device: str = "cuda",
+                    attention: str = "sdpa", padded: bool = False, loss: str = "logits", quantization=None,
+                    device: str = "cuda",
                     overhead_bytes: int | None = None) -> MemoryEstimate:
     """Estimate peak training memory of ``arch`` for ``method`` in ``full``, ``lora``, ``qlora``.
 
@@ -315,6 +339,8 @@ def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", opti
     ``quantization`` defaults to NF4 with double quantization and 16-bit non-Linear parameters.
     ``padded=True`` prices batches that carry a padding mask (see ``activation_breakdown``); the default prices
     unpadded batches (one sequence, or packed rows without a mask), where sdpa runs grouped-query attention itself.
+    ``loss``: ``"logits"`` (cross-entropy on the full logits: a plain ``Trainer``) or ``"fused"`` (TRL's
+    ``SFTTrainer``, which computes the loss in tiles without the batch × seq × vocab logits).
     ``device="cuda"`` adds a CUDA context as ``overhead`` and assumes torch's foreach AdamW (one extra copy of the
     state at the step); ``"cpu"`` adds none and steps tensor by tensor.
     """
@@ -323,6 +349,7 @@ def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", opti
     check_choice(precision, tuple(PRECISIONS), "precision")
     check_choice(optimizer, tuple(OPTIMIZERS), "optimizer")
     check_choice(attention, ATTENTIONS, "attention")
+    check_choice(loss, LOSSES, "loss")
     check_choice(device, DEVICES, "device")
     check_choice(lora_dtype, ("fp32", "bf16", "fp16"), "lora_dtype")
     batch_size = _positive_int(batch_size, "batch_size")
@@ -362,7 +389,7 @@ def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", opti
     parts = activation_breakdown(spec, method=method, batch_size=batch_size, seq_len=seq_len, precision=precision,
                                  checkpointing=checkpointing, attention=attention, target_kinds=target_kinds,
                                  rank=rank, lora_bytes=lb, lora_dropout=lora_dropout, device=device,
-                                 padded=boolean("padded", padded))
+                                 padded=boolean("padded", padded), loss=loss)
     activations = activation_peak(parts)
     overhead = overhead_bytes if overhead_bytes is not None else (CUDA_OVERHEAD_BYTES if device == "cuda" else 0)
 

@@ -73,6 +73,9 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
 #: The methods the estimator prices (the training engine knows more: ``coursekit.train.METHODS``).
 ESTIMATED_METHODS = ("full", "lora", "qlora")
 ATTENTIONS = ("eager", "sdpa")
+#: How the loss is computed: from the full logits (``model(..., labels=...)``, a plain ``Trainer``), or by TRL's
+#: ``SFTTrainer``, which patches the model with a fused LM head (``trl.trainer.utils.add_fused_lm_head``).
+LOSSES = ("logits", "fused")
 
 
 def check_choice(value, allowed, what: str) -> str:
