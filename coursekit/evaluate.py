@@ -181,3 +181,53 @@ def rate_difference(p1: float, n1: int, p2: float, n2: int, z: float = 1.96) -> 
     margin = z * se
     verdict = "tie" if abs(diff) <= margin else ("higher" if diff > 0 else "lower")
     return {"difference": diff, "standard_error": se, "margin": margin, "verdict": verdict}
+
+
+def best_and_ties(scores: dict, n: int) -> dict:
+    """The best of several success rates, each measured on ``n`` examples, and those chance cannot tell from it.
+
+    ``scores`` maps a name (a method, a rank) to its rate. Returns ``best`` (the name of the highest rate; the first
+    one on equal rates), ``tied`` (the other names whose difference from the best is within ``rate_difference``'s
+    margin, in the order given) and ``margin`` (that margin at the best rate: the smallest difference that would
+    count on ``n`` examples; 0 when the best rate is 0 or 1).
+    """
+    if not scores:
+        raise ValueError("best_and_ties needs at least one score")
+    best = max(scores, key=lambda k: scores[k])
+    top = scores[best]
+    tied = [k for k, v in scores.items()
+            if k != best and rate_difference(v, n, top, n)["verdict"] == "tie"]
+    return {"best": best, "tied": tied, "margin": rate_difference(top, n, top, n)["margin"]}
+
+
+@dataclass
+class MergeGap:
+    """How far a merge moved a model's logits on a few inputs: ``max_abs_diff`` against ``logit_scale``."""
+
+    max_abs_diff: float
+    logit_scale: float
+    merged: object = field(repr=False, default=None)
+
+    @property
+    def relative(self) -> float:
+        return self.max_abs_diff / self.logit_scale if self.logit_scale else float("inf")
+
+
+def merge_logit_gap(model, merge, tokenizer, texts: list[str]) -> MergeGap:
+    """Logits of ``model`` on ``texts``, then of ``merge(model)``: the largest difference, in fp32.
+
+    ``merge`` may change ``model`` in place (``merge_and_unload`` does), so the unmerged logits are taken first.
+    """
+    import torch
+
+    if not texts:
+        raise ValueError("merge_logit_gap needs at least one text to compare the logits on")
+    model.eval()
+    batch = tokenizer(list(texts), return_tensors="pt", padding=True)
+    batch = {k: v.to(_device_of(model)) for k, v in batch.items()}
+    with torch.no_grad():
+        before = model(**batch).logits.float()
+    merged = merge(model).eval()
+    with torch.no_grad():
+        after = merged(**batch).logits.float()
+    return MergeGap((after - before).abs().max().item(), before.abs().max().item(), merged)

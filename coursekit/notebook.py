@@ -48,3 +48,29 @@ class Results:
 
     def __repr__(self) -> str:
         return f"Results({self.path}, {len(self.data) - 1} figures)"
+
+
+def _quoted(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in str(text).splitlines())
+
+
+def fact_check_markdown(claim: str, computed: str | None = None, title: str = "Fact check") -> str:
+    """The Markdown of a fact-check box: a quoted claim, then (when given) what the course computed.
+
+    Every lesson quotes widely repeated claims the same way, so the box is written once here.
+    """
+    if not str(claim).strip():
+        raise ValueError("fact_check needs the claim it checks (a non-empty string)")
+    text = f"**{title}.** {claim}"
+    if computed is not None:
+        if not str(computed).strip():
+            raise ValueError("computed is empty: pass what the course computed, or leave it out")
+        text += f"\n\n**Computed:** {computed}"
+    return _quoted(text)
+
+
+def fact_check(claim: str, computed: str | None = None, title: str = "Fact check") -> None:
+    """Display a fact-check box in a notebook (see ``fact_check_markdown``)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(fact_check_markdown(claim, computed, title)))

@@ -20,8 +20,8 @@
 #
 # This course fine-tunes language models end to end: why (lesson 01), what it costs in memory (02), full
 # fine-tuning (03), LoRA (04), QLoRA (05) and the other parameter-efficient methods (06). Every lesson runs on a
-# laptop CPU in a minute or two, on a small model that ships with the course, and the same cells run on a real model
-# when you have a GPU.
+# laptop CPU in a few minutes (the course map below gives each lesson's measured time), on a small model that ships
+# with the course, and the same cells run on a real model when you have a GPU.
 #
 # This notebook checks your machine, shows the course map, lets the embedded model write a few words, and shows one
 # example of the task the lessons fine-tune for.
@@ -74,8 +74,8 @@ results.record(device=report.device, packages_ok=report.ok, bnb_4bit=report.bnb_
 ipd.Markdown(
     f"Lessons will run on **{report.device}** with **{memory_available_gb:.1f} GB** "
     f"({report.memory_available_bytes / 2**30:.1f} GiB) of memory available. "
-    + ("Every required package is installed." if report.ok else
-       "Some required packages are missing: see the fixes printed above.")
+    + ("Every required package is installed and works." if report.ok else
+       f"The check found {len(report.problems)} problem(s): see the fixes printed above.")
 )
 
 # %% [markdown]
@@ -170,7 +170,7 @@ ipd.Markdown(
 #
 # or run the whole course that way: `make course-gpu` (the same as `python -m coursekit course --size gpu`).
 # On Colab with a GPU runtime the install cell switches to `COLAB_MODEL` for you. Hub models download the first time
-# (unset `HF_HUB_OFFLINE`); gated models such as Llama need `huggingface-cli login`.
+# (unset `HF_HUB_OFFLINE`); gated models such as Llama need `hf auth login`.
 
 # %%
 spec = packaged.PACKAGED_MODELS["smollm2-135m-instruct"]

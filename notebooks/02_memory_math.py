@@ -75,6 +75,7 @@ from coursekit.memory.hardware import (
 )
 from coursekit.memory.recipes import PRECISIONS
 from coursekit.widgets.memory import memory_calculator
+from coursekit.notebook import fact_check
 
 results = coursekit.Results(RESULTS_PATH, notebook="02_memory_math", model=MODEL)
 results.record(model=MODEL, size=SIZE)
@@ -90,11 +91,6 @@ def gb(n_bytes):
 
 def gib(n_bytes):
     return f"{n_bytes / GIB:,.1f} GiB"
-
-
-def fact_check(claim, computed):
-    """A fact-check box: the claim, quoted, and what the course computes."""
-    display(Markdown(f"> **Fact check.** The claim: {claim}\n>\n> **Computed:** {computed}"))
 
 
 # %%
@@ -140,7 +136,7 @@ results.record(claimed_8b_bytes=claimed_8b, claimed_70b_bytes=claimed_70b)
 # %%
 CLAIMED_PARAMS, CLAIMED_BYTES_PER_PARAM, CLAIMED_GB = 8e9, (2, 2, 8), 56  # its 8B, bf16 + bf16 + Adam, the claim
 claimed_before_activations = CLAIMED_PARAMS * sum(CLAIMED_BYTES_PER_PARAM)
-fact_check(f"*full fine-tuning an 8B model with Adam occupies roughly {CLAIMED_GB} GB (weights, gradients and "
+fact_check(f"The claim: *full fine-tuning an 8B model with Adam occupies roughly {CLAIMED_GB} GB (weights, gradients and "
            "both optimizer moments) before a single activation is stored.*",
            f"its own constants give {CLAIMED_PARAMS / 1e9:g}e9 × ({' + '.join(map(str, CLAIMED_BYTES_PER_PARAM))}) "
            f"bytes = **{gb(claimed_before_activations)}** before activations ({gb(claimed_8b['full_ft'])} with its "
@@ -178,7 +174,7 @@ a3b = resolve_arch("llama-3.2-3b")
 lora_8b_qv = count_lora_parameters(N8B, R, ["q_proj", "v_proj"])  # the same LoRA on the 8B model
 h3b, kv3b = a3b.hidden_size, a3b.num_key_value_heads * a3b.head_dim
 per_layer_qv = R * (h3b + a3b.num_attention_heads * a3b.head_dim) + R * (h3b + kv3b)
-fact_check(f"*LoRA with r={R} on q_proj and v_proj of Llama-3.2-3B prints trainable params: {CLAIMED_QV_3B:,} || "
+fact_check(f"The claim: *LoRA with r={R} on q_proj and v_proj of Llama-3.2-3B prints trainable params: {CLAIMED_QV_3B:,} || "
            f"all params: {CLAIMED_ALL_3B:,}.*",
            f"q_proj is {h3b} → {a3b.num_attention_heads * a3b.head_dim} and v_proj {h3b} → {kv3b} "
            f"({a3b.num_key_value_heads} key/value heads of {a3b.head_dim}), so each layer adds "
@@ -195,8 +191,9 @@ results.record(claimed_lora_qv_3b=CLAIMED_QV_3B, claimed_all_3b=CLAIMED_ALL_3B, 
 # ## 3. Full fine-tuning of Llama 3.1 8B, component by component
 #
 # How many bytes a parameter costs depends on the **precision recipe**, not on "bf16" alone. The recipes the
-# estimator knows, and the bytes per parameter it counts for weights, gradients and Adam's state (`amp-bf16` is what
-# `Trainer(bf16=True)` does):
+# estimator knows, and the bytes per parameter it counts for weights, gradients and Adam's state. `amp-bf16` is
+# `Trainer(bf16=True)` on a model loaded with `dtype=torch.float32`; transformers 5 loads a checkpoint in its own
+# dtype by default (`dtype="auto"`: bf16 for Llama 3.1), and `Trainer(bf16=True)` on that model is the `bf16` recipe:
 
 # %%
 per_param = {}
@@ -234,12 +231,17 @@ results.record(full_8b_components_bytes={r["recipe"]: {k: int(round(r[k] * GB)) 
 # Linear that trains, q, k and v after the rotary embedding, the attention kernel's output and its softmax statistics
 # (the whole sequence × sequence softmax with eager attention), and the MLP's gate, SiLU(gate) and up projections
 # (`coursekit.memory.estimator.activation_breakdown`, after Korthikanti et al. 2022). Multiply by layers × batch ×
-# sequence length. On top of the layers comes the **loss**: when the model computes it from its full logits
-# (`model(..., labels=...)`, as a plain `Trainer` does and as the measurements in section 7 do), cross-entropy keeps a
+# sequence length. Padding changes the attention term: when a batch carries a padding mask, transformers repeats K and
+# V to every query head before calling sdpa (its `use_gqa_in_sdpa` lets the kernel do grouped-query attention itself
+# only without a mask), and each layer's kernel keeps the mask too; `estimate_memory(..., padded=True)` prices that.
+# Every estimate and measurement in this lesson uses unpadded batches. On top of the layers comes the **loss**: when
+# the model computes it from its full logits (`model(..., labels=...)`, as a plain `Trainer` does and as the
+# measurements in section 7 do), cross-entropy keeps a
 # float32 log-softmax over the whole vocabulary for every token, and its backward adds two float32 tensors of the same
-# size: 12 bytes per vocabulary entry per token. (TRL's `SFTTrainer` patches the model with a fused LM head that scores
-# only the positions that carry a label, in tiles of 4,096 tokens, without building the batch × sequence × vocabulary
-# logits, so in its runs this term is smaller; the estimator prices the plain path.)
+# size: 12 bytes per vocabulary entry per token. (TRL's `SFTTrainer` patches the model with a fused LM head that
+# computes the loss in tiles of 4,096 tokens × 32,768 vocabulary entries (on GPUs that run Triton, only for positions with a
+# label), without building the batch × sequence × vocabulary logits: per token it keeps a copy of the hidden state and a
+# few statistics instead. `estimate_memory(..., loss="fused")` prices that path; this lesson prices the plain one.)
 #
 # **Gradient checkpointing** (`activation_checkpointing=True` in `TrainingArguments`, formerly
 # `gradient_checkpointing`; TRL's `SFTConfig` turns it on by default) keeps only each layer's input, the residual
@@ -257,11 +259,13 @@ per_layer_token = acts[False].activation_parts["layers"] / (L_8B * TOKENS)  # by
 input_per_token = acts[True].activation_parts["layer_inputs"] / (L_8B * TOKENS)  # with checkpointing: the input
 loss_per_token = acts[True].activation_parts["loss"] / TOKENS
 working = acts[True].activation_parts["backward_working_set"]
+fused = estimate_memory(N8B, "full", precision="mixed-bf16", loss="fused", **SETUP)  # SFTTrainer's fused LM head
 by_length = {n: {on: estimate_memory(N8B, "full", precision="mixed-bf16", batch_size=1, seq_len=n,
                                      checkpointing=on).activations for on in (False, True)}
              for n in (512, 2048, 8192)}
 results.record(activation_bytes_per_layer_token_8b=per_layer_token, layer_input_bytes_per_token_8b=input_per_token,
-               loss_bytes_per_token_8b=loss_per_token,
+               loss_bytes_per_token_8b=loss_per_token, fused_loss_bytes_8b=fused.activation_parts["loss"],
+               fused_activations_8b=fused.activations,
                activations_8b_by_length={n: {"without": v[False], "with": v[True]} for n, v in by_length.items()})
 display(Markdown(
     f"* Without checkpointing each of the {L_8B} layers keeps **{per_layer_token:,.0f} bytes per token**: "
@@ -274,7 +278,11 @@ display(Markdown(
     + ("more than all the checkpointed layer inputs together.\n\n"
        if acts[True].activation_parts["loss"] > acts[True].activation_parts["layer_inputs"] else
        f"{acts[True].activation_parts['loss'] / acts[True].activation_parts['layer_inputs']:.0%} of the checkpointed "
-       "layer inputs.\n\n")
+       "layer inputs.\n")
+    + f"* With TRL's fused LM head (`loss=\"fused\"`) the loss's part is {gb(fused.activation_parts['loss'])} "
+    f"instead (one logits tile, the fp32 gradient of the hidden states and, since full fine-tuning trains the output "
+    f"layer, an fp32 gradient of its weight), plus {gb(fused.activation_parts['loss_saved'])} kept per step: "
+    f"activations {gb(fused.activations)} against {gb(acts[True].activations)}.\n\n"
     + "The loss's tensors and the recomputed layer's working set are alive at different moments (the loss's backward "
     "is over before the top layer is recomputed), so the activation peak is what stays stored (the layers or their "
     f"inputs, and the final norm's {gb(acts[True].activation_parts['final_norm'])}) plus the larger of the two: "
@@ -288,7 +296,7 @@ display(Markdown(
 # %%
 CLAIMED_ADAM_GB, MOMENTS, FP32 = 60, 2, 4
 adam_fp32_8b = MOMENTS * FP32 * n8b
-fact_check(f"*you need ~{CLAIMED_ADAM_GB} GB just for the optimizer state* (8B, Adam).",
+fact_check(f"The claim: *you need ~{CLAIMED_ADAM_GB} GB just for the optimizer state* (8B, Adam).",
            f"{MOMENTS} fp32 moments are {MOMENTS * FP32} bytes × {n8b:,} = **{gb(adam_fp32_8b)} = "
            f"{gib(adam_fp32_8b)}**: '~{CLAIMED_ADAM_GB}' is right only in GiB. With the fp32 master copy that mixed "
            f"precision also keeps, the optimizer holds {gb(full_8b_mixed.optimizer)}.")
@@ -323,7 +331,7 @@ results.record(claimed_14_bytes_table=rows)
 
 # %%
 b7, act_share = 7.0, CLAIMED_BYTES_PER_PARAM_14[-1]
-fact_check(f"*Total: ~{sum(CLAIMED_BYTES_PER_PARAM_14)} bytes per parameter for AdamW + bf16*, printed as "
+fact_check(f"The claim: *Total: ~{sum(CLAIMED_BYTES_PER_PARAM_14)} bytes per parameter for AdamW + bf16*, printed as "
            f"`{b7:.1f}B parameters: {CLAIMED_PRINTED_GB[b7]} GB`.",
            f"the helper divides by `1024**3`, so its numbers are **GiB** under a GB label: for {b7:g}e9 parameters "
            f"its formula gives **{gib(claimed_14_bytes(b7))} = {gb(claimed_14_bytes(b7))}**. GiB is the right unit "
@@ -360,7 +368,7 @@ results.record(claimed_suggest_hardware_table=hw_rows)
 hw = {row["size"]: row for row in hw_rows}
 b13, b70 = hw["13B"], hw["70B"]
 assert all(claimed_suggest_hardware(CLAIMED_PRINTED_GB[b]) == hw[f"{b:g}B"]["its code returns"] for b in (13.0, 70.0))
-fact_check(f"*`13.0B parameters: {CLAIMED_PRINTED_GB[13.0]} GB → {CLAIMED_PRINTED_HW[13.0]}`* and "
+fact_check(f"The claim: *`13.0B parameters: {CLAIMED_PRINTED_GB[13.0]} GB → {CLAIMED_PRINTED_HW[13.0]}`* and "
            f"*`70.0B parameters: {CLAIMED_PRINTED_GB[70.0]} GB → {CLAIMED_PRINTED_HW[70.0]}`*.",
            f"its code cannot print those. Past 160 it suggests `int(gb / 80)` A100s, and `int` rounds down: for "
            f"13e9 parameters its formula gives {claimed_14_bytes(13.0) / GIB:.1f} GiB and the code returns "
@@ -402,23 +410,34 @@ results.record(method_totals_bytes={f"{a}/{m}": e.total_bytes for (a, m), e in b
                method_components_bytes={f"{a}/{m}": e.components for (a, m), e in by_method.items()})
 
 # %%
+CLOSE = 0.2  # a claimed figure within 20% of the estimate counts as "about right"
+
+
+def judge(estimate_bytes, claimed_gb):
+    ratio = estimate_bytes / (claimed_gb * GB)
+    if abs(ratio - 1) <= CLOSE:
+        return "about right"
+    return f"{ratio:.1f}× too low" if ratio > 1 else f"{1 / ratio:.1f}× too high"
+
+
+verdicts = {f"{a}/{m}": judge(e.total_bytes, CLAIMED_LISTS_GB[a][m]) for (a, m), e in by_method.items()}
+results.record(method_claim_verdicts=verdicts)
 for arch in (N8B, N70B):
     s = CLAIMED_LISTS_GB[arch]
-    fact_check(f"*{arch}: full fine-tuning ~{s['full']} GB, LoRA ~{s['lora']} GB, QLoRA ~{s['qlora']} GB.*",
-               f"at {SETUP['batch_size']} × {SETUP['seq_len']:,} tokens with checkpointing, mixed precision: full "
-               f"fine-tuning **{gb(by_method[(arch, 'full')].total_bytes)}**, LoRA "
-               f"**{gb(by_method[(arch, 'lora')].total_bytes)}**, QLoRA "
-               f"**{gb(by_method[(arch, 'qlora')].total_bytes)}**. "
-               f"The claimed full fine-tuning figure is far too low ({sum(per_param['mixed-bf16']):g} bytes per "
-               "parameter before any activation); its LoRA and QLoRA figures are in the right range but need the "
-               "weights of the real model, not a rounded name.")
+    fact_check(f"The claim: *{arch}: full fine-tuning ~{s['full']} GB, LoRA ~{s['lora']} GB, QLoRA ~{s['qlora']} GB.*",
+               f"at {SETUP['batch_size']} × {SETUP['seq_len']:,} tokens with checkpointing, mixed precision ("
+               f"{sum(per_param['mixed-bf16']):g} bytes per trained parameter before any activation): "
+               + ", ".join(f"{label} **{gb(by_method[(arch, m)].total_bytes)}** (the claim is "
+                           f"{verdicts[f'{arch}/{m}']})"
+                           for m, label in (("full", "full fine-tuning"), ("lora", "LoRA"), ("qlora", "QLoRA")))
+               + f". \"About right\" means within {CLOSE:.0%} of the estimate.")
 
 # %%
 nf4_70b = weight_bytes(N70B, "nf4")
 nf4_70b_plain = weight_bytes(N70B, {"double_quant": False})
 BLOCK, GROUP = QuantOptions().blocksize, 256  # weights per absmax; absmax values per fp32 constant when nested
 saved_bits = (32 - 8 - 32 / GROUP) / BLOCK  # an fp32 absmax becomes 8 bits plus 1/GROUP of an fp32 constant
-fact_check("*with 4-bit quantization the 70 billion parameter model needs only 35 GB*; double quantization saves "
+fact_check("The claim: *with 4-bit quantization the 70 billion parameter model needs only 35 GB*; double quantization saves "
            "*~0.34 bit per parameter, 0.34 × 70e9 / 8 / 1e9 ≈ 3 GB*.",
            f"NF4 keeps one absmax per {BLOCK} weights and leaves embeddings, output layer and norms in bf16: the "
            f"stored weights are **{gb(nf4_70b)}** with double quantization ({gb(nf4_70b_plain)} without). "
@@ -477,7 +496,7 @@ claimed_pick = claimed_suggest_batch_size(CLAIMED_VRAM_GB, CLAIMED_MODEL_B)
 claimed_model_gb = CLAIMED_MODEL_B * CLAIMED_BITS / 8 / 1e9
 good = suggest_batch_size(N8B, RTX4090.name, method="qlora", effective_batch_size=EFFECTIVE,
                           seq_len=SETUP["seq_len"], precision="mixed-bf16")
-fact_check(f"*`suggest_batch_size(gpu_vram_gb={CLAIMED_VRAM_GB}, model_size_b={CLAIMED_MODEL_B})` prints Batch "
+fact_check(f"The claim: *`suggest_batch_size(gpu_vram_gb={CLAIMED_VRAM_GB}, model_size_b={CLAIMED_MODEL_B})` prints Batch "
            "size: 4, Gradient accumulation: 2.*",
            f"the helper as written returns **{claimed_pick}** (batch, accumulation): it thinks the {CLAIMED_BITS}-bit "
            f"{CLAIMED_MODEL_B}B model weighs {claimed_model_gb:.0e} GB instead of about "

@@ -55,6 +55,7 @@ import torch
 
 import coursekit
 from coursekit.data import load_task_dataset
+from coursekit.notebook import fact_check
 from coursekit.scratch import LoRALinear, count_trainable_parameters, inject_lora, lora_parameter_count
 from coursekit.train import finetune
 
@@ -69,7 +70,8 @@ SWEEP_STEPS = {"cpu": 40, "real-cpu": 4, "gpu": 400}[BUDGET_KEY]
 BATCH = {"cpu": 16, "real-cpu": 8, "gpu": 4}[BUDGET_KEY]  # micro-batch
 GRAD_ACCUM = {"cpu": 1, "real-cpu": 1, "gpu": 4}[BUDGET_KEY]  # micro-batches per optimizer step
 RECIPE_STEPS = {"cpu": 10, "real-cpu": 2, "gpu": 20}[BUDGET_KEY]  # the recipe written out runs a few steps
-# Learning rates scaled to the model: the embedded model was pretrained at 3e-3 (a 7B model at about 3e-4).
+# Learning rates scaled to the model: the embedded model was pretrained at a peak of 3e-3, ten times a 7B model's
+# (about 3e-4), and these short CPU budgets go further: LoRA at 25x the usual 2e-4, full fine-tuning at 50x 2e-5.
 LR = {"cpu": {"lora": 5e-3, "full": 1e-3}, "real-cpu": {"lora": 1e-3, "full": 5e-5},
       "gpu": {"lora": 2e-4, "full": 2e-5}}[BUDGET_KEY]
 N_METRIC = {"cpu": 64, "real-cpu": 16, "gpu": 200}[BUDGET_KEY]
@@ -93,9 +95,10 @@ RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson04-"))
 #
 # * **Why B starts at zero.** With $B = 0$ the update is zero, so training starts from exactly the pretrained model;
 #   $A$ is random so that the first gradient for $B$ is not zero too.
-# * **Why $\alpha / r$.** The update's size grows with $r$; dividing by $r$ keeps it comparable when you change the
-#   rank, so a learning rate tuned at one rank still works at another. $\alpha$ is then a second learning-rate knob
-#   (a common choice is $\alpha = 2r$).
+# * **Why $\alpha / r$.** The update's size grows with $r$; the LoRA paper divides by $r$ so that, at a fixed
+#   $\alpha$, changing the rank needs less retuning of the learning rate. Section 6 shows that this over-corrects:
+#   rsLoRA divides by $\sqrt{r}$ instead. In practice people either fix $\alpha / r$ (a common choice is
+#   $\alpha = 2r$) and retune, or fix $\alpha$ and use rsLoRA, as this lesson's rank sweep does.
 
 # %%
 in_f = out_f = 4096  # one attention projection of a 7B model
@@ -123,11 +126,11 @@ matrix_full, matrix_lora = full_update * full_bpp, full_update * frozen_bpp + lo
 results.record(lora_r8_matrix_parameters=lora_r8, matrix_training_bytes_full=matrix_full,
                matrix_training_bytes_lora_r8=matrix_lora, full_7b_total_bytes=full_7b.total_bytes,
                lora_7b_total_bytes=lora_7b.total_bytes)
-ipd.Markdown(
-    f"> **Fact check.** A widely repeated explanation trains a rank-{R8} update of one {in_f}×{out_f} matrix "
-    f"({lora_r8:,} parameters instead of {full_update:,}) and concludes: *\"Result: 100x less memory!\"*\n>\n"
-    f"> **Computed** (lesson 02's estimator, the recipe `{RUN['precision']}`: bf16 weights and gradients, fp32 master "
-    f"copy and Adam moments; LoRA adapters in fp32): what shrinks is the state of the part that trains. For this "
+fact_check(
+    f"A widely repeated explanation trains a rank-{R8} update of one {in_f}×{out_f} matrix "
+    f"({lora_r8:,} parameters instead of {full_update:,}) and concludes: *\"Result: 100x less memory!\"*",
+    f"with lesson 02's estimator and the recipe `{RUN['precision']}` (bf16 weights and gradients, fp32 master "
+    f"copy and Adam moments; LoRA adapters in fp32), what shrinks is the state of the part that trains. For this "
     f"matrix, gradients and optimizer state go from {state_full / 1e6:,.1f} MB to {state_lora / 1e6:,.2f} MB, "
     f"**{state_full / state_lora:.0f}× less**. But the frozen matrix stays in memory "
     f"({frozen_bpp:g} bytes per weight), so this matrix's memory, frozen weight included, goes from "
@@ -213,11 +216,11 @@ script_7b = count_lora_parameters(ARCH_7B, rank, SCRIPT_TARGETS)  # r=16 on all 
 qv8_7b = count_lora_parameters(ARCH_7B, R8, ["q_proj", "v_proj"])
 results.record(llama_2_7b_parameters=n7b_base, lora_script_7b_trainable=script_7b, lora_r8_qv_7b=qv8_7b,
                claimed_lora_script_7b=[CLAIMED_TRAINABLE_7B, CLAIMED_ALL_7B])
-ipd.Markdown(
-    f"> **Fact check.** The script configures `r={rank}` on {', '.join(SCRIPT_TARGETS)} and shows the output "
+fact_check(
+    f"The script configures `r={rank}` on {', '.join(SCRIPT_TARGETS)} and shows the output "
     f"*trainable params: {CLAIMED_TRAINABLE_7B:,} || all params: {CLAIMED_ALL_7B:,} || trainable%: "
-    f"{CLAIMED_PCT_7B}%*, then saves an adapter of *~{CLAIMED_ADAPTER_MB}MB*.\n>\n"
-    f"> **Computed:** that configuration trains **{script_7b:,}** parameters of {n7b_base:,} + {script_7b:,} = "
+    f"{CLAIMED_PCT_7B}%*, then saves an adapter of *~{CLAIMED_ADAPTER_MB}MB*.",
+    f"that configuration trains **{script_7b:,}** parameters of {n7b_base:,} + {script_7b:,} = "
     f"{n7b_base + script_7b:,} (**{100 * script_7b / (n7b_base + script_7b):.3f}%**). The printed line belongs to "
     f"another configuration: r={R8} on q_proj and v_proj alone trains {qv8_7b:,}, and {n7b_base:,} + {qv8_7b:,} = "
     f"{n7b_base + qv8_7b:,}. The configured adapter, in fp32 as peft keeps it, is {script_7b * 4 / 1e6:,.0f} MB "
@@ -301,8 +304,8 @@ ipd.Markdown(changed_defaults_markdown(args) + "\n\n" + recipe_text)
 # **A script that cannot run.** A popular tutorial loads Llama-2-7b with `torch_dtype=torch.float16` and trains it
 # with `fp16=True`, in its full fine-tuning script and in its LoRA script alike. `fp16=True` is mixed precision: on a
 # GPU, accelerate gives the Trainer a `GradScaler`, which multiplies the loss before the backward pass (so that small
-# fp16 gradients do not underflow to zero) and divides the gradients back before the optimizer step; the Trainer has
-# them divided when it clips them (`max_grad_norm`, on by default). That division, `GradScaler.unscale_`, refuses
+# fp16 gradients do not underflow to zero) and divides the gradients back before the optimizer step (when the
+# Trainer clips them, `max_grad_norm`, on by default, or else inside `scaler.step`). That division, `unscale_`, refuses
 # gradients that are themselves fp16: the scaler expects fp16 computation on fp32 weights. Below, one scaled backward
 # pass and `unscale_` on the embedded model loaded in fp16 (the check does not depend on the model's size, and
 # `GradScaler("cpu")` makes the same check as the CUDA one), once with every weight trainable and once with peft's
@@ -343,17 +346,24 @@ except TypeError as exc:
 results.record(fp16_full_unscale=fp16_full[0], fp16_full_trainable_dtypes=fp16_full[1],
                fp16_lora_unscale=fp16_lora[0], fp16_lora_trainable_dtypes=fp16_lora[1],
                evaluation_strategy_argument=evaluation_strategy)
-ipd.Markdown(
-    f"> **Fact check.** The tutorial's scripts load the model with `torch_dtype=torch.float16` and set "
-    f"`fp16=True`, *\"Mixed precision training (faster, less memory)\"*.\n>\n"
-    f"> **Computed:** with every weight trainable, the gradients are {', '.join(fp16_full[1])} and `unscale_` ends "
-    f"in **{fp16_full[0]}**: on a GPU the full fine-tuning script stops at its first optimizer step. Mixed precision "
-    f"needs fp32 weights: load in fp32 and keep `fp16=True`, or load in bf16 and set `bf16=True`, which needs no "
-    f"scaler (lesson 03). The LoRA script gets past this: peft {peft.__version__} makes the adapter weights fp32 "
-    f"even on an fp16 model (`get_peft_model(..., autocast_adapter_dtype=True)`, the default), here "
-    f"{', '.join(fp16_lora[1])}, and `unscale_` ends in **{fp16_lora[0]}**. Neither script runs as printed on "
-    f"transformers {transformers.__version__}, though: `evaluation_strategy` is now `eval_strategy`, and the old "
-    f"name gives **{evaluation_strategy}**.")
+full_stops, lora_passes = fp16_full[0] != "no error", fp16_lora[0] == "no error"
+old_name_refused = evaluation_strategy != "accepted"
+fact_check(
+    "The tutorial's scripts load the model with `torch_dtype=torch.float16` and set "
+    "`fp16=True`, *\"Mixed precision training (faster, less memory)\"*.",
+    f"with every weight trainable, the gradients are {', '.join(fp16_full[1])} and `unscale_` ends "
+    f"in **{fp16_full[0]}**"
+    + (": on a GPU the full fine-tuning script stops at its first optimizer step. Mixed precision needs fp32 weights: "
+       "load in fp32 and keep `fp16=True`, or better, load in fp32 and set `bf16=True`, which needs no scaler "
+       "(lesson 03); loading in 16 bits is right only for a frozen base, as in LoRA. " if full_stops else ". ")
+    + ("The LoRA script gets past this" if lora_passes else "The LoRA script does not get past it either")
+    + f": peft {peft.__version__} makes the adapter weights fp32 even on an fp16 model "
+    f"(`get_peft_model(..., autocast_adapter_dtype=True)`, the default), here {', '.join(fp16_lora[1])}, and "
+    f"`unscale_` ends in **{fp16_lora[0]}**. "
+    + (f"{'Neither script' if full_stops else 'The scripts do not'} run as printed on transformers "
+       f"{transformers.__version__}, though: `evaluation_strategy` is now `eval_strategy`, and the old name gives "
+       f"**{evaluation_strategy}**." if old_name_refused else
+       f"transformers {transformers.__version__} still accepts their `evaluation_strategy`."))
 
 # %% [markdown]
 # ## 5. Forgetting: LoRA against full fine-tuning
@@ -408,13 +418,14 @@ fig.tight_layout()
 plt.show()
 
 # %%
-from coursekit.evaluate import rate_difference
+from coursekit.evaluate import best_and_ties
 
-top = max(sweep, key=lambda row: row["task_metric"])
-tied = [row["rank"] for row in sweep
-        if rate_difference(row["task_metric"], N_METRIC, top["task_metric"], N_METRIC)["verdict"] == "tie"]
+# the best rank, and the ranks that cannot be told apart from it on N_METRIC tickets (lesson 06 reads its table so)
+ranking = best_and_ties({row["rank"]: row["task_metric"] for row in sweep}, N_METRIC)
+top = next(row for row in sweep if row["rank"] == ranking["best"])
+tied = sorted([top["rank"], *ranking["tied"]])
 below = [row["rank"] for row in sweep if row["rank"] not in tied]
-margin = rate_difference(top["task_metric"], N_METRIC, top["task_metric"], N_METRIC)["margin"]
+margin = ranking["margin"]
 lowest_loss = min(sweep, key=lambda row: row["final_eval_loss"])
 results.record(rank_sweep_smallest_tied_with_best=min(tied), rank_sweep_best_rank=top["rank"],
                rank_sweep_lowest_loss_rank=lowest_loss["rank"])
@@ -426,7 +437,7 @@ else:
     parts = [f"The best task metric is r = {top['rank']}'s ({top['task_metric']:.0%})"
              + (f"; r = {', '.join(map(str, others))} cannot be told apart from it (a difference has to exceed about "
                 f"±{margin:.0%} on {N_METRIC} tickets to be more than chance)" if others else "")]
-    if min(tied) == RANKS[0]:
+    if min(tied) == RANKS[0] and top["task_metric"] >= 0.5:  # a tie near zero would say nothing about rank
         parts.append(f"even the smallest rank, r = {RANKS[0]} with {sweep[0]['trainable_parameters']:,} trainable "
                      "parameters, is among them: this task needs very little rank, the low-rank hypothesis at work")
     between = [row for row in sweep if row["rank"] in below and min(tied) < row["rank"] < max(tied)]
@@ -467,8 +478,8 @@ ipd.Markdown(
 #   `--lora_alpha 16` (a scale alpha/r of one quarter, where this lesson uses 2); `--lora_dropout 0.1` for 7B and
 #   `--lora_dropout 0.05` for 13B, 33B and 65B; `--learning_rate 0.0002` for 7B and 13B and `--learning_rate 0.0001`
 #   for 33B and 65B; a constant schedule after a short warmup (`--warmup_ratio 0.03`), gradient clipping at
-#   `--max_grad_norm 0.3`, no weight decay, 16 sequences per optimizer step (batch 1, 16 accumulation steps) and
-#   the `paged_adamw_32bit` optimizer.
+#   `--max_grad_norm 0.3`, no weight decay, 16 sequences per optimizer step (batch 4 × 4 accumulation steps; 1 × 16
+#   in earlier versions of the scripts) and the `paged_adamw_32bit` optimizer.
 
 # %% [markdown]
 # ## 7. Save, reload, merge
@@ -480,20 +491,19 @@ ipd.Markdown(
 # %%
 from peft import PeftModel
 
+from coursekit.evaluate import merge_logit_gap
+
 adapter_dir = RUNS_DIR / "lora-adapter"
 lora.model.save_pretrained(adapter_dir)
 adapter_bytes = sum(f.stat().st_size for f in adapter_dir.rglob("*") if f.is_file())
 model_bytes = sum(p.numel() * p.element_size() for p in lora.model.get_base_model().parameters())
 
 fresh, _ = coursekit.load_base_model(MODEL, device=DEVICE)
-reloaded = PeftModel.from_pretrained(fresh, adapter_dir).eval()
-batch = tokenizer([data["test"][i]["instruction"] for i in range(4)], return_tensors="pt", padding=True)
-batch = {k: v.to(reloaded.device) for k, v in batch.items()}
-with torch.no_grad():
-    unmerged_logits = reloaded(**batch).logits
-    merged = reloaded.merge_and_unload()
-    merged_logits = merged(**batch).logits
-merged_max_abs_diff = (merged_logits - unmerged_logits).abs().max().item()
+reloaded = PeftModel.from_pretrained(fresh, adapter_dir)
+# logits of the unmerged model, then of merge_and_unload()'s, on four test prompts (coursekit.evaluate.merge_logit_gap)
+four_prompts = [data["test"][i]["instruction"] for i in range(4)]
+gap = merge_logit_gap(reloaded, lambda m: m.merge_and_unload(), tokenizer, four_prompts)
+merged, merged_max_abs_diff = gap.merged, gap.max_abs_diff
 results.record(adapter_bytes=adapter_bytes, model_bytes=model_bytes, merged_max_abs_diff=merged_max_abs_diff,
                merged_has_lora=any("lora" in n for n, _ in merged.named_parameters()))
 ipd.Markdown(f"The adapter takes **{adapter_bytes / 1e6:.2f} MB** on disk (MB = 1e6 bytes) against "
@@ -512,6 +522,7 @@ ipd.Markdown(f"The adapter takes **{adapter_bytes / 1e6:.2f} MB** on disk (MB = 
 
 # %%
 fresh2, _ = coursekit.load_base_model(MODEL, device=DEVICE)
+batch = {k: v.to(fresh2.device) for k, v in tokenizer(four_prompts, return_tensors="pt", padding=True).items()}
 with torch.no_grad():
     base_logits = fresh2(**batch).logits  # first: from_pretrained below adds the LoRA layers to fresh2 in place
 multi = PeftModel.from_pretrained(fresh2, adapter_dir, adapter_name="support")  # section 4's run

@@ -55,6 +55,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import coursekit
+from coursekit.notebook import fact_check
 from coursekit.scratch import (
     dequantize_nf4,
     double_quant_overhead_bits,
@@ -175,9 +176,11 @@ results.record(double_quant_bits=double_bits, double_quant_saving_gb_70b=savings
 ipd.Markdown(
     f"Overhead: {single_bits} bits per weight without, **{double_bits:.4f}** with double quantization "
     f"(8/64 + 32/(64·256)); saved {saved_bits:.3f} bits per weight: {savings_gb[7e9]:.2f} GB for 7B, "
-    f"{savings_gb[70e9]:.2f} GB for 70B.\n\n"
-    f"> **Fact check.** A widely repeated explanation writes the overhead as 8/64 + 32/1024 ≈ "
-    f"{claimed_double_bits:.2f} bits and the saving as 0.34 bits (≈ 3 GB for 70B). The second-level constant "
+    f"{savings_gb[70e9]:.2f} GB for 70B.")
+fact_check(
+    f"A widely repeated explanation writes the overhead as 8/64 + 32/1024 ≈ "
+    f"{claimed_double_bits:.2f} bits and the saving as 0.34 bits (≈ 3 GB for 70B).",
+    "the second-level constant "
     f"covers 256 blocks of 64 weights, i.e. 16,384 weights, not 1,024: the overhead is {double_bits:.3f} bits, "
     f"the saving {saved_bits:.3f} bits, "
     f"{savings_gb[70e9]:.2f} GB for 70B. And a 70B model in NF4 takes "
@@ -191,10 +194,10 @@ stored = {"bf16": weight_bytes(RATIO_ARCH), "nf4": weight_bytes(RATIO_ARCH, {"do
           "nf4 + double quantization": weight_bytes(RATIO_ARCH, "nf4")}
 per_weight_ratio = {"nf4": 16 / (4 + single_bits), "nf4 + double quantization": 16 / (4 + double_bits)}
 results.record(ratio_arch_weight_bytes=stored, double_quant_saved_bits=saved_bits)
-ipd.Markdown(
-    "> **Fact check.** A popular tutorial: *4-bit (NF4): 7B model = 3.5GB (4x smaller!)*; *double quantization saves "
-    "additional ~0.37 bits/param*; *Total: 4.2x memory reduction*.\n>\n"
-    f"> **Computed:** the saving per weight is right: {single_bits} − {double_bits:.3f} = **{saved_bits:.3f} bits**. "
+fact_check(
+    "A popular tutorial: *4-bit (NF4): 7B model = 3.5GB (4x smaller!)*; *double quantization saves "
+    "additional ~0.37 bits/param*; *Total: 4.2x memory reduction*.",
+    f"the saving per weight is right: {single_bits} − {double_bits:.3f} = **{saved_bits:.3f} bits**. "
     f"The ratios are not. A 16-bit weight against 4 bits plus its share of the constants is 16 / (4 + {single_bits}) "
     f"= {per_weight_ratio['nf4']:.2f}× without double quantization and 16 / (4 + {double_bits:.3f}) = "
     f"**{per_weight_ratio['nf4 + double quantization']:.2f}×** with it: the constants keep any 4-bit format below "
@@ -243,7 +246,8 @@ results.record(adam_state_bytes_per_param=state_bytes["AdamW (torch, fp32 state)
 # of *~7.5-9.5GB*. Lesson 02's estimator, for the same 7B model and one 2,048-token sequence: full fine-tuning in the
 # textbook mixed precision (`mixed-bf16`: bf16 weights and gradients, an fp32 master copy and fp32 Adam moments, 16
 # bytes per parameter; the `amp-bf16` recipe of lesson 03 costs more) with AdamW, QLoRA with NF4 + double
-# quantization, r = 16 on all seven projections (as the QLoRA paper trains), bf16 adapters and `paged_adamw_8bit`.
+# quantization, r = 16 on all seven projections (the QLoRA paper adapts all seven too, with r = 64 and
+# `paged_adamw_32bit`), bf16 adapters and `paged_adamw_8bit`.
 
 # %%
 from coursekit.archs import count_lora_parameters
@@ -362,12 +366,12 @@ results.record(numel_sum_4bit_model=numel_here, numel_sum_4bit_formula=numel_sum
                parameters_4bit_model=resolve_arch(qmodel.config).total_parameters, qlora_script_counts=exact)
 e8, e13, e7 = exact["llama-3.1-8b"], exact["llama-2-13b"], exact["llama-2-7b"]
 c8, c13 = CLAIMED_QLORA["llama-3.1-8b"], CLAIMED_QLORA["llama-2-13b"]
-ipd.Markdown(
-    f"> **Fact check.** The scripts print *trainable params: {c8[0]:,} || all params: {c8[1]:,} || trainable%: "
+fact_check(
+    f"The scripts print *trainable params: {c8[0]:,} || all params: {c8[1]:,} || trainable%: "
     f"{c8[2]}%* (Llama-3.1-8B) and *trainable params: {c13[0]:,} || all params: {c13[1]:,} || "
     f"trainable%: {c13[2]}%* (Llama-2-13b); the summary says *QLoRA: ~1M trainable params* for "
-    "7B models.\n>\n"
-    f"> **Computed:** for Llama-3.1-8B, {e8['lora']:,} trainable is exact, but the model has {e8['base']:,} "
+    "7B models.",
+    f"for Llama-3.1-8B, {e8['lora']:,} trainable is exact, but the model has {e8['base']:,} "
     f"parameters, so all params are **{e8['base'] + e8['lora']:,}** "
     f"({100 * e8['lora'] / (e8['base'] + e8['lora']):.4f}% trainable). Summing `p.numel()` over the 4-bit model "
     f"counts each packed byte as one parameter and gives {e8['numel_4bit'] + e8['lora']:,} with the adapters: "
@@ -405,8 +409,9 @@ ipd.Markdown(
        "start from there."))
 
 # %% [markdown]
-# Now train: `finetune(..., method="qlora")` runs `prepare_model_for_kbit_training` (casts the non-quantized
-# parameters to fp32, enables input gradients), adds LoRA on all linear layers, and uses `paged_adamw_8bit`. Beside it,
+# Now train: `finetune(..., method="qlora")` runs `prepare_model_for_kbit_training` (freezes every weight and casts
+# the non-quantized ones, such as norms, embeddings and the output layer, to fp32), adds LoRA on all linear layers,
+# and uses `paged_adamw_8bit`. Beside it,
 # LoRA on the 16/32-bit model with the same rank, data and steps.
 
 # %%
@@ -442,13 +447,15 @@ ipd.Markdown(
                "above show whether both learn at the same pace."} if lora.task_metric_after == 0 ==
        qlora.task_metric_after else
        {"tie": f"**cannot be told apart** (a difference has to exceed about ±{qlora_vs_lora['margin']:.0%} to be "
-              "more than chance): the 4-bit base did not cost task quality here.",
+              "more than chance): no cost of the 4-bit base large enough to detect on this many tickets.",
        "higher": "differ by more than chance explains, with **QLoRA ahead**.",
        "lower": "differ by more than chance explains, with **LoRA ahead**: here the 4-bit base cost quality."})[
         qlora_vs_lora["verdict"]]
-    + f" QLoRA took {qlora.train_seconds / lora.train_seconds:.2f}× LoRA's time: every forward and backward "
-    "dequantizes the 4-bit weights first, and on a 4-bit model TRL trains the adapters in bf16 (shown below), "
-    "while LoRA's train in fp32. The widely quoted \"20–30% slower\" is a GPU figure; on a CPU the ratio differs.")
+    + f" QLoRA took {qlora.train_seconds / lora.train_seconds:.2f}× LoRA's time"
+    + (": every forward and backward dequantizes the 4-bit weights on the fly, and on a 4-bit model TRL trains the "
+       "adapters in bf16 (shown below), while LoRA's train in fp32." if qlora.train_seconds > lora.train_seconds
+       else ".")
+    + " The widely quoted \"20–30% slower\" is a GPU figure; on a CPU the ratio differs.")
 
 # %% [markdown]
 # **Where the 4-bit weights are used.** A widely repeated explanation of why 4 bits cost so little quality says the
@@ -468,10 +475,10 @@ trained_dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in qlora.mode
 four_bit_trainable = any(p.requires_grad for p in qlora.model.parameters() if type(p).__name__ == "Params4bit")
 results.record(backward_grad_vs_dequantized=grad_vs_dequantized, backward_grad_vs_original=grad_vs_original,
                qlora_trainable_dtypes=trained_dtypes, qlora_4bit_weights_trainable=four_bit_trainable)
-ipd.Markdown(
-    "> **Fact check.** The claim: *quantized weights are only used for the forward pass. Gradients and updates are "
-    "computed at higher precision (bfloat16).*\n>\n"
-    f"> **Computed:** the backward pass uses them too. bitsandbytes {bnb.__version__} dequantizes the 4-bit weight "
+fact_check(
+    "The claim: *quantized weights are only used for the forward pass. Gradients and updates are "
+    "computed at higher precision (bfloat16).*",
+    f"the backward pass uses them too. bitsandbytes {bnb.__version__} dequantizes the 4-bit weight "
     f"again in `MatMul4Bit.backward` and multiplies the incoming gradient by it: the gradient handed back here "
     f"equals gradient × dequantized weight to within {grad_vs_dequantized:.1e}, and differs from gradient × "
     f"original weight by up to {grad_vs_original:.2f}. That input gradient is how the adapters of every earlier "
@@ -488,8 +495,10 @@ ipd.Markdown(
 #
 # Here is the QLoRA recipe alone, as you would write it in your own project. Three things differ from LoRA (lesson
 # 04): the model loads through a `BitsAndBytesConfig` (NF4, double quantization, the dtype the matmuls run in);
-# `prepare_model_for_kbit_training` readies the 4-bit model for training (the non-quantized parameters such as norms
-# go to fp32, and the inputs get gradients so they flow back through frozen layers); and the optimizer is
+# `prepare_model_for_kbit_training` readies the 4-bit model for training (it freezes it and casts the non-quantized
+# parameters such as norms, embeddings and the output layer to fp32; only with `use_gradient_checkpointing=True` and
+# reentrant checkpointing does it also make the embeddings' output require a gradient, which that checkpointing
+# needs); and the optimizer is
 # `paged_adamw_8bit`. `SFTTrainer` adds the LoRA layers from `peft_config`. The cell runs `RECIPE_STEPS` steps; after
 # it, the check that `finetune` built the same three configs for the QLoRA run above.
 
@@ -549,6 +558,7 @@ ipd.Markdown(recipe_text)
 # `four_bit_merge_report` measures the first; `dequantize_and_merge` does the second.
 
 # %%
+from coursekit.evaluate import merge_logit_gap
 from coursekit.scratch import dequantize_and_merge, four_bit_merge_report
 
 trained = qlora.model
@@ -559,21 +569,16 @@ report = four_bit_merge_report(trained)
 report
 
 # %%
-batch = qtokenizer([data["test"][i]["instruction"] for i in range(4)], return_tensors="pt", padding=True)
-batch = {k: v.to(trained.device) for k, v in batch.items()}
-trained.eval()  # no dropout; coursekit keeps the 4-bit layers' standard layout on a CPU (see keep_4bit_layout_on_cpu)
-with torch.no_grad():
-    unmerged_logits = trained(**batch).logits.float()
-merged = dequantize_and_merge(trained).eval()
-with torch.no_grad():
-    merged_logits = merged(**batch).logits.float()
-dequant_merge_max_abs_diff = (merged_logits - unmerged_logits).abs().max().item()
-logit_scale = unmerged_logits.abs().max().item()
+# no dropout (eval mode); coursekit keeps the 4-bit layers' standard layout on a CPU (see keep_4bit_layout_on_cpu).
+# Logits of the unmerged QLoRA model, then of the dequantized-and-merged one, on four test prompts (lesson 04's check).
+gap = merge_logit_gap(trained, dequantize_and_merge, qtokenizer, [data["test"][i]["instruction"] for i in range(4)])
+merged, dequant_merge_max_abs_diff, logit_scale = gap.merged, gap.max_abs_diff, gap.logit_scale
 results.record(merge_relative_error_requantized=report.relative_error,
                dequant_merge_max_abs_diff=dequant_merge_max_abs_diff,
                dequant_merge_relative_diff=dequant_merge_max_abs_diff / logit_scale)
-ipd.Markdown(f"Re-quantizing after the merge loses the update: the rounding error is {report.relative_error:.2f}× "
-             f"the update itself. Dequantize-then-merge keeps it: the merged 16/32-bit model's logits differ from the "
+ipd.Markdown(("Re-quantizing after the merge loses most of the update" if report.relative_error > 0.5 else
+              "Re-quantizing after the merge keeps most of the update here")
+             + f": the rounding error is {report.relative_error:.2f}× the update itself. Dequantize-then-merge keeps it: the merged 16/32-bit model's logits differ from the "
              f"unmerged QLoRA model's by at most {dequant_merge_max_abs_diff:.1e} (logits reach {logit_scale:.1f}; the "
              "unmerged model computes in the 4-bit layers' compute dtype).")
 

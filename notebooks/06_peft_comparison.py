@@ -22,7 +22,7 @@
 # into a magnitude and a direction and applies LoRA to the direction; IA3 learns one scaling vector per targeted
 # activation; prefix tuning learns extra keys and values in every layer; prompt tuning learns extra input embeddings;
 # Houlsby adapters insert small bottleneck MLPs after attention and after the feed-forward block. This lesson trains
-# **all eight on the same task, the same data and the same budget** and puts what they cost and what they achieve in
+# **each of them on the same task, the same data and the same budget** and puts what they cost and what they achieve in
 # one measured table, then checks a widely circulated comparison table against it, row by row.
 
 # %% tags=["parameters"]
@@ -59,6 +59,8 @@ import coursekit.quiz
 from coursekit.comparison import ALL_METHODS, claimed_table_fact_check, compare_methods, real_size_counts
 from coursekit.data import load_task_dataset
 from coursekit.env import resolve_device
+from coursekit.notebook import fact_check
+from coursekit.units import GB, GIB
 
 results = coursekit.Results(RESULTS_PATH, notebook="06_peft_comparison", model=MODEL)
 torch.manual_seed(SEED)
@@ -147,7 +149,8 @@ fig = comparison.plot()
 fig
 
 # %%
-from coursekit.evaluate import rate_difference
+from coursekit.data import general_probe
+from coursekit.evaluate import best_and_ties
 
 
 def _names(ms):
@@ -155,15 +158,17 @@ def _names(ms):
 
 
 rows = {r.method: r for r in comparison.rows}
-best = max(comparison.rows, key=lambda r: r.task_metric)
-# methods that cannot be told apart from the best on this many test tickets (two-proportion test, 95%)
-tied = [r.method for r in comparison.rows if r.method != best.method and
-        rate_difference(r.task_metric, N_METRIC, best.task_metric, N_METRIC)["verdict"] == "tie"]
-margin = rate_difference(best.task_metric, N_METRIC, best.task_metric, N_METRIC)["margin"] if best.task_metric else 0
+# the best method, and those that cannot be told apart from it on this many test tickets (two-proportion test, 95%)
+ranking = best_and_ties({r.method: r.task_metric for r in comparison.rows}, N_METRIC)
+best, tied, margin = rows[ranking["best"]], ranking["tied"], ranking["margin"]
 base_parameters = sum(r.total_parameters - r.trainable_parameters for r in comparison.rows if r.method == "lora")
 _ = results.record(best_method=best.method, best_tied_with=tied)
 smallest_ckpt = min(comparison.rows, key=lambda r: r.checkpoint_bytes)
-most_kept = max(comparison.rows, key=lambda r: r.general_retention)
+# every method starts from the same base, so the most kept is the highest probe score after training; ties by the
+# same test as the task, on the probe's questions
+N_PROBE = len(general_probe())
+kept_ranking = best_and_ties({r.method: r.general_probe_after for r in comparison.rows}, N_PROBE)
+most_kept = rows[kept_ranking["best"]]
 ipd.display(ipd.Markdown(
     f"**Reading the table.** On this budget ({STEPS} steps of {BATCH} examples) "
     + ((f"the highest task metric is {best.task_metric:.0%} of the {N_METRIC} test tickets exactly right, by "
@@ -177,7 +182,9 @@ ipd.display(ipd.Markdown(
     f"checkpoint is **{smallest_ckpt.method}** ({smallest_ckpt.checkpoint_bytes / 1e3:,.1f} kB"
     + (f", against {rows['full'].checkpoint_bytes / 1e6:,.1f} MB for full fine-tuning" if "full" in rows else "")
     + f"). The method that kept the most general skill is **{most_kept.method}** (retention "
-    f"{most_kept.general_retention:.2f}: probe after / probe before)."
+    f"{most_kept.general_retention:.2f}: probe after / probe before)"
+    + (f"; {_names(kept_ranking['tied'])} cannot be told apart from it on {N_PROBE} probe questions"
+       if kept_ranking["tied"] else "") + "."
     + (f" Peak memory here is *{comparison.rows[0].memory_measured_as}*: on a CPU, and for a model of "
        f"{base_parameters / 1e6:,.1f}M parameters, the process's own bookkeeping is a large share of it, so memory "
        "differences between methods "
@@ -243,25 +250,25 @@ _ = results.record(claimed_table_fact_check=[{k: v for k, v in c.items() if k !=
 
 # %%
 lora_all, lora_qv, adapter, prefix = (real["lora_all_linear"], real["lora_qv"], real["adapter"], real["prefix"])
-ipd.display(ipd.Markdown(
-    f"> **Fact check.**\n"
-    f"> * *Full fine-tuning, \"14 bytes/param\"*: the textbook mixed-precision recipe (bf16 weights and gradients, "
+fact_check(
+    "the quoted table, line by line:\n"
+    f"* *Full fine-tuning, \"14 bytes/param\"*: the textbook mixed-precision recipe (bf16 weights and gradients, "
     f"fp32 master copy and two fp32 Adam moments) is **{real['full_bytes_per_parameter']:.0f} bytes per parameter**"
-    f" before activations; the 14 came from counting activations as 2 bytes per parameter and forgetting the master "
-    f"copy.\n"
-    f"> * *LoRA r=16, \"~0.2%\" and \"under 50 MB\"*: on Llama-3.1-8B it is {lora_qv['trainable_percent']:.3f}% for "
+    f" before activations: 14 is 2 bytes short of it, as if one of the 2-byte terms or part of the master copy "
+    f"were left out of the count.\n"
+    f"* *LoRA r=16, \"~0.2%\" and \"under 50 MB\"*: on Llama-3.1-8B it is {lora_qv['trainable_percent']:.3f}% for "
     f"q_proj and v_proj and {lora_all['trainable_percent']:.2f}% for all linear layers; the all-linear adapter is "
     f"**{lora_all['checkpoint_bytes_bf16'] / 1e6:,.0f} MB in bf16 and {lora_all['checkpoint_bytes_fp32'] / 1e6:,.0f} MB "
     f"in fp32** (peft keeps adapter weights in fp32 by default), not under 50 MB.\n"
-    f"> * *Adapters, \"~1-3%\" and \"50-200 MB\"*: bottleneck 64 on Llama-3.1-8B is "
+    f"* *Adapters, \"~1-3%\" and \"50-200 MB\"*: bottleneck 64 on Llama-3.1-8B is "
     f"**{adapter['trainable_percent']:.2f}%** ({adapter['trainable_parameters']:,} parameters), "
     f"{adapter['checkpoint_bytes_bf16'] / 1e6:,.0f} MB in bf16.\n"
-    f"> * *Prefix tuning, \"~0.1%\"*: 20 virtual tokens are **{prefix['trainable_percent']:.3f}%** "
+    f"* *Prefix tuning, \"~0.1%\"*: 20 virtual tokens are **{prefix['trainable_percent']:.3f}%** "
     f"({prefix['trainable_parameters']:,}); Llama-3.1-8B's grouped-query attention keeps only 8 key/value heads, "
     f"so the prefix is a quarter of what the quoted 32 × 2 × 20 × 4096 = 5,242,880 assumes.\n"
-    f"> * *Latency and forgetting* are measured above, on this budget: the table's \"None\" for merged LoRA holds "
+    f"* *Latency and forgetting* are measured above, on this budget: the table's \"None\" for merged LoRA holds "
     f"(merged, it is the base architecture); its forgetting labels are qualitative — the retention column is the "
-    f"measured version for this model and budget."))
+    f"measured version for this model and budget.")
 
 # %% [markdown]
 # ### The same tutorial's method recommender
@@ -285,10 +292,11 @@ REC_CASES = [  # its arguments, what it prints, the real model and the GPU (a na
     ((7, 24, "simple", True), "Adapter Layers", "llama-2-7b", "RTX 4090"),
     ((7, 12, "moderate", False), "(not one of its examples)", "llama-2-7b", 12),
 ]
-rec_rows = []
+rec_rows, recs = [], []
 for args, printed, arch, gpu in REC_CASES:
     theirs = claimed_recommend_peft_method(*args)
     ours = recommend_method(**READY, multiple_tasks=args[3], model=arch, gpu=gpu, **REC_RUN)
+    recs.append(ours)
     rec_rows.append({
         "call": f"recommend_peft_method{args}", "prints": printed,
         "its code returns": theirs["method"] + (f", rank {theirs['rank']}" if "rank" in theirs else ""),
@@ -304,21 +312,42 @@ _ = results.record(claimed_recommender=[{k: row[k] for k in ("call", "prints", "
 
 # %%
 r8b, r70b, r7b, r7b12 = rec_rows
-ipd.display(ipd.Markdown(
-    f"> **Fact check.** The claim: its printed examples, `{r8b['call']}` → *{r8b['prints']}*, `{r70b['call']}` → "
-    f"*{r70b['prints']}*, `{r7b['call']}` → *{r7b['prints']}*.\n>\n"
-    f"> **Computed:** its code returns **{r8b['its code returns']}** and **{r70b['its code returns']}** for the first "
-    f"two, and the estimator agrees ({r8b['model']}: LoRA {r8b['estimate lora (GiB)']} GiB on a "
-    f"{r8b['GPU (GiB)']} GiB card; {r70b['model']}: LoRA {r70b['estimate lora (GiB)']} GiB, QLoRA "
-    f"{r70b['estimate qlora (GiB)']} GiB on {r70b['GPU (GiB)']} GiB). The third is not what its code returns: the "
-    f"function returns the first method that passed, LoRA passed before the adapters were added, and it returns "
-    f"**{r7b['its code returns']}**; with LoRA fitting, several tasks never change its answer. `recommend_method` "
-    f"picks **{r7b['recommend_method']}** there too, and for several tasks trains one adapter per task on one base "
-    f"(lesson 04 loads several adapters on one base). Its rules run low for QLoRA: {r8b['its qlora rule (GB)']:g} GB "
-    f"for {r8b['model']} by its rule, {r8b['estimate qlora (GiB)']} GiB by the estimator. Its QLoRA branch also demands more than 7 billion parameters: "
-    f"`{r7b12['call']}` returns **{r7b12['its code returns']}** (*too large even for QLoRA*), while the estimator "
-    f"puts QLoRA of {r7b12['model']} at {r7b12['estimate qlora (GiB)']} GiB, which fits {r7b12['GPU (GiB)']} GiB: "
-    f"`recommend_method` says **{r7b12['recommend_method']}**."))
+o8b, o70b, o7b, o7b12 = recs
+
+
+def same_method(row):  # its code's answer and recommend_method's, by method name
+    return row["its code returns"].split(",")[0].lower() == str(row["recommend_method"]).lower()
+
+
+agrees = same_method(r8b) and same_method(r70b)
+third_differs = r7b["its code returns"] != r7b["prints"]
+rule_8b_bytes = r8b["its qlora rule (GB)"] * GB
+rule_low = rule_8b_bytes < o8b.memory_bytes["qlora"]
+qlora_fits_12 = o7b12.memory_bytes["qlora"] <= o7b12.gpu_capacity_bytes
+results.record(claimed_recommender_reading=dict(agrees_first_two=agrees, third_differs=third_differs,
+                                                qlora_rule_low_8b=rule_low, qlora_fits_7b_12gib=qlora_fits_12))
+fact_check(
+    f"The claim: its printed examples, `{r8b['call']}` → *{r8b['prints']}*, `{r70b['call']}` → "
+    f"*{r70b['prints']}*, `{r7b['call']}` → *{r7b['prints']}*.",
+    f"its code returns **{r8b['its code returns']}** and **{r70b['its code returns']}** for the first two, and "
+    + ("the estimator agrees" if agrees else "`recommend_method` answers otherwise")
+    + f" ({r8b['model']}: LoRA {r8b['estimate lora (GiB)']} GiB on a {r8b['GPU (GiB)']} GiB card, "
+    f"`recommend_method` says **{r8b['recommend_method']}**; {r70b['model']}: LoRA {r70b['estimate lora (GiB)']} GiB, "
+    f"QLoRA {r70b['estimate qlora (GiB)']} GiB on {r70b['GPU (GiB)']} GiB, it says **{r70b['recommend_method']}**). "
+    + ("The third is not what its code returns: the function returns the first method that passed, LoRA passed "
+       f"before the adapters were added, and it returns **{r7b['its code returns']}**; with LoRA fitting, several "
+       "tasks never change its answer. " if third_differs else
+       f"The third is what its code returns (**{r7b['its code returns']}**). ")
+    + f"`recommend_method` picks **{r7b['recommend_method']}** there, and for several tasks trains one adapter per "
+    "task on one base (lesson 04 loads several adapters on one base). "
+    + f"Its QLoRA rule gives {rule_8b_bytes / GB:g} GB ({rule_8b_bytes / GIB:.1f} GiB) for {r8b['model']}, the "
+    f"estimator {o8b.memory_bytes['qlora'] / GB:.1f} GB ({o8b.memory_bytes['qlora'] / GIB:.1f} GiB): "
+    + ("its rule runs low. " if rule_low else "its rule is not below the estimate. ")
+    + f"Its QLoRA branch also demands more than 7 billion parameters: `{r7b12['call']}` returns "
+    f"**{r7b12['its code returns']}** (*too large even for QLoRA*), while the estimator puts QLoRA of "
+    f"{r7b12['model']} at {r7b12['estimate qlora (GiB)']} GiB, which "
+    + ("fits" if qlora_fits_12 else "does not fit")
+    + f" {r7b12['GPU (GiB)']} GiB: `recommend_method` says **{r7b12['recommend_method']}**.")
 
 # %% [markdown]
 # ## 5. What comes next

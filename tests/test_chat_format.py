@@ -45,6 +45,17 @@ def test_rate_difference_is_a_two_proportion_test():
             rate_difference(**args)
 
 
+def test_best_and_ties_names_the_best_and_what_chance_cannot_tell_from_it():
+    from coursekit.evaluate import best_and_ties
+
+    got = best_and_ties({"full": 0.80, "lora": 0.75, "prefix": 0.10, "dora": 0.80}, 64)
+    assert got["best"] == "full" and got["tied"] == ["lora", "dora"]  # 0.05 apart on 64 is within chance; 0.70 is not
+    assert got["margin"] == pytest.approx(rate_difference(0.8, 64, 0.8, 64)["margin"])
+    assert best_and_ties({"r=1": 0.0, "r=4": 0.0}, 16) == {"best": "r=1", "tied": ["r=4"], "margin": 0.0}
+    with pytest.raises(ValueError, match="at least one"):
+        best_and_ties({}, 16)
+
+
 def test_house_rules_state_every_field_value_and_reply():
     rules = house_rules()
     for intent in INTENTS:

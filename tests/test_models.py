@@ -151,3 +151,11 @@ def test_4bit_layers_keep_their_layout_through_an_evaluation_pass():
     w = dequantize_4bit(layer.weight.data, layer.weight.quant_state).float()
     expected = torch.ones(2, 5, layer.out_features) @ w
     assert torch.allclose(x.grad.float(), expected, rtol=2e-2, atol=2e-2), (x.grad - expected).abs().max()
+
+
+def test_pretraining_seq_len_reads_the_embedded_recipe():
+    from coursekit.models import pretraining_seq_len
+    from coursekit.models.build import Recipe
+
+    assert pretraining_seq_len("tiny") == Recipe().seq_len == 256
+    assert pretraining_seq_len("smollm2-135m-instruct") is None

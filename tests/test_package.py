@@ -61,3 +61,18 @@ def test_results_recorder_writes_json(tmp_path):
 
     with pytest.raises(ValueError):
         r.record()
+
+
+def test_fact_check_box_quotes_every_line_and_refuses_an_empty_claim():
+    import pytest
+
+    from coursekit.notebook import fact_check_markdown
+
+    box = fact_check_markdown("A tutorial: *35 GB*.", "the table, line by line:\n* 39.6 GB")
+    assert box == ("> **Fact check.** A tutorial: *35 GB*.\n>\n> **Computed:** the table, line by line:\n"
+                   "> * 39.6 GB")
+    assert fact_check_markdown("only a claim") == "> **Fact check.** only a claim"
+    with pytest.raises(ValueError, match="claim"):
+        fact_check_markdown("  ")
+    with pytest.raises(ValueError, match="computed"):
+        fact_check_markdown("a claim", "")

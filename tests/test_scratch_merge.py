@@ -63,3 +63,21 @@ def test_merge_bad_input():
 
     with pytest.raises(ValueError, match="LoRA"):
         four_bit_merge_report(torch.nn.Linear(3, 3))
+
+
+def test_merge_logit_gap_takes_the_unmerged_logits_before_the_merge(tiny_model, tiny_tokenizer):
+    from coursekit.evaluate import merge_logit_gap
+
+    texts = ["From: Maria\nWhere is order 4821?", "Hi"]
+    same = merge_logit_gap(tiny_model, lambda m: m, tiny_tokenizer, texts)
+    assert same.max_abs_diff == 0.0 and same.logit_scale > 1 and same.merged is tiny_model
+
+    def nudge(m):  # a "merge" that changes the weights in place, as merge_and_unload does
+        with torch.no_grad():
+            m.model.layers[0].mlp.up_proj.weight.add_(0.05)
+        return m
+
+    moved = merge_logit_gap(tiny_model, nudge, tiny_tokenizer, texts)
+    assert moved.max_abs_diff > 1e-3 and 0 < moved.relative < 1
+    with pytest.raises(ValueError, match="at least one text"):
+        merge_logit_gap(tiny_model, nudge, tiny_tokenizer, [])

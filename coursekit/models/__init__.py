@@ -72,6 +72,15 @@ def is_embedded(name) -> bool:
     return str(name) in EMBEDDED_NAMES
 
 
+def pretraining_seq_len(name) -> int | None:
+    """The sequence length the embedded model was pretrained on (its ``recipe.json``); None for any other model."""
+    import json
+
+    if not is_embedded(name):
+        return None
+    return int(json.loads((Path(EMBEDDED_MODEL_DIR) / "recipe.json").read_text())["recipe"]["seq_len"])
+
+
 BUDGETS = ("cpu", "real-cpu", "gpu")
 
 
@@ -132,7 +141,7 @@ def load_base_model(name: str = EMBEDDED_MODEL, device: str = "auto", quantizati
         if not Path(path).exists():
             hint = ("you are offline (HF_HUB_OFFLINE=1): " if _offline() else "") + (
                 f"could not load {path!r} from the Hugging Face Hub. Use the embedded model (MODEL = 'tiny'), "
-                "or go online (unset HF_HUB_OFFLINE, check the network, `huggingface-cli login` for gated models "
+                "or go online (unset HF_HUB_OFFLINE, check the network, `hf auth login` for gated models "
                 "such as Llama) and try again.")
             raise ValueError(hint) from exc
         raise
