@@ -157,7 +157,10 @@ def check_options(method: Method, options: dict) -> tuple[FinetuneOptions, dict]
         raise ValueError(f"unknown option {key!r}; allowed for method {method.name!r}: {', '.join(allowed)}")
     common = FinetuneOptions(**{k: v for k, v in options.items() if k in COMMON_OPTIONS})
     common.check()
-    return common, {**method.options, **{k: v for k, v in options.items() if k in method.options}}
+    own = {**method.options, **{k: v for k, v in options.items() if k in method.options}}
+    if method.check is not None:
+        method.check(own)
+    return common, own
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ class Method:
     optim: str = "adamw_torch"
     needs_quantized_model: bool = False
     saves: str = "model"  # what lands on disk: "model" (every weight) or "adapter" (the trainable weights only)
+    check: Callable[[dict], None] | None = None  # raises ValueError on a bad option value, before anything runs
 
 
 METHODS: dict[str, Method] = {}
@@ -83,21 +84,18 @@ def _check_lora_options(options):
 def _prepare_lora(model, options, run):
     from peft import get_peft_model
 
-    _check_lora_options(options)
     return get_peft_model(model, _lora_config(options))
 
 
 def _prepare_dora(model, options, run):
     from peft import get_peft_model
 
-    _check_lora_options(options)
     return get_peft_model(model, _lora_config(options, use_dora=True))
 
 
 def _prepare_qlora(model, options, run):
     from peft import get_peft_model, prepare_model_for_kbit_training
 
-    _check_lora_options(options)
     if run["device"] == "cpu":
         from coursekit.bnb_cpu import keep_4bit_layout_on_cpu
 
@@ -125,10 +123,31 @@ def _check_virtual_tokens(options):
     positive_int("num_virtual_tokens", options["num_virtual_tokens"])
 
 
+def _module_names(name: str, value) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"{name} must be a module name or a non-empty list of them (e.g. ['k_proj', 'v_proj']), "
+                         f"got {value!r}")
+    return list(value)
+
+
+def _check_ia3_options(options):
+    targets = _module_names("target_modules", options["target_modules"])
+    feedforward = _module_names("feedforward_modules", options["feedforward_modules"])
+    missing = [m for m in feedforward if m not in targets]
+    if missing:  # peft requires feedforward_modules to be a subset of target_modules
+        raise ValueError(f"feedforward_modules {missing} are not in target_modules {targets}; every feed-forward "
+                         "module IA3 scales must also be a target")
+
+
+def _check_adapter_options(options):
+    positive_int("bottleneck", options["bottleneck"])
+
+
 def _prepare_prefix(model, options, run):
     from peft import PrefixTuningConfig, get_peft_model
 
-    _check_virtual_tokens(options)
     return get_peft_model(model, PrefixTuningConfig(num_virtual_tokens=options["num_virtual_tokens"],
                                                     task_type="CAUSAL_LM"))
 
@@ -136,14 +155,13 @@ def _prepare_prefix(model, options, run):
 def _prepare_prompt(model, options, run):
     from peft import PromptTuningConfig, get_peft_model
 
-    _check_virtual_tokens(options)
     return get_peft_model(model, PromptTuningConfig(num_virtual_tokens=options["num_virtual_tokens"],
                                                     task_type="CAUSAL_LM"))
 
 
 def _prepare_adapter(model, options, run):
     """Houlsby bottleneck adapters from the course's own implementation (coursekit.scratch)."""
-    b = positive_int("bottleneck", options["bottleneck"])
+    b = int(options["bottleneck"])
     from coursekit import scratch  # imported here: it is another lesson's module
 
     before = {id(p) for p in model.parameters()}
@@ -163,18 +181,18 @@ _LORA_OPTIONS = {"rank": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all
 register_method(Method("full", "every weight trains", _prepare_full,
                        learning_rate=2e-5))
 register_method(Method("lora", "low-rank adapters beside frozen weights", _prepare_lora, dict(_LORA_OPTIONS),
-                       learning_rate=3e-4, saves="adapter"))
+                       learning_rate=3e-4, saves="adapter", check=_check_lora_options))
 register_method(Method("qlora", "LoRA on a 4-bit (NF4) frozen model, paged 8-bit optimizer", _prepare_qlora,
                        dict(_LORA_OPTIONS), learning_rate=2e-4, optim="paged_adamw_8bit",
-                       needs_quantized_model=True, saves="adapter"))
+                       needs_quantized_model=True, saves="adapter", check=_check_lora_options))
 register_method(Method("dora", "weight-decomposed LoRA (magnitude + direction)", _prepare_dora,
-                       dict(_LORA_OPTIONS), learning_rate=3e-4, saves="adapter"))
+                       dict(_LORA_OPTIONS), learning_rate=3e-4, saves="adapter", check=_check_lora_options))
 register_method(Method("ia3", "learned rescaling vectors on keys, values and feed-forward", _prepare_ia3,
                        {"target_modules": ["k_proj", "v_proj", "down_proj"], "feedforward_modules": ["down_proj"]},
-                       learning_rate=3e-3, saves="adapter"))
+                       learning_rate=3e-3, saves="adapter", check=_check_ia3_options))
 register_method(Method("prefix", "trainable key/value prefixes in every layer", _prepare_prefix,
-                       {"num_virtual_tokens": 16}, learning_rate=1e-2, saves="adapter"))
+                       {"num_virtual_tokens": 16}, learning_rate=1e-2, saves="adapter", check=_check_virtual_tokens))
 register_method(Method("prompt", "trainable soft-prompt embeddings before the input", _prepare_prompt,
-                       {"num_virtual_tokens": 16}, learning_rate=1e-2, saves="adapter"))
+                       {"num_virtual_tokens": 16}, learning_rate=1e-2, saves="adapter", check=_check_virtual_tokens))
 register_method(Method("adapter", "Houlsby bottleneck adapters (coursekit.scratch)", _prepare_adapter,
-                       {"bottleneck": 64}, learning_rate=1e-3, saves="adapter"))
+                       {"bottleneck": 64}, learning_rate=1e-3, saves="adapter", check=_check_adapter_options))
