@@ -74,14 +74,15 @@ torch.manual_seed(SEED)
 GB, GIB = 1e9, 2**30
 BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)  # "cpu": embedded model; "real-cpu": a real model on a CPU; "gpu"
 # On a CPU, bitsandbytes dequantizes every 4-bit weight in each forward and backward pass: a QLoRA step of the real
-# model takes minutes there, so the real-cpu run is a few steps that show the mechanics.
-STEPS = {"cpu": 30, "real-cpu": 4, "gpu": 400}[BUDGET_KEY]
-BATCH = {"cpu": 8, "real-cpu": 8, "gpu": 4}[BUDGET_KEY]  # micro-batch
+# model takes minutes there, so the real-cpu run is a few steps that show the mechanics. The embedded model trains
+# lesson 04's budget, the one at which its LoRA answers most tickets.
+STEPS = {"cpu": 100, "real-cpu": 4, "gpu": 400}[BUDGET_KEY]
+BATCH = {"cpu": 16, "real-cpu": 8, "gpu": 4}[BUDGET_KEY]  # micro-batch
 GRAD_ACCUM = {"cpu": 1, "real-cpu": 1, "gpu": 4}[BUDGET_KEY]  # micro-batches per optimizer step
 RECIPE_STEPS = {"cpu": 5, "real-cpu": 1, "gpu": 20}[BUDGET_KEY]  # the recipe written out runs a few steps
 # Learning rates scaled to the model (lesson 04): the same for LoRA and QLoRA, so only the 4-bit base differs.
 LR = {"cpu": 5e-3, "real-cpu": 1e-3, "gpu": 2e-4}[BUDGET_KEY]
-N_METRIC = {"cpu": 32, "real-cpu": 8, "gpu": 200}[BUDGET_KEY]
+N_METRIC = {"cpu": 64, "real-cpu": 8, "gpu": 200}[BUDGET_KEY]
 EVAL_SIZE = {"cpu": 64, "real-cpu": 8, "gpu": 64}[BUDGET_KEY]  # validation examples for the loss during training
 BUDGET = dict(max_steps=STEPS, batch_size=BATCH, grad_accum=GRAD_ACCUM, learning_rate=LR, metric_examples=N_METRIC,
               eval_size=EVAL_SIZE, seed=SEED, device=DEVICE, measure_general=False, measure_before=False)
@@ -318,7 +319,9 @@ ipd.Markdown(
 #
 # `coursekit.load_base_model(MODEL, quantization="nf4")` is `from_pretrained` with
 # `BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-# bnb_4bit_compute_dtype=torch.bfloat16)`. First, the weights it holds, measured, against lesson 02's estimator
+# bnb_4bit_compute_dtype=...)`, the compute dtype being the one the matmuls run in: bf16 on a GPU that has it (fp16 on
+# one that does not), fp32 on a CPU, where bf16 is emulated unless the CPU has AVX512-BF16 (on this course's
+# 2-core AVX2 machine a QLoRA step of 8 examples took 9.1 s with bf16 compute and bf16 adapters, 1.5 s in fp32). First, the weights it holds, measured, against lesson 02's estimator
 # for the same architecture. (Measure before running the model: on CPUs with AVX512-BF16, bitsandbytes repacks a
 # 4-bit weight for its CPU kernel at the first inference, with bf16 absmax.)
 
@@ -458,10 +461,14 @@ ipd.Markdown(
        "lower": "differ by more than chance explains, with **LoRA ahead**: here the 4-bit base cost quality."})[
         qlora_vs_lora["verdict"]]
     + f" QLoRA took {qlora.train_seconds / lora.train_seconds:.2f}× LoRA's time"
-    + (": every forward and backward dequantizes the 4-bit weights on the fly, and on a 4-bit model TRL trains the "
-       "adapters in bf16 (shown below), while LoRA's train in fp32." if qlora.train_seconds > lora.train_seconds
-       else ".")
-    + " The widely quoted \"20–30% slower\" is a GPU figure; on a CPU the ratio differs.")
+    + (": every forward and backward dequantizes the 4-bit weights on the fly." if qlora.train_seconds >
+       lora.train_seconds else ".")
+    + " The widely quoted \"20–30% slower\" is a GPU figure; on a CPU the ratio differs."
+    + (f" Peak memory is *higher* for QLoRA here ({qlora.peak_memory_bytes / 1e6:.0f} against "
+       f"{lora.peak_memory_bytes / 1e6:.0f} MB): on a CPU it counts what the process grew by, bitsandbytes' "
+       "dequantized copies and buffers included, and on a model this small the 4-bit saving on the weights is "
+       "smaller than that; lesson 02's estimator and the GPU report show the real-size picture."
+       if qlora.peak_memory_bytes > lora.peak_memory_bytes and "cuda" not in qlora.memory_measured_as else ""))
 
 # %% [markdown]
 # **Where the 4-bit weights are used.** A widely repeated explanation of why 4 bits cost so little quality says the
@@ -478,9 +485,11 @@ w_dequantized = bnbf.dequantize_4bit(ref_packed, ref_state, quant_type="nf4")
 grad_vs_dequantized = (x_in.grad - grad_out @ w_dequantized).abs().max().item()
 grad_vs_original = (x_in.grad - grad_out @ weight).abs().max().item()
 trained_dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in qlora.model.parameters() if p.requires_grad})
+qlora_bf16 = bool(qlora.training_arguments.get("bf16"))  # the run computes in bf16 (a GPU that has it)
 four_bit_trainable = any(p.requires_grad for p in qlora.model.parameters() if type(p).__name__ == "Params4bit")
 results.record(backward_grad_vs_dequantized=grad_vs_dequantized, backward_grad_vs_original=grad_vs_original,
-               qlora_trainable_dtypes=trained_dtypes, qlora_4bit_weights_trainable=four_bit_trainable)
+               qlora_trainable_dtypes=trained_dtypes, qlora_4bit_weights_trainable=four_bit_trainable,
+               qlora_bf16=qlora_bf16)
 fact_check(
     "The claim: *quantized weights are only used for the forward pass. Gradients and updates are "
     "computed at higher precision (bfloat16).*",
@@ -493,7 +502,9 @@ fact_check(
     f"(in the run above, {'some are' if four_bit_trainable else 'none is'} trainable), and what does train, the adapters, keeps its weights, "
     f"gradients and optimizer updates in {', '.join(trained_dtypes)} here ("
     + ("peft creates adapters in fp32, and TRL's `SFTTrainer` casts those of a 4-bit model to bf16, as the QLoRA "
-       "paper trained them; " if trained_dtypes == ["bfloat16"] else "peft creates adapters in fp32; ")
+       "paper trained them; " if trained_dtypes == ["bfloat16"] else
+       "peft creates adapters in fp32; TRL's `SFTTrainer` casts those of a 4-bit model to bf16, as the QLoRA paper "
+       "trained them on GPUs, and `finetune` casts them back to fp32 for a run that does not compute in bf16; ")
     + "`bnb_4bit_compute_dtype` sets the dtype of the matmuls).")
 
 # %% [markdown]
@@ -523,7 +534,8 @@ device = resolve_device(DEVICE)
 bf16 = bf16_supported(device)
 path = coursekit.resolve_model_path(MODEL)  # a hub id, or the local folder behind a short name such as "tiny"
 bnb_config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                bnb_4bit_compute_dtype=torch.bfloat16 if bf16 or device == "cpu" else torch.float16)
+                                bnb_4bit_compute_dtype=torch.bfloat16 if bf16 else (
+                                    torch.float16 if device == "cuda" else torch.float32))
 hf_tokenizer = AutoTokenizer.from_pretrained(path)
 hf_model = AutoModelForCausalLM.from_pretrained(path, quantization_config=bnb_config,
                                                 dtype=torch.bfloat16 if bf16 else torch.float32,
@@ -559,9 +571,10 @@ ipd.Markdown(recipe_text)
 # ## 6. Why a 4-bit model cannot be merged as it is
 #
 # A LoRA update merges into a 16-bit weight with one addition (lesson 04). A 4-bit weight is packed codes plus
-# constants: to merge, you dequantize, add, and then either **re-quantize** (the update is usually smaller than the
-# gap between neighbouring NF4 levels, so rounding throws most of it away) or **keep the merged weight in 16/32 bits**.
-# `four_bit_merge_report` measures the first; `dequantize_and_merge` does the second.
+# constants: to merge, you dequantize, add, and then either **re-quantize** (rounding to the NF4 levels again: an
+# update that is small against the gap between neighbouring levels is largely rounded away) or **keep the merged
+# weight in 16/32 bits**. `four_bit_merge_report` measures how much of this run's update re-quantizing loses;
+# `dequantize_and_merge` does the second.
 
 # %%
 from coursekit.evaluate import merge_logit_gap

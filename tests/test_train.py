@@ -359,6 +359,8 @@ def test_qlora_on_a_4bit_model(tokenizer, tmp_path, random_tiny_folder, tiny_con
     assert r.steps == 2 and 0 < r.trainable_parameters < 100_000
     assert r.quantization_config["load_in_4bit"] and r.quantization_config["bnb_4bit_quant_type"] == "nf4"
     assert r.peft_config["r"] == 4 and r.training_arguments["optim"] == "paged_adamw_8bit"
+    # SFTTrainer casts a 4-bit model's adapters to bf16; a run that does not compute in bf16 trains them in fp32
+    assert {p.dtype for p in r.model.parameters() if p.requires_grad} == {torch.float32}
     from coursekit.memory import estimate_memory
 
     full = estimate_memory(tiny_config, "full", precision="fp32", optimizer="adamw",

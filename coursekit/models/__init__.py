@@ -118,8 +118,11 @@ def load_base_model(name: str = EMBEDDED_MODEL, device: str = "auto", quantizati
     dev = resolve_device(device)
     if dtype is None:
         dtype = torch.bfloat16 if bf16_supported(dev) else torch.float32
+    # the 4-bit layers' matmul dtype: bf16 where the device computes in it, fp16 on a GPU without bf16, fp32 on a CPU
+    # (bf16 there is emulated unless the CPU has AVX512-BF16: measured 3x slower per QLoRA step on AVX2)
     qconf = quantization_config(quantization, compute_dtype=compute_dtype or (
-        torch.bfloat16 if bf16_supported(dev) or dev == "cpu" else torch.float16), double_quant=double_quant)
+        torch.bfloat16 if bf16_supported(dev) else torch.float16 if dev == "cuda" else torch.float32),
+        double_quant=double_quant)
     kwargs = {"dtype": dtype}
     if qconf is not None:
         if dev == "mps":

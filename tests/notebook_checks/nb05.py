@@ -36,8 +36,10 @@ def check(results: dict) -> None:
 
     # the 4-bit weight is used in the backward pass: the input gradient is grad @ dequantized weight, not the original
     assert results["backward_grad_vs_dequantized"] < 1e-4 < results["backward_grad_vs_original"]
-    # peft creates the adapters in fp32; TRL's SFTTrainer casts a 4-bit model's trainable LoRA weights to bf16
-    assert results["qlora_4bit_weights_trainable"] is False and results["qlora_trainable_dtypes"] == ["bfloat16"]
+    # peft creates the adapters in fp32; TRL's SFTTrainer casts a 4-bit model's trainable LoRA weights to bf16, and
+    # finetune casts them back to fp32 for a run that does not compute in bf16 (a CPU)
+    assert results["qlora_4bit_weights_trainable"] is False
+    assert results["qlora_trainable_dtypes"] == (["bfloat16"] if results["qlora_bf16"] else ["float32"])
 
     # Adam state: 8 bytes per parameter in fp32, about 2 in 8-bit (plus blockwise absmax)
     assert results["adam_state_bytes_per_param"] == 8.0
@@ -63,18 +65,20 @@ def check(results: dict) -> None:
     assert results["qlora_lora_verdict"] == rate_difference(results["qlora_task_metric"], n,
                                                             results["lora_task_metric"], n)["verdict"]
     if results.get("model", "tiny") == "tiny" and results.get("size", "cpu") == "cpu":
-        # At the CPU defaults (30 steps x 8, lr 5e-3) neither run answers a ticket exactly yet (measured 0.00 and
-        # 0.00 on 32 tickets), so the comparison is made on the validation loss: both fall to under a quarter of
-        # where they started (measured 1.31-1.33 -> 0.15) and end within 15% of each other (measured QLoRA 0.149,
-        # LoRA 0.152), which fails if 4-bit storage costs learning.
+        # At the CPU defaults (100 steps x 16, lr 5e-3; measured LoRA 0.80 and QLoRA 0.84 on 64 tickets, 101 s and
+        # 111 s of training) both answer most tickets: each at least 0.65, three standard errors (0.05 each on 64
+        # tickets at 0.8) below what was measured; the validation losses fall from 1.3 to under a twentieth (measured
+        # 0.0148 both) and end within 15% of each other, which fails if 4-bit storage costs learning.
         for name in ("qlora", "lora"):
-            assert results[f"{name}_final_eval_loss"] < 0.25 * results[f"{name}_first_eval_loss"], results
+            assert results[f"{name}_task_metric"] >= 0.65, results
+            assert results[f"{name}_final_eval_loss"] < 0.05 * results[f"{name}_first_eval_loss"], results
         q, lo = results["qlora_final_eval_loss"], results["lora_final_eval_loss"]
         assert abs(q / lo - 1) < 0.15, (q, lo)
     assert results["qlora_train_seconds"] > 0 and results["lora_train_seconds"] > 0
 
-    # merging into 4 bits loses the update; dequantize-then-merge keeps the model's outputs
-    assert results["merge_relative_error_requantized"] > 0.3
+    # re-quantizing after the merge loses part of the update; dequantize-then-merge keeps the model's outputs
+    # (measured 0.31 of the update after 100 steps; 0.5 and more after 30: the larger the update, the less is lost)
+    assert results["merge_relative_error_requantized"] > 0.1
     assert results["dequant_merge_relative_diff"] < 0.05
 
     # the quoted 7B budget: r=16 adapters counted exactly; the full / QLoRA ratio depends on the activations
