@@ -193,7 +193,7 @@ results.record(claimed_lora_qv_3b=CLAIMED_QV_3B, claimed_all_3b=CLAIMED_ALL_3B, 
 # How many bytes a parameter costs depends on the **precision recipe**, not on "bf16" alone. The recipes the
 # estimator knows, and the bytes per parameter it counts for weights, gradients and Adam's state. `amp-bf16` is
 # `Trainer(bf16=True)` on a model loaded with `dtype=torch.float32`; transformers 5 loads a checkpoint in its own
-# dtype by default (`dtype="auto"`: bf16 for Llama 3.1), and `Trainer(bf16=True)` on that model is the `bf16` recipe:
+# dtype by default (`dtype="auto"`: bf16 for Llama-3.1-8B), and `Trainer(bf16=True)` on that model is the `bf16` recipe:
 
 # %%
 per_param = {}

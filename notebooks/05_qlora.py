@@ -320,8 +320,8 @@ ipd.Markdown(
 # `coursekit.load_base_model(MODEL, quantization="nf4")` is `from_pretrained` with
 # `BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
 # bnb_4bit_compute_dtype=...)`, the compute dtype being the one the matmuls run in: bf16 on a GPU that has it (fp16 on
-# one that does not), fp32 on a CPU, where bf16 is emulated unless the CPU has AVX512-BF16 (on this course's
-# 2-core AVX2 machine a QLoRA step of 8 examples took 9.1 s with bf16 compute and bf16 adapters, 1.5 s in fp32). First, the weights it holds, measured, against lesson 02's estimator
+# one that does not), fp32 on a CPU, where bf16 is emulated unless the CPU has AVX512-BF16 and a QLoRA step runs
+# several times slower (`benchmarks/qlora_cpu_dtypes.py` times both on your machine). First, the weights it holds, measured, against lesson 02's estimator
 # for the same architecture. (Measure before running the model: on CPUs with AVX512-BF16, bitsandbytes repacks a
 # 4-bit weight for its CPU kernel at the first inference, with bf16 absmax.)
 
