@@ -23,15 +23,15 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("01", "01_why_fine_tune", "Why fine-tune",
            "when fine-tuning beats prompting or retrieval; the decision framework", 3, "CPU is enough"),
     Lesson("02", "02_memory_math", "Memory math", "what weights, gradients, optimizer states and activations cost; "
-           "will it fit", 1, "CPU is enough"),
+           "will it fit", 0.5, "CPU is enough"),
     Lesson("03", "03_full_fine_tuning", "Full fine-tuning", "a full fine-tuning run, hyperparameters, catastrophic "
            "forgetting", 6, "CUDA GPU, 4 GB+ (Colab T4)"),
-    Lesson("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 7,
+    Lesson("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 7.5,
            "CUDA GPU, 4 GB+ (Colab T4)"),
-    Lesson("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 4.5,
+    Lesson("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 5,
            "CUDA GPU, 4 GB+ (bitsandbytes 4-bit)"),
     Lesson("06", "06_peft_comparison", "PEFT comparison", "adapters, prefix tuning, LoRA, QLoRA side by side; "
-           "choosing a method", 7.5, "CUDA GPU, 4 GB+ (Colab T4)"),
+           "choosing a method", 4, "CUDA GPU, 4 GB+ (Colab T4)"),
 )
 LESSON_NUMBERS: tuple[str, ...] = tuple(lesson.number for lesson in LESSONS)
 #: The lessons with exercises and a quiz.
