@@ -578,8 +578,8 @@ def _build_trainer(model, tokenizer, train_ds, eval_ds, plan: RunPlan, run_dir: 
 def _fp32_adapters_without_bf16(model, plan: RunPlan) -> None:
     """On a 4-bit model, SFTTrainer casts the adapters to bf16 (the QLoRA paper's choice, made for GPUs that compute
     in bf16). Where the run does not compute in bf16 (a CPU, a GPU without bf16), the adapters go back to fp32: bf16
-    there is emulated, several times slower (measured on a 2-core AVX2 CPU: 9.1 s per QLoRA step of 8 examples with
-    bf16 compute and adapters, 1.5 s with both in fp32), and it rounds the updates away for nothing."""
+    there is emulated, several times slower (``benchmarks/qlora_cpu_dtypes.py`` on a 2-core AVX2 CPU: 8.0 s per QLoRA
+    step of 8 examples with bf16 compute and adapters, 1.2 s with both in fp32), and it rounds updates for nothing."""
     import torch
 
     if plan.bf16 or not getattr(model, "is_loaded_in_4bit", False):
