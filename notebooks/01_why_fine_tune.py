@@ -369,6 +369,8 @@ prompt_cost_ratio = (measure_latency(tuned, tokenizer, long_prompts, NEW_TOKENS)
                      / measure_latency(tuned, tokenizer, short_prompts, NEW_TOKENS))
 CLAIM = dict(rag_tokens=1000, finetuned_tokens=200, rag_retrieval_ms=500)  # the claim's own inputs
 cheaper = token_ratio_k > 1 and token_ratio_rag > 1  # fewer prompt tokens than both prompting strategies
+below_one = [(name, r) for name, r in (("retrieval", latency_ratio_rag), (f"the {K_LABEL}", latency_ratio_k))
+             if r is not None and r < 1]  # prompting strategies that answered faster than the fine-tuned model
 faster = latency_ratio_k > 1 and (latency_ratio_rag is None or latency_ratio_rag > 1)
 claim_reading = (
     "So, for this task: *cheaper* (fewer prompt tokens) "
@@ -390,8 +392,8 @@ ipd.display(ipd.Markdown(
     f"{K_LABEL} **{token_ratio_k:.1f}×**; per answer, "
     + (f"retrieval takes **{latency_ratio_rag:.1f}×** and " if latency_ratio_rag else "")
     + f"the {K_LABEL} **{latency_ratio_k:.1f}×** the fine-tuned model's time"
-    + (" — *less* than 1: latency here mixes prompt length with how long each answer runs (see the caveats "
-       "below)" if min(latency_ratio_k, latency_ratio_rag or latency_ratio_k) < 1 else "")
+    + (f" — *less* than 1 for {' and '.join(name for name, r in below_one)}: latency here mixes prompt length "
+       "with how long each answer runs (see the caveats below)" if below_one else "")
     + f". With the answer length held equal ({NEW_TOKENS} new tokens, same weights), the {K_LABEL} "
     f"alone makes each answer **{prompt_cost_ratio:.1f}×** as slow as the zero-shot prompt. Caveats:\n\n"
     f"* *Cost* scales with tokens when you pay per token: the ratios above are what this task's prompts cost, and "
