@@ -149,6 +149,8 @@ def run_notebook(path: str | os.PathLike, out: str | os.PathLike = "build/execut
     # the inline backend, whatever the caller's MPLBACKEND: the executed notebook keeps every figure as an image
     env = {"TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0",
            "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    if not os.environ.get("COURSEKIT_RUNS_CACHE"):  # runs one lesson stores for a later one (finetune's reuse)
+        env["COURSEKIT_RUNS_CACHE"] = str(out / "run-cache")
     if size == "gpu":
         env["HF_HUB_OFFLINE"] = os.environ.get("COURSE_HF_HUB_OFFLINE", "0")  # the real model downloads once
 

@@ -29,6 +29,7 @@ MODEL = "tiny"  # the embedded model; "smollm2-135m-instruct": a real instruct m
 DEVICE = "auto"
 SIZE = "cpu"  # "cpu": laptop defaults; "gpu": real-size runs
 SEED = 0
+REUSE_RUNS = True  # a training run identical to one an earlier lesson trained is loaded from the run cache
 RESULTS_PATH = None
 
 # %%
@@ -79,9 +80,9 @@ NEW_TOKENS = {"cpu": ANSWER_TOKENS, "real-cpu": 64, "gpu": ANSWER_TOKENS}[BUDGET
 # examples retrieved per ticket (3 keeps a retrieval prompt near the length of a 2- to 4-shot prompt)
 RETRIEVAL_K = {"cpu": 3, "real-cpu": 2, "gpu": 3}[BUDGET]
 FT_METHOD = "lora"  # the short fine-tune: "lora" (lesson 04) or "full" (lesson 03)
-FT = {"cpu": dict(max_steps=100, batch_size=16, learning_rate=5e-3),
-      "real-cpu": dict(max_steps=40, batch_size=8, learning_rate=1e-3),
-      "gpu": dict(max_steps=600, batch_size=16, learning_rate=2e-4)}[BUDGET]
+FT = {"cpu": dict(max_steps=100, batch_size=16, learning_rate=5e-3, eval_size=64),
+      "real-cpu": dict(max_steps=40, batch_size=8, learning_rate=1e-3, eval_size=8),
+      "gpu": dict(max_steps=600, batch_size=16, learning_rate=2e-4, eval_size=64)}[BUDGET]
 RUNS_DIR = Path(tempfile.mkdtemp(prefix="lesson01-"))
 
 # %% [markdown]
@@ -206,12 +207,14 @@ print("\nreference:\n" + test[0]["output"])
 # Now a short LoRA fine-tune (lesson 04) on the training split, then the same measurement with the plain prompt (no
 # examples, no rules). The adapter is merged into the weights for serving, so the fine-tuned model costs nothing
 # extra at inference. Set `FT_METHOD = "full"` to compare with full fine-tuning (lesson 03); lesson 06 puts every
-# method on the same budget.
+# method on the same budget. On the embedded model this is exactly lesson 04's first LoRA run (same model, data,
+# settings and seed): with `REUSE_RUNS = True` the run is kept in the run cache (`coursekit.train.reuse`), and
+# lesson 04 loads it instead of training it again.
 
 # %%
-ft = finetune(model, tokenizer, data["train"], None, method=FT_METHOD, test=test, seed=SEED, device=DEVICE,
-              runs_dir=RUNS_DIR, measure_general=False, measure_before=False, measure_task=False, save_final=False,
-              title=f"{FT_METHOD} fine-tuning for lesson 01", **FT)
+ft = finetune(model, tokenizer, data["train"], data["validation"], method=FT_METHOD, test=test, seed=SEED,
+              device=DEVICE, runs_dir=RUNS_DIR, measure_general=False, measure_before=False, measure_task=False,
+              save_final=False, reuse=REUSE_RUNS, title=f"{FT_METHOD} fine-tuning for lesson 01", **FT)
 tuned = ft.model.merge_and_unload() if hasattr(ft.model, "merge_and_unload") else ft.model
 finetuned = comparison.add(measure_prompts(tuned, tokenizer, test, strategy=f"fine-tuned ({FT_METHOD})", k=0,
                                            latency_examples=LATENCY_N, max_new_tokens=NEW_TOKENS))

@@ -29,6 +29,7 @@ MODEL = "tiny"  # the embedded model; "smollm2-135m-instruct": a real instruct m
 DEVICE = "auto"
 SIZE = "cpu"  # "cpu": laptop defaults; "gpu": real-size runs
 SEED = 0
+REUSE_RUNS = True  # a training run identical to one an earlier lesson trained is loaded from the run cache
 RESULTS_PATH = None
 
 # %%
@@ -231,13 +232,15 @@ fact_check(
 #
 # `coursekit.train.finetune(..., method="lora")` is lesson 03's training loop with peft's LoRA on all linear layers
 # (rank 8, alpha 16, dropout 0.05 by default). It measures the task metric and the general-skills probe before and
-# after, so we can see both what LoRA learned and what it forgot.
+# after, so we can see both what LoRA learned and what it forgot. Lesson 01 trained this very run (same model, data,
+# settings and seed); with `REUSE_RUNS = True` it is loaded from the run cache when that lesson stored it.
 
 # %%
 data = load_task_dataset(size=SIZE, seed=SEED)
 model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
 lora = finetune(model, tokenizer, data["train"], data["validation"], method="lora", test=data["test"],
-                learning_rate=LR["lora"], max_steps=STEPS, runs_dir=RUNS_DIR, title="LoRA r=8", **BUDGET)
+                learning_rate=LR["lora"], max_steps=STEPS, runs_dir=RUNS_DIR, title="LoRA r=8", reuse=REUSE_RUNS,
+                **BUDGET)
 lora
 
 # %%
@@ -246,8 +249,12 @@ results.record(lora_task_metric=lora.task_metric_after, lora_task_metric_before=
                lora_trainable=lora.trainable_parameters, lora_train_seconds=lora.train_seconds,
                lora_first_eval_loss=lora.eval_loss[0][1], lora_last_eval_loss=lora.eval_loss[-1][1])
 ipd.Markdown(f"Task metric {lora.task_metric_before:.2f} → **{lora.task_metric_after:.2f}** after {lora.steps} "
-             f"steps ({lora.train_seconds:.0f} s), training {lora.trainable_parameters:,} of "
-             f"{lora.total_parameters:,} parameters ({100 * lora.trainable_parameters / lora.total_parameters:.2f}%).")
+             f"steps ({lora.train_seconds:.0f} s of training), training {lora.trainable_parameters:,} of "
+             f"{lora.total_parameters:,} parameters ({100 * lora.trainable_parameters / lora.total_parameters:.2f}%)."
+             + (f" This run was not trained again here: the identical run \"{lora.reused_title}\" (same base "
+                "weights, data, settings, seed and libraries) was loaded from the run cache, so its training time and "
+                "loss curves are from when it trained; the task metric and the probe were measured here. "
+                "`REUSE_RUNS = False` trains it in this notebook." if lora.reused_from else ""))
 
 # %% [markdown]
 # ### The same run, written out: the Hugging Face recipe

@@ -71,6 +71,8 @@ def _no_runs(path):
     ({"early_stopping_patience": 2, "save_every": 5}, "set one of them, not both"),
     ({"method": "qlora"}, "load_base_model(name, quantization='nf4')"),
     ({"progress": "sometimes"}, "progress must be 'auto', True or False"),
+    ({"method": "lora", "adapter_dtype": "fp16"}, 'adapter_dtype must be None (auto), "fp32" or "bf16", got \'fp16\''),
+    ({"method": "full", "adapter_dtype": "bf16"}, "method 'full' trains the model's own weights"),
 ])
 def test_bad_options_raise_before_training(model, tokenizer, tmp_path, kwargs, message):
     kwargs = {**QUICK, "runs_dir": tmp_path / "runs", **kwargs}
@@ -361,6 +363,12 @@ def test_qlora_on_a_4bit_model(tokenizer, tmp_path, random_tiny_folder, tiny_con
     assert r.peft_config["r"] == 4 and r.training_arguments["optim"] == "paged_adamw_8bit"
     # SFTTrainer casts a 4-bit model's adapters to bf16; a run that does not compute in bf16 trains them in fp32
     assert {p.dtype for p in r.model.parameters() if p.requires_grad} == {torch.float32}
+    # unless asked to keep TRL's bf16 (benchmarks/qlora_cpu_dtypes.py times both)
+    q2 = AutoModelForCausalLM.from_pretrained(random_tiny_folder, quantization_config=quantization_config("nf4"),
+                                              device_map={"": "cpu"}, dtype=torch.float32)
+    r2 = finetune(q2, tokenizer, _examples(8), None, method="qlora", rank=4, runs_dir=tmp_path / "runs",
+                  adapter_dtype="bf16", **{**QUICK, "max_steps": 1})
+    assert {p.dtype for p in r2.model.parameters() if p.requires_grad} == {torch.bfloat16}
     from coursekit.memory import estimate_memory
 
     full = estimate_memory(tiny_config, "full", precision="fp32", optimizer="adamw",
@@ -465,7 +473,7 @@ def test_options_are_a_typed_config_with_help():
     from coursekit.train import FinetuneOptions
 
     assert COMMON_OPTIONS == {f.name: f.default for f in fields(FinetuneOptions)}
-    assert len(COMMON_OPTIONS) == 33  # lesson 03 quotes the count
+    assert len(COMMON_OPTIONS) == 35  # lesson 03 prints the count
     assert all(f.metadata["help"] for f in fields(FinetuneOptions))
     assert FinetuneOptions().warmup == 0.1 and FinetuneOptions().learning_rate is None
     FinetuneOptions(batch_size=4.0, warmup=10).check()  # a whole float is a batch size; warmup 10 = 10 steps

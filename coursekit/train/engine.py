@@ -63,6 +63,8 @@ _POSITIVE_INT_OR_NONE = replace(_POSITIVE_INT, optional=True)
 _NON_NEGATIVE = _Rule(">= 0", lambda v: is_finite_number(v) and v >= 0)
 _WARMUP = replace(_NON_NEGATIVE, allowed=">= 0 (a fraction below 1, or a number of steps)")
 _AUTO_OR_BOOL = _Rule("None (auto), True or False", lambda v: v is None or isinstance(v, bool))
+_ADAPTER_DTYPES = ("fp32", "bf16")
+_ADAPTER_DTYPE = _Rule("None (auto), \"fp32\" or \"bf16\"", lambda v: v is None or v in _ADAPTER_DTYPES)
 
 
 def _option(default, help: str, check: _Rule | None = None):
@@ -101,6 +103,10 @@ class FinetuneOptions:
                                 "\"paged_adamw_8bit\" for QLoRA)")
     bf16: bool | None = _option(None, "None: bf16 on a CUDA GPU that supports it, fp32 elsewhere (CPU, MPS)",
                                 _AUTO_OR_BOOL)
+    adapter_dtype: str | None = _option(
+        None, "the dtype of an adapter method's trainable weights; None: as the libraries make them (peft: fp32; "
+        "on a 4-bit model TRL's SFTTrainer casts them to bf16, as the QLoRA paper does), except fp32 on a 4-bit model "
+        "when the run does not compute in bf16; \"fp32\" or \"bf16\" to choose", _ADAPTER_DTYPE)
     eval_every: int | None = _option(None, "optimizer steps between evaluations; None: 5 evaluations per run (and "
                                      "one at step 0)", _POSITIVE_INT_OR_NONE)
     eval_size: int = _option(64, "validation examples used for the validation loss", _POSITIVE_INT)
@@ -114,6 +120,10 @@ class FinetuneOptions:
     output_dir: str | None = _option(None, "None: a new numbered folder RUNS_DIR/METHOD-NNN")
     runs_dir: str = _option("runs", "where the numbered run folders go")
     resume: bool = _option(False, "continue the run in output_dir from its last checkpoint")
+    reuse: bool = _option(
+        False, "load an identical earlier run (same starting weights, data, training settings and libraries: "
+        "coursekit.train.reuse) from the run cache instead of training again, and store this run there if none; "
+        "the after-measurements still run")
     seed: int = _option(0, "seeds the model's new weights, dropout and the data order")
     device: str = _option("auto", "\"auto\" (cuda, then mps, then cpu), \"cuda\", \"mps\" or \"cpu\"")
     progress: Any = _option("auto", "progress bar + live loss plot: on in a notebook someone watches, off in tests")
@@ -157,6 +167,9 @@ def check_options(method: Method, options: dict) -> tuple[FinetuneOptions, dict]
         raise ValueError(f"unknown option {key!r}; allowed for method {method.name!r}: {', '.join(allowed)}")
     common = FinetuneOptions(**{k: v for k, v in options.items() if k in COMMON_OPTIONS})
     common.check()
+    if common.adapter_dtype is not None and method.saves != "adapter":
+        raise ValueError(f"adapter_dtype sets the dtype of an adapter's weights; method {method.name!r} trains the "
+                         "model's own weights (their dtype is the model's: load_base_model(..., dtype=...))")
     own = {**method.options, **{k: v for k, v in options.items() if k in method.options}}
     if method.check is not None:
         method.check(own)
@@ -247,6 +260,8 @@ class RunResult(ResultMixin):
     trainable_parameters: int = 0
     total_parameters: int = 0
     output_dir: str = ""
+    reused_from: str = ""  # the stored run loaded instead of training (reuse=True); empty when this run trained
+    reused_title: str = ""  # the title of the run that trained it
     checkpoint_bytes: int = 0  # size on disk of what was saved in output_dir/final
     device: str = "cpu"
     batch_size: int = 0  # the micro-batch that ran (halved after an out-of-memory error)
@@ -571,22 +586,29 @@ def _build_trainer(model, tokenizer, train_ds, eval_ds, plan: RunPlan, run_dir: 
                              processing_class=tokenizer, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    _fp32_adapters_without_bf16(trainer.model, plan)
+    _set_adapter_dtype(trainer.model, plan)
     return trainer
 
 
-def _fp32_adapters_without_bf16(model, plan: RunPlan) -> None:
-    """On a 4-bit model, SFTTrainer casts the adapters to bf16 (the QLoRA paper's choice, made for GPUs that compute
-    in bf16). Where the run does not compute in bf16 (a CPU, a GPU without bf16), the adapters go back to fp32: bf16
-    there is emulated, several times slower (``benchmarks/qlora_cpu_dtypes.py`` on a 2-core AVX2 CPU: 8.0 s per QLoRA
-    step of 8 examples with bf16 compute and adapters, 1.2 s with both in fp32), and it rounds updates for nothing."""
+def _set_adapter_dtype(model, plan: RunPlan) -> None:
+    """The trainable weights of an adapter method in ``options.adapter_dtype``; by default as the libraries made them,
+    except on a 4-bit model in a run that does not compute in bf16, where SFTTrainer's bf16 adapters (the QLoRA paper's
+    choice, made for GPUs that compute in bf16) go back to fp32. Where the run does not compute in bf16 (a CPU, a GPU without bf16), bf16 adapters are
+    emulated, several times slower (``benchmarks/qlora_cpu_dtypes.py`` on a 2-core AVX2 CPU: 8.0 s per QLoRA step of
+    8 examples with bf16 compute and adapters, 1.2 s with both in fp32), and they round updates for nothing."""
     import torch
 
-    if plan.bf16 or not getattr(model, "is_loaded_in_4bit", False):
+    if plan.method.saves != "adapter":
         return
+    wanted = plan.options.adapter_dtype
+    if wanted is None:  # as the libraries made them, but never bf16 in a run that does not compute in bf16
+        if plan.bf16 or not getattr(model, "is_loaded_in_4bit", False):
+            return
+        wanted = "fp32"
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[wanted]
     for param in model.parameters():
-        if param.requires_grad and param.dtype == torch.bfloat16:
-            param.data = param.data.float()
+        if param.requires_grad and param.is_floating_point() and param.dtype != dtype:
+            param.data = param.data.to(dtype)
 
 
 def _train_once(trainer, resume: bool):
@@ -679,6 +701,30 @@ def _record_training(result: RunResult, trained: _Trained) -> None:
     result.oom_retries = trained.oom_retries
 
 
+def _train_or_reuse(model, tokenizer, data: _RunData, plan: RunPlan, run_dir: Path, result: RunResult):
+    """Train (and store the run when ``reuse``), or load the identical stored run; the trained model."""
+    from coursekit.train import reuse
+
+    key = reuse.run_key(model, tokenizer, data.train_rows, data.eval_rows, plan) if plan.options.reuse else None
+    if key and not plan.options.resume and reuse.load(key, model, result):
+        print(f"{plan.options.title or plan.method.name}: reused the identical run \"{result.reused_title}\" stored in "
+              f"{result.reused_from} "
+              f"({result.steps} steps, {result.train_seconds:.0f} s when it trained); reuse=False trains it again")
+        if plan.progress:
+            from IPython.display import display
+
+            from coursekit.plots import plot_loss_curves
+
+            display(plot_loss_curves(result.train_loss, result.eval_loss, title=plan.options.title,
+                                     max_step=result.steps))
+        return model
+    trained = _train_with_oom_retry(model, tokenizer, data, plan, run_dir)
+    _record_training(result, trained)
+    if key:
+        reuse.store(key, trained.model, result)
+    return trained.model
+
+
 def _save_final(model, method: Method, run_dir: Path) -> Path:
     final = run_dir / "final"
     final.mkdir(parents=True, exist_ok=True)
@@ -728,10 +774,7 @@ def finetune(model, tokenizer, train, eval=None, method: str = "full", *, test=N
 
     run_dir = _make_output_dir(plan.options, plan.method.name)
     result.output_dir = str(run_dir)
-    trained = _train_with_oom_retry(model, tokenizer, data, plan, run_dir)
-    _record_training(result, trained)
-
-    model = trained.model
+    model = _train_or_reuse(model, tokenizer, data, plan, run_dir, result)
     model.eval()
     result.task_metric_after, result.general_probe_after, result.perplexity_after = _measure(
         model, tokenizer, plan.options, data.metric_rows)
