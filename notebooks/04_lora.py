@@ -232,8 +232,9 @@ fact_check(
 #
 # `coursekit.train.finetune(..., method="lora")` is lesson 03's training loop with peft's LoRA on all linear layers
 # (rank 8, alpha 16, dropout 0.05 by default). It measures the task metric and the general-skills probe before and
-# after, so we can see both what LoRA learned and what it forgot. Lesson 01 trained this very run (same model, data,
-# settings and seed); with `REUSE_RUNS = True` it is loaded from the run cache when that lesson stored it.
+# after, so we can see both what LoRA learned and what it forgot. With the defaults (the embedded model, `SIZE =
+# "cpu"`) lesson 01 trained this very run (same model, data, settings and seed); with `REUSE_RUNS = True` it is loaded
+# from the run cache when that lesson stored it, and the cell below says so.
 
 # %%
 data = load_task_dataset(size=SIZE, seed=SEED)
@@ -247,7 +248,8 @@ lora
 results.record(lora_task_metric=lora.task_metric_after, lora_task_metric_before=lora.task_metric_before,
                lora_general_before=lora.general_probe_before, lora_general_after=lora.general_probe_after,
                lora_trainable=lora.trainable_parameters, lora_train_seconds=lora.train_seconds,
-               lora_first_eval_loss=lora.eval_loss[0][1], lora_last_eval_loss=lora.eval_loss[-1][1])
+               lora_first_eval_loss=lora.eval_loss[0][1], lora_last_eval_loss=lora.eval_loss[-1][1],
+               lora_reused_run=lora.reused_title or None)  # the stored run loaded instead of training, if one was
 ipd.Markdown(f"Task metric {lora.task_metric_before:.2f} → **{lora.task_metric_after:.2f}** after {lora.steps} "
              f"steps ({lora.train_seconds:.0f} s of training), training {lora.trainable_parameters:,} of "
              f"{lora.total_parameters:,} parameters ({100 * lora.trainable_parameters / lora.total_parameters:.2f}%)."

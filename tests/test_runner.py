@@ -44,6 +44,20 @@ def test_run_notebook_injects_parameters_and_reads_results(fixture_dir, tmp_path
     assert json.loads((tmp_path / "out" / "90_fixture.results.json").read_text())["notebook"] == "90_fixture"
 
 
+def test_lessons_of_one_course_run_share_a_run_cache(tmp_path, monkeypatch):
+    """Lesson 01 stores a training run that lesson 04 loads (finetune's reuse): both kernels of a course run see the
+    same COURSEKIT_RUNS_CACHE, a folder of that run's output, unless the caller set one."""
+    body = ("import os, coursekit\nresults = coursekit.Results(RESULTS_PATH, notebook='92_env')\n"
+            "results.record(runs_cache=os.environ.get('COURSEKIT_RUNS_CACHE'))")
+    nb = _notebook(tmp_path / "92_env.ipynb", body)
+    monkeypatch.delenv("COURSEKIT_RUNS_CACHE", raising=False)
+    run = runner.run_notebook(nb, out=tmp_path / "out")
+    assert run.ok, run.error
+    assert run.results["runs_cache"] == str((tmp_path / "out").resolve() / "run-cache")
+    monkeypatch.setenv("COURSEKIT_RUNS_CACHE", str(tmp_path / "mine"))
+    assert runner.run_notebook(nb, out=tmp_path / "out").results["runs_cache"] == str(tmp_path / "mine")
+
+
 def test_failing_notebook_is_reported_and_table_says_so(fixture_dir, tmp_path):
     runs = runner.run_notebooks([fixture_dir / "91_broken.ipynb"], out=tmp_path / "out")
     assert [r.status for r in runs] == ["failed"]
