@@ -270,13 +270,7 @@ def epochs_text(epochs):
 
 gentle = run("gentle", **BUDGET["gentle"])
 gentle_kept = gentle.general_probe_after / probe_base
-results.record(task_metric_finetuned=gentle.task_metric_after, general_probe_gentle=gentle.general_probe_after,
-               general_probe_kept_gentle=gentle_kept, perplexity_gentle=gentle.perplexity_after,
-               gentle_eval_loss_first=gentle.eval_loss[0][1], gentle_eval_loss_last=gentle.eval_loss[-1][1],
-               gentle_train_seconds=gentle.train_seconds, gentle_tokens_per_second=gentle.tokens_per_second,
-               gentle_steps=gentle.steps, gentle_peak_memory_bytes=gentle.peak_memory_bytes,
-               gentle_estimated_memory_bytes=gentle.estimated_memory_bytes,
-               trainable_parameters=gentle.trainable_parameters)
+results.record(gentle=gentle, general_probe_kept_gentle=gentle_kept)  # the whole run: every figure it measured
 ipd.Markdown(
     f"Gentle run ({gentle.config['learning_rate']:g} learning rate, {epochs_text(gentle.config['epochs'])}, "
     f"{gentle.steps} optimizer steps, {gentle.train_seconds:.0f} s at {gentle.tokens_per_second:,.0f} tokens/s): "
@@ -421,9 +415,7 @@ ipd.Markdown(
 aggressive = run("aggressive", BUDGET["aggressive_examples"], **BUDGET["aggressive"])  # on a CPU: the sweep's top rate
 small = train.select(range(BUDGET["aggressive_examples"]))
 aggressive_kept = aggressive.general_probe_after / probe_base
-results.record(general_probe_aggressive=aggressive.general_probe_after, general_probe_kept_aggressive=aggressive_kept,
-               task_metric_aggressive=aggressive.task_metric_after, perplexity_aggressive=aggressive.perplexity_after,
-               aggressive_steps=aggressive.steps)
+results.record(aggressive=aggressive, general_probe_kept_aggressive=aggressive_kept)
 ipd.Markdown(
     f"Aggressive run ({aggressive.config['learning_rate']:g}, {epochs_text(aggressive.config['epochs'])} over "
     f"{len(small)} tickets, "
@@ -491,10 +483,9 @@ for name, r in runs.items():
                   "general_probe_kept": 1.0 if r is None else r.general_probe_after / probe_base,
                   "heldout_perplexity": ppl_base if r is None else r.perplexity_after,
                   "steps": 0 if r is None else r.steps})
-results.record(remedies=table, general_probe_kept_early_stopping=stopped.general_probe_after / probe_base,
-               general_probe_kept_mixed=mixed.general_probe_after / probe_base,
-               task_metric_early_stopping=stopped.task_metric_after, task_metric_mixed=mixed.task_metric_after,
-               early_stopping_stopped=stopped.stopped_early, early_stopping_steps=stopped.steps)
+results.record(remedies=table, early_stopping=stopped, mixed=mixed,
+               general_probe_kept_early_stopping=stopped.general_probe_after / probe_base,
+               general_probe_kept_mixed=mixed.general_probe_after / probe_base)
 ipd.Markdown("| run | task metric | general probe | kept | held-out perplexity | steps |\n|---|---|---|---|---|---|\n"
              + "\n".join(f"| {row['run']} | {row['task_metric']:.2f} | {row['general_probe']:.2f} | "
                          f"{row['general_probe_kept']:.0%} | {row['heldout_perplexity']:.2f} | {row['steps']} |"

@@ -245,11 +245,7 @@ lora = finetune(model, tokenizer, data["train"], data["validation"], method="lor
 lora
 
 # %%
-results.record(lora_task_metric=lora.task_metric_after, lora_task_metric_before=lora.task_metric_before,
-               lora_general_before=lora.general_probe_before, lora_general_after=lora.general_probe_after,
-               lora_trainable=lora.trainable_parameters, lora_train_seconds=lora.train_seconds,
-               lora_first_eval_loss=lora.eval_loss[0][1], lora_last_eval_loss=lora.eval_loss[-1][1],
-               lora_reused_run=lora.reused_title or None)  # the stored run loaded instead of training, if one was
+results.record(lora=lora)  # the whole run (reused_title: the stored run loaded instead of training, if one was)
 ipd.Markdown(f"Task metric {lora.task_metric_before:.2f} → **{lora.task_metric_after:.2f}** after {lora.steps} "
              f"steps ({lora.train_seconds:.0f} s of training), training {lora.trainable_parameters:,} of "
              f"{lora.total_parameters:,} parameters ({100 * lora.trainable_parameters / lora.total_parameters:.2f}%)."
@@ -386,8 +382,7 @@ full = finetune(model, tokenizer, data["train"], data["validation"], method="ful
                 learning_rate=LR["full"], max_steps=STEPS, runs_dir=RUNS_DIR, title="full fine-tuning", save_final=False, **BUDGET)
 forgetting = {"full": full.general_probe_before - full.general_probe_after,
               "lora": lora.general_probe_before - lora.general_probe_after}
-results.record(full_task_metric=full.task_metric_after, full_general_after=full.general_probe_after,
-               forgetting_full=forgetting["full"], forgetting_lora=forgetting["lora"])
+results.record(full=full, forgetting_full=forgetting["full"], forgetting_lora=forgetting["lora"])
 ipd.Markdown(f"General probe: full fine-tuning {full.general_probe_before:.2f} → {full.general_probe_after:.2f}, "
              f"LoRA {lora.general_probe_before:.2f} → {lora.general_probe_after:.2f}. Task metric: full "
              f"{full.task_metric_after:.2f}, LoRA {lora.task_metric_after:.2f}.")

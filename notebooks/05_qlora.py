@@ -436,13 +436,7 @@ lora = finetune(model, tokenizer, data["train"], data["validation"], method="lor
 from coursekit.evaluate import rate_difference
 
 qlora_vs_lora = rate_difference(qlora.task_metric_after, N_METRIC, lora.task_metric_after, N_METRIC)
-results.record(n_metric=N_METRIC, qlora_lora_verdict=qlora_vs_lora["verdict"],
-               qlora_first_eval_loss=qlora.eval_loss[0][1], qlora_final_eval_loss=qlora.final_eval_loss,
-               lora_first_eval_loss=lora.eval_loss[0][1], lora_final_eval_loss=lora.final_eval_loss)
-results.record(qlora_task_metric=qlora.task_metric_after, lora_task_metric=lora.task_metric_after,
-               qlora_peak_memory_bytes=qlora.peak_memory_bytes, lora_peak_memory_bytes=lora.peak_memory_bytes,
-               qlora_train_seconds=qlora.train_seconds, lora_train_seconds=lora.train_seconds,
-               memory_measured_as=qlora.memory_measured_as)
+results.record(n_metric=N_METRIC, qlora_lora_verdict=qlora_vs_lora["verdict"], qlora=qlora, lora=lora)  # runs whole
 ipd.Markdown(
     f"| | LoRA | QLoRA |\n|---|---|---|\n"
     f"| task metric | {lora.task_metric_after:.2f} | {qlora.task_metric_after:.2f} |\n"
