@@ -25,10 +25,10 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("02", "02_memory_math", "Memory math", "what weights, gradients, optimizer states and activations cost; "
            "will it fit", 0.5, "CPU is enough"),
     Lesson("03", "03_full_fine_tuning", "Full fine-tuning", "a full fine-tuning run, hyperparameters, catastrophic "
-           "forgetting", 6, "CUDA GPU, 4 GB+ (Colab T4)"),
-    Lesson("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 7.5,
+           "forgetting", 5, "CUDA GPU, 4 GB+ (Colab T4)"),
+    Lesson("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 5,
            "CUDA GPU, 4 GB+ (Colab T4)"),
-    Lesson("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 5,
+    Lesson("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 4.5,
            "CUDA GPU, 4 GB+ (bitsandbytes 4-bit)"),
     Lesson("06", "06_peft_comparison", "PEFT comparison", "adapters, prefix tuning, LoRA, QLoRA side by side; "
            "choosing a method", 4, "CUDA GPU, 4 GB+ (Colab T4)"),
