@@ -73,9 +73,9 @@ results.record(model=MODEL, size=SIZE)
 torch.manual_seed(SEED)
 GB, GIB = 1e9, 2**30
 BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)  # "cpu": embedded model; "real-cpu": a real model on a CPU; "gpu"
-# On a CPU, bitsandbytes dequantizes every 4-bit weight in each forward and backward pass: a QLoRA step of the real
-# model takes minutes there, so the real-cpu run is a few steps that show the mechanics. The embedded model trains
-# lesson 04's budget, the one at which its LoRA answers most tickets.
+# On a CPU, bitsandbytes dequantizes every 4-bit weight in each forward and backward pass: a QLoRA step of 8 on the
+# real model takes tens of seconds there (README: real-model figures), so the real-cpu run is a few steps that show
+# the mechanics. The embedded model trains lesson 04's budget, the one at which its LoRA answers most tickets.
 STEPS = {"cpu": 100, "real-cpu": 4, "gpu": 400}[BUDGET_KEY]
 BATCH = {"cpu": 16, "real-cpu": 8, "gpu": 4}[BUDGET_KEY]  # micro-batch
 GRAD_ACCUM = {"cpu": 1, "real-cpu": 1, "gpu": 4}[BUDGET_KEY]  # micro-batches per optimizer step

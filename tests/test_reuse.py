@@ -3,6 +3,8 @@
 A random-init model of the embedded shape (``random_tiny_model``: the same seed gives the same weights) stands for
 a base model that two lessons load; each test has its own run cache (``COURSEKIT_RUNS_CACHE``).
 """
+import json
+
 import pytest
 import torch
 
@@ -41,6 +43,10 @@ def test_an_identical_run_is_loaded_not_trained(random_tiny_model, tiny_tokenize
     assert first.reused_from == "" and len(list(cache.iterdir())) == 1
     second = _run(random_tiny_model(seed=0), tiny_tokenizer, tmp_path, method)
     assert second.reused_from == str(next(cache.iterdir())) and second.reused_title == f"{method} fine-tuning"
+    # the store names the digest of each part of the key, to compare two runs that were expected to match
+    record = json.loads((next(cache.iterdir()) / "run.json").read_text())
+    assert set(record["parts"]) == {"model", "tokenizer", "settings", "train_rows", "eval_rows"}
+    assert reuse.key_of(record["parts"]) == record["key"] == next(cache.iterdir()).name
     assert "reused the identical run" in capsys.readouterr().out
     # the training record is the first run's; the weights are what it trained
     assert second.train_loss == first.train_loss and second.eval_loss == first.eval_loss
@@ -103,6 +109,16 @@ def test_a_damaged_store_is_reported_and_trained_again(random_tiny_model, tiny_t
         again = _run(random_tiny_model(seed=0), tiny_tokenizer, tmp_path)
     assert again.reused_from == "" and again.train_loss == first.train_loss  # trained, the same run
     assert _run(random_tiny_model(seed=0), tiny_tokenizer, tmp_path).reused_from  # and stored anew
+
+
+def test_a_cache_that_cannot_be_written_does_not_lose_the_run(random_tiny_model, tiny_tokenizer, tmp_path,
+                                                              monkeypatch):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("COURSEKIT_RUNS_CACHE", str(blocked / "runs"))
+    with pytest.warns(UserWarning, match="could not be stored for reuse"):
+        run = _run(random_tiny_model(seed=0), tiny_tokenizer, tmp_path)
+    assert run.steps == 3 and run.reused_from == "" and run.model is not None
 
 
 def test_the_key_covers_every_training_option():

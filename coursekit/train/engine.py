@@ -592,10 +592,11 @@ def _build_trainer(model, tokenizer, train_ds, eval_ds, plan: RunPlan, run_dir: 
 
 def _set_adapter_dtype(model, plan: RunPlan) -> None:
     """The trainable weights of an adapter method in ``options.adapter_dtype``; by default as the libraries made them,
-    except on a 4-bit model in a run that does not compute in bf16, where SFTTrainer's bf16 adapters (the QLoRA paper's
-    choice, made for GPUs that compute in bf16) go back to fp32. Where the run does not compute in bf16 (a CPU, a GPU without bf16), bf16 adapters are
-    emulated, several times slower (``benchmarks/qlora_cpu_dtypes.py`` on a 2-core AVX2 CPU: 8.0 s per QLoRA step of
-    8 examples with bf16 compute and adapters, 1.2 s with both in fp32), and they round updates for nothing."""
+    except on a 4-bit model in a run that does not compute in bf16, where SFTTrainer's bf16 adapters (the QLoRA
+    paper's choice, made for GPUs that compute in bf16) go back to fp32. Where the run does not compute in bf16 (a
+    CPU, a GPU without bf16), bf16 adapters are emulated, several times slower (``benchmarks/qlora_cpu_dtypes.py`` on
+    a 2-core AVX2 CPU: 8.0 s per QLoRA step of 8 examples with bf16 compute and adapters, 1.2 s with both in fp32),
+    and they round updates for nothing."""
     import torch
 
     if plan.method.saves != "adapter":
@@ -705,7 +706,8 @@ def _train_or_reuse(model, tokenizer, data: _RunData, plan: RunPlan, run_dir: Pa
     """Train (and store the run when ``reuse``), or load the identical stored run; the trained model."""
     from coursekit.train import reuse
 
-    key = reuse.run_key(model, tokenizer, data.train_rows, data.eval_rows, plan) if plan.options.reuse else None
+    parts = reuse.key_parts(model, tokenizer, data.train_rows, data.eval_rows, plan) if plan.options.reuse else None
+    key = reuse.key_of(parts) if parts else None
     if key and not plan.options.resume and reuse.load(key, model, result):
         print(f"{plan.options.title or plan.method.name}: reused the identical run \"{result.reused_title}\" stored in "
               f"{result.reused_from} "
@@ -721,7 +723,7 @@ def _train_or_reuse(model, tokenizer, data: _RunData, plan: RunPlan, run_dir: Pa
     trained = _train_with_oom_retry(model, tokenizer, data, plan, run_dir)
     _record_training(result, trained)
     if key:
-        reuse.store(key, trained.model, result)
+        reuse.store(key, trained.model, result, parts=parts)
     return trained.model
 
 

@@ -120,10 +120,14 @@ def key_parts(model, tokenizer, train_rows: list, eval_rows: list, plan) -> dict
     return parts
 
 
+def key_of(parts: dict) -> str:
+    """The run's key: one digest of its ``key_parts``."""
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=20).hexdigest()
+
+
 def run_key(model, tokenizer, train_rows: list, eval_rows: list, plan) -> str:
     """The digest of everything that decides what ``plan`` trains from ``model`` (see the module's docstring)."""
-    parts = key_parts(model, tokenizer, train_rows, eval_rows, plan)
-    return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=20).hexdigest()
+    return key_of(key_parts(model, tokenizer, train_rows, eval_rows, plan))
 
 
 def _trainable(model) -> dict:
@@ -162,17 +166,26 @@ def load(key: str, model, result, folder: Path | None = None):
     return True
 
 
-def store(key: str, model, result, folder: Path | None = None) -> Path:
-    """Keep what ``model`` trained and ``result``'s record of it under ``key`` (written whole, then renamed)."""
+def store(key: str, model, result, folder: Path | None = None, parts: dict | None = None) -> Path | None:
+    """Keep what ``model`` trained and ``result``'s record of it under ``key`` (written whole, then renamed); the
+    folder, or None when it could not be written (reported: the run itself is not lost, only not kept for reuse)."""
+    root = folder or runs_cache()
+    try:
+        return _write(key, model, result, root, parts or {})
+    except OSError as err:
+        warnings.warn(f"the run could not be stored for reuse in {root} ({err}); it trained as usual", stacklevel=3)
+        return None
+
+
+def _write(key: str, model, result, root: Path, parts: dict) -> Path:
     from safetensors.torch import save_file
 
-    root = folder or runs_cache()
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key[:8]}-"))
     try:
         tensors = {n: p.detach().cpu().contiguous() for n, p in _trainable(model).items()}
         save_file(tensors, str(tmp / _TENSORS))
-        record = {"key": key, "method": result.method, "config": result.config,
+        record = {"key": key, "parts": parts, "method": result.method, "config": result.config,
                   "result": {name: getattr(result, name) for name in RECORDED_FIELDS}}
         (tmp / _RECORD).write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
         final = root / key
@@ -184,4 +197,4 @@ def store(key: str, model, result, folder: Path | None = None) -> Path:
     return final
 
 
-__all__ = ["RECORDED_FIELDS", "TRAINING_OPTIONS", "load", "run_key", "runs_cache", "store"]
+__all__ = ["RECORDED_FIELDS", "TRAINING_OPTIONS", "key_of", "key_parts", "load", "run_key", "runs_cache", "store"]
