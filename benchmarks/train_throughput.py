@@ -1,6 +1,7 @@
-"""Training throughput: ``coursekit.train.finetune`` against a plain ``transformers.Trainer`` (+ peft for LoRA).
+"""Training throughput: ``coursekit.train.finetune`` against a plain ``transformers.Trainer`` (+ peft for LoRA)
+and against TRL's ``SFTTrainer`` alone, which ``finetune`` runs.
 
-Same model, data, micro-batch, steps and learning rate; the two run alternately in this one process, ROUNDS times
+Same model, data, micro-batch, steps and learning rate; the three run alternately in this one process, ROUNDS times
 each, and the script prints tokens per second (padding excluded) for each and their ratio (finetune / baseline).
 On a CUDA GPU it also prints model FLOPs utilisation: 6 N FLOPs per token for full fine-tuning, 4 N for LoRA
 (no weight gradients for the frozen weights), against the GPU's dense bf16 peak.
@@ -59,6 +60,36 @@ def baseline_run(model_name, device, method, rows, steps, batch_size, lr, out_di
     return trainer.state.num_input_tokens_seen / seconds, n_params
 
 
+def sft_trainer_run(model_name, device, method, rows, steps, batch_size, lr, out_dir):
+    """TRL's SFTTrainer alone, as its docs show it, with finetune's settings: what finetune adds is the difference."""
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from coursekit.train import to_prompt_completion
+
+    model, tok = load(model_name, device)
+    peft_config = None
+    if method == "lora":
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear",
+                                 task_type="CAUSAL_LM")
+    args = SFTConfig(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=batch_size,
+                     learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=0.1, weight_decay=0.01,
+                     logging_steps=10_000, save_strategy="no", report_to="none", disable_tqdm=True,
+                     use_cpu=device == "cpu", bf16=device == "cuda" and torch.cuda.is_bf16_supported(),
+                     include_num_input_tokens_seen="non_padding", seed=0, completion_only_loss=True,
+                     activation_checkpointing=False,  # SFTConfig's default is on; finetune's and Trainer's off
+                     dataloader_pin_memory=device == "cuda")
+    ds = Dataset.from_list(to_prompt_completion(rows, "train", tok))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)
+    t0 = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    return trainer.state.num_input_tokens_seen / seconds, sum(p.numel() for p in trainer.model.parameters())
+
+
 def finetune_run(model_name, device, method, rows, steps, batch_size, lr, runs_dir, packing):
     from coursekit.train import finetune
 
@@ -99,7 +130,7 @@ def main(argv=None) -> int:
     device = resolve_device(args.device)
     rows = make_examples(args.examples, seed=0, split="train")
     lr = 2e-5 if args.method == "full" else 3e-4
-    kinds = ["baseline", "finetune"] + (["finetune+packing"] if args.packing else [])
+    kinds = ["baseline", "SFTTrainer", "finetune"] + (["finetune+packing"] if args.packing else [])
     speeds = {k: [] for k in kinds}
     n_params = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,6 +139,9 @@ def main(argv=None) -> int:
                 if k == "baseline":
                     tps, n = baseline_run(args.model, device, args.method, rows, args.steps, args.batch_size, lr,
                                           Path(tmp) / f"baseline-{i}")
+                elif k == "SFTTrainer":
+                    tps, n = sft_trainer_run(args.model, device, args.method, rows, args.steps, args.batch_size, lr,
+                                             Path(tmp) / f"sft-{i}")
                 else:
                     tps, n = finetune_run(args.model, device, args.method, rows, args.steps, args.batch_size, lr,
                                           Path(tmp) / "runs", k.endswith("packing"))
