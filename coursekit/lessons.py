@@ -28,10 +28,10 @@ LESSONS: tuple[Lesson, ...] = (
            "forgetting", 5, "CUDA GPU, 4 GB+ (Colab T4)"),
     Lesson("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 5,
            "CUDA GPU, 4 GB+ (Colab T4)"),
-    Lesson("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 4.5,
+    Lesson("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 4,
            "CUDA GPU, 4 GB+ (bitsandbytes 4-bit)"),
     Lesson("06", "06_peft_comparison", "PEFT comparison", "adapters, prefix tuning, LoRA, QLoRA side by side; "
-           "choosing a method", 4, "CUDA GPU, 4 GB+ (Colab T4)"),
+           "choosing a method", 3.5, "CUDA GPU, 4 GB+ (Colab T4)"),
 )
 LESSON_NUMBERS: tuple[str, ...] = tuple(lesson.number for lesson in LESSONS)
 #: The lessons with exercises and a quiz.
