@@ -4,8 +4,8 @@ On a CPU without AVX512-BF16, bf16 matmuls are emulated. TRL's ``SFTTrainer`` ca
 bf16, and bitsandbytes runs the 4-bit matmuls in ``bnb_4bit_compute_dtype``. This times ``finetune(method="qlora")``
 on the embedded model three ways: both in bf16 (the course's setting before), fp32 compute with bf16 adapters, and
 both in fp32 (the course's setting now: ``load_base_model`` and ``finetune`` choose fp32 on a device that does not
-compute in bf16; ``finetune(..., adapter_dtype="bf16")`` keeps TRL's bf16 adapters). The same data, seed and steps; the last validation loss is printed beside the time to show the
-runs learn alike.
+compute in bf16; ``finetune(..., adapter_dtype="bf16")`` keeps TRL's bf16 adapters). The same data, seed and steps;
+the last validation loss is printed beside the time to show the runs learn alike.
 
     python benchmarks/qlora_cpu_dtypes.py [--steps 6] [--batch 8]
 """

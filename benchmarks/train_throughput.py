@@ -30,9 +30,23 @@ def load(model_name: str, device: str):
     return load_base_model(model_name, device=device)
 
 
+#: finetune's LoRA defaults (coursekit.train.methods), as both baselines configure peft
+LORA = dict(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+def trainer_settings(device, steps, batch_size, lr, out_dir) -> dict:
+    """The TrainingArguments both baselines share with finetune's run (SFTConfig is a TrainingArguments)."""
+    import torch
+
+    return dict(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
+                lr_scheduler_type="cosine", warmup_steps=0.1, weight_decay=0.01, logging_steps=10_000,
+                save_strategy="no", report_to="none", disable_tqdm=True, use_cpu=device == "cpu",
+                bf16=device == "cuda" and torch.cuda.is_bf16_supported(), include_num_input_tokens_seen="non_padding",
+                seed=0, dataloader_pin_memory=device == "cuda")
+
+
 def baseline_run(model_name, device, method, rows, steps, batch_size, lr, out_dir):
     """A popular tutorial's pipeline, modernised: tokenize with labels masked on the prompt, pad per batch, Trainer."""
-    import torch
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
@@ -42,15 +56,9 @@ def baseline_run(model_name, device, method, rows, steps, batch_size, lr, out_di
     if method == "lora":
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear",
-                                                 task_type="CAUSAL_LM"))
+        model = get_peft_model(model, LoraConfig(**LORA))
     ds = Dataset.from_list([tokenize_with_labels(r, tok, 1024) for r in rows])
-    args = TrainingArguments(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=batch_size,
-                             learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=0.1, weight_decay=0.01,
-                             logging_steps=10_000, save_strategy="no", report_to="none", disable_tqdm=True,
-                             use_cpu=device == "cpu", bf16=device == "cuda" and torch.cuda.is_bf16_supported(),
-                             include_num_input_tokens_seen="non_padding", seed=0,
-                             dataloader_pin_memory=device == "cuda")
+    args = TrainingArguments(**trainer_settings(device, steps, batch_size, lr, out_dir))
     trainer = Trainer(model=model, args=args, train_dataset=ds,
                       data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100))
     t0 = time.perf_counter()
@@ -62,7 +70,6 @@ def baseline_run(model_name, device, method, rows, steps, batch_size, lr, out_di
 
 def sft_trainer_run(model_name, device, method, rows, steps, batch_size, lr, out_dir):
     """TRL's SFTTrainer alone, as its docs show it, with finetune's settings: what finetune adds is the difference."""
-    import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -73,15 +80,9 @@ def sft_trainer_run(model_name, device, method, rows, steps, batch_size, lr, out
     if method == "lora":
         from peft import LoraConfig
 
-        peft_config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear",
-                                 task_type="CAUSAL_LM")
-    args = SFTConfig(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=batch_size,
-                     learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=0.1, weight_decay=0.01,
-                     logging_steps=10_000, save_strategy="no", report_to="none", disable_tqdm=True,
-                     use_cpu=device == "cpu", bf16=device == "cuda" and torch.cuda.is_bf16_supported(),
-                     include_num_input_tokens_seen="non_padding", seed=0, completion_only_loss=True,
-                     activation_checkpointing=False,  # SFTConfig's default is on; finetune's and Trainer's off
-                     dataloader_pin_memory=device == "cuda")
+        peft_config = LoraConfig(**LORA)
+    args = SFTConfig(**trainer_settings(device, steps, batch_size, lr, out_dir), completion_only_loss=True,
+                     activation_checkpointing=False)  # SFTConfig's default is on; finetune's and Trainer's off
     ds = Dataset.from_list(to_prompt_completion(rows, "train", tok))
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)
     t0 = time.perf_counter()

@@ -40,6 +40,15 @@ def installed_version(name: str) -> str | None:
         return None
 
 
+#: The training stack whose versions a run depends on (reported by ``coursekit course``, keyed by finetune's reuse).
+STACK_PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
+
+
+def stack_versions() -> dict[str, str | None]:
+    """Each package of ``STACK_PACKAGES`` with its installed version (None: not installed)."""
+    return {name: installed_version(name) for name in STACK_PACKAGES}
+
+
 def in_colab() -> bool:
     return "google.colab" in sys.modules
 

@@ -228,10 +228,9 @@ def summary_table(runs: list[NotebookRun]) -> str:
 
 
 def _versions() -> dict[str, str]:
-    from coursekit.env import installed_version
+    from coursekit.env import stack_versions
 
-    names = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
-    return {n: installed_version(n) or "missing" for n in names}
+    return {name: version or "missing" for name, version in stack_versions().items()}
 
 
 def _device_description() -> str:

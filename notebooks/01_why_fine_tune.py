@@ -208,8 +208,8 @@ print("\nreference:\n" + test[0]["output"])
 # examples, no rules). The adapter is merged into the weights for serving, so the fine-tuned model costs nothing
 # extra at inference. Set `FT_METHOD = "full"` to compare with full fine-tuning (lesson 03); lesson 06 puts every
 # method on the same budget. With the defaults (the embedded model, `SIZE = "cpu"`) this is exactly lesson 04's first
-# LoRA run (same model, data, settings and seed): with `REUSE_RUNS = True` the run is kept in the run cache (`coursekit.train.reuse`), and
-# lesson 04 loads it instead of training it again.
+# LoRA run (same model, data, settings and seed): with `REUSE_RUNS = True` the run is kept in the run cache
+# (`coursekit.train.reuse`), and lesson 04 loads it instead of training it again.
 
 # %%
 ft = finetune(model, tokenizer, data["train"], data["validation"], method=FT_METHOD, test=test, seed=SEED,

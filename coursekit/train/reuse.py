@@ -1,7 +1,7 @@
 """Reusing a finished run: the same starting weights, data, settings and libraries train the same model.
 
-Lessons 01, 04 and 05 each train the same LoRA run on the embedded model (100 steps of 16 on the same data, the same
-seed). With ``finetune(..., reuse=True)`` the first of them stores what it trained (the trainable tensors and the
+Lessons 01 and 04 train the same LoRA run on the embedded model (100 steps of 16 on the same data, the same seed).
+With ``finetune(..., reuse=True)`` the first of them stores what it trained (the trainable tensors and the
 record of the run) under a key made of everything that decides the training, and a later identical run loads it
 instead of training again: its "after" measurements still run, on its own tickets.
 
@@ -13,7 +13,7 @@ The key (a digest) covers:
 - the rows the trainer reads and the validation rows it scores, after formatting;
 - every training setting (method and its options, learning rate, schedule, batch, accumulation, precision, device,
   seed, evaluation and logging steps, ...), not the measurement settings (tickets scored, probe, titles);
-- the versions of torch, transformers, peft, trl and bitsandbytes, and the source of ``coursekit.train``.
+- the versions of the training stack (``coursekit.env.STACK_PACKAGES``) and the source of ``coursekit.train``.
 
 A changed library, a changed engine or one different row gives another key, so nothing stale is loaded. A folder
 that cannot be read back is reported and trained again, never half-used.
@@ -28,6 +28,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from coursekit.env import stack_versions
+
 #: FinetuneOptions that decide what the run trains (everything else is measuring, saving or showing).
 TRAINING_OPTIONS = ("epochs", "max_steps", "warmup", "lr_scheduler", "weight_decay", "max_grad_norm", "max_length",
                     "packing", "gradient_checkpointing", "eval_every", "eval_size", "log_every",
@@ -36,7 +38,6 @@ TRAINING_OPTIONS = ("epochs", "max_steps", "warmup", "lr_scheduler", "weight_dec
 RECORDED_FIELDS = ("train_loss", "eval_loss", "train_seconds", "train_tokens", "tokens_per_second", "steps",
                    "stopped_early", "peak_memory_bytes", "memory_measured_as", "batch_size", "grad_accum",
                    "oom_retries", "training_arguments", "peft_config", "quantization_config")
-_LIBRARIES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets")
 _TENSORS, _RECORD = "trained.safetensors", "run.json"
 
 
@@ -57,7 +58,7 @@ def _update_with_tensor(digest, tensor) -> None:
     if t.device.type != "cpu":
         t = t.cpu()
     digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
-    digest.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    digest.update(t.contiguous().reshape(-1).view(torch.uint8).numpy())  # the tensor's bytes, not copied
 
 
 def _tokenizer_text(tokenizer) -> str:
@@ -73,18 +74,6 @@ def _tokenizer_text(tokenizer) -> str:
         vocab = json.dumps(sorted(tokenizer.get_vocab().items()))
     return json.dumps([vocab, getattr(tokenizer, "chat_template", None), tokenizer.special_tokens_map,
                        tokenizer.padding_side, tokenizer.truncation_side], sort_keys=True, default=str)
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in _LIBRARIES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    return found
 
 
 def _engine_source() -> str:
@@ -110,7 +99,7 @@ def key_parts(model, tokenizer, train_rows: list, eval_rows: list, plan) -> dict
         "optim": plan.optim, "batch_size": plan.batch_size, "grad_accum": plan.grad_accum, "bf16": plan.bf16,
         "device": plan.device, "max_length": plan.max_length,
         **{name: getattr(plan.options, name) for name in TRAINING_OPTIONS},
-        "versions": _versions(), "engine": _engine_source(),
+        "versions": stack_versions(), "engine": _engine_source(),
     }
     parts = {"model": model_digest.hexdigest()}
     texts = {"tokenizer": _tokenizer_text(tokenizer), "settings": settings, "train_rows": train_rows,

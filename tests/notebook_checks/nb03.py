@@ -4,10 +4,6 @@ from __future__ import annotations
 import math
 
 
-def remedies_row_steps(results: dict) -> list:
-    return [row["steps"] for row in results["remedies"]]
-
-
 def check(results: dict) -> None:
     assert results["notebook"] == "03_full_fine_tuning"
     # the runs are recorded whole (coursekit.train.RunResult as a dict)
@@ -30,8 +26,8 @@ def check(results: dict) -> None:
     assert gentle["tokens_per_second"] > 0 and gentle["peak_memory_bytes"] > 0
     assert gentle["general_probe_after"] / results["general_probe_base"] == results["general_probe_kept_gentle"]
     # the remedies' table is made of the recorded runs
-    assert remedies_row_steps(results) == [0, gentle["steps"], aggressive["steps"], early_stopping["steps"],
-                                           mixed["steps"]]
+    assert [row["steps"] for row in results["remedies"]] == [0, gentle["steps"], aggressive["steps"],
+                                                              early_stopping["steps"], mixed["steps"]]
     assert early_stopping["steps"] <= aggressive["steps"]
     sweep = results["lr_sweep"]
     lrs = [row["learning_rate"] for row in sweep]
