@@ -391,7 +391,8 @@ fact_check(f"The claim: *`13.0B parameters: {CLAIMED_PRINTED_GB[13.0]} GB → {C
 # LoRA freezes the base: its weights need no gradient and no optimizer state, so only the adapters (the estimator's
 # default rank on every projection, kept in fp32) pay for weights, gradients and Adam's moments. QLoRA also stores the
 # frozen decoder Linear layers in NF4 (4-bit) with blockwise absmax constants (double-quantized); embeddings, the
-# output layer and norms stay in bf16. A third widely shared estimate lists:
+# output layer and norms load in bf16, and the QLoRA recipe's `prepare_model_for_kbit_training` (lesson 05) casts
+# them to fp32 for training, which the estimator prices. A third widely shared estimate lists:
 
 # %%
 CLAIMED_LISTS_GB = {N8B: {"full": 60, "lora": 18, "qlora": 6}, N70B: {"full": 500, "lora": 150, "qlora": 48}}
@@ -435,12 +436,15 @@ for arch in (N8B, N70B):
 # %%
 nf4_70b = weight_bytes(N70B, "nf4")
 nf4_70b_plain = weight_bytes(N70B, {"double_quant": False})
+nf4_70b_prepared = weight_bytes(N70B, {"other_dtype": "fp32"})  # after prepare_model_for_kbit_training
 BLOCK, GROUP = QuantOptions().blocksize, 256  # weights per absmax; absmax values per fp32 constant when nested
 saved_bits = (32 - 8 - 32 / GROUP) / BLOCK  # an fp32 absmax becomes 8 bits plus 1/GROUP of an fp32 constant
 fact_check("The claim: *with 4-bit quantization the 70 billion parameter model needs only 35 GB*; double quantization saves "
            "*~0.34 bit per parameter, 0.34 × 70e9 / 8 / 1e9 ≈ 3 GB*.",
            f"NF4 keeps one absmax per {BLOCK} weights and leaves embeddings, output layer and norms in bf16: the "
-           f"stored weights are **{gb(nf4_70b)}** with double quantization ({gb(nf4_70b_plain)} without). "
+           f"stored weights are **{gb(nf4_70b)}** with double quantization ({gb(nf4_70b_plain)} without), as "
+           f"loaded; {gb(nf4_70b_prepared)} once `prepare_model_for_kbit_training` casts those to fp32, as the "
+           "QLoRA rows above price them. "
            f"Double quantization turns each fp32 absmax into 8 bits plus a share of one fp32 constant per {GROUP}: "
            f"(32 − 8 − 32/{GROUP}) / {BLOCK} = {saved_bits:.3f} bit per quantized weight, "
            f"**{gb(nf4_70b_plain - nf4_70b)}** for this model.")

@@ -5,6 +5,7 @@ import pytest
 
 from coursekit.archs.presets import PRESETS
 from coursekit.memory import GIB, estimate_memory, weight_bytes
+from coursekit.memory.estimator import weight_bytes_breakdown
 from coursekit.memory.hardware import (
     GPU_TABLE,
     GPUS,
@@ -204,6 +205,17 @@ def test_qlora_weights_as_stored_match_bitsandbytes_within_2_percent():
     assert abs(weight_bytes("tiny", {"other_dtype": "fp32"}) - r.weights) / r.weights < 0.02
 
 
+def test_qlora_recipe_prices_the_unquantized_parameters_in_fp32():
+    """prepare_model_for_kbit_training casts embeddings, norms and lm_head to fp32; the estimate follows it."""
+    prepared = estimate_memory("llama-3.1-8b", "qlora", precision="bf16")
+    as_loaded = estimate_memory("llama-3.1-8b", "qlora", precision="bf16", kbit_prepared=False)
+    unquantized = weight_bytes_breakdown("llama-3.1-8b", "nf4")["other_parameters"]  # bf16, as loaded
+    assert prepared.weights - as_loaded.weights == unquantized  # 2 more bytes for each of them
+    assert prepared.activations > as_loaded.activations  # the residual stream and projections' outputs in fp32
+    full = estimate_memory("llama-3.1-8b", "full", precision="bf16", kbit_prepared=False)
+    assert full.total_bytes == estimate_memory("llama-3.1-8b", "full", precision="bf16").total_bytes
+
+
 # SmolLM2-135M's shape (9 heads sharing 3 key/value heads, tied 49k-token embeddings) with 4 of its 30 layers:
 # the same per-layer arithmetic at a size a CPU measures in seconds.
 SMOLLM2_4_LAYERS = {**PRESETS["smollm2-135m"], "num_hidden_layers": 4}
@@ -213,6 +225,16 @@ SMOLLM2_4_LAYERS = {**PRESETS["smollm2-135m"], "num_hidden_layers": 4}
 @pytest.mark.parametrize("method", ["full", "lora", "qlora"])
 def test_estimate_vs_measured_smollm2_shape(method):
     _check(_measure(SMOLLM2_4_LAYERS, method, batch_size=1, seq_len=64, checkpointing=method != "full"))
+
+
+@pytest.mark.slow
+def test_estimate_vs_measured_qlora_bf16_base_after_kbit_preparation():
+    # loaded in bf16; after prepare_model_for_kbit_training only the 4-bit weights are not fp32, so without autocast
+    # every activation autograd keeps is fp32 too: the bf16 load saves nothing once training starts
+    for checkpointing in (False, True):
+        r = _measure(SMOLLM2_4_LAYERS, "qlora", precision="bf16", batch_size=1, seq_len=64, checkpointing=checkpointing)
+        _check(r)
+        assert abs(r.weights - weight_bytes(SMOLLM2_4_LAYERS, {"other_dtype": "fp32"})) / r.weights < 0.01
 
 
 @pytest.mark.slow

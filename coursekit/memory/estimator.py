@@ -17,7 +17,7 @@ activations are freed, so the peak is ``weights + adapter + optimizer + overhead
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from coursekit._results import ResultMixin
 from coursekit.archs.count import (
@@ -147,7 +147,7 @@ CKPT_WORKING_LAYERS_FULL, CKPT_WORKING_LAYERS_LORA = 1.15, 1.35
 def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_len: int, precision: str,
                          checkpointing: bool, attention: str, target_kinds: set, rank: int,
                          lora_bytes: int, lora_dropout: float = 0.0, device: str = "cuda",
-                         padded: bool = False, loss: str = "logits") -> dict[str, int]:
+                         padded: bool = False, loss: str = "logits", kbit_prepared: bool = False) -> dict[str, int]:
     """What autograd keeps for backward, after Korthikanti et al. 2022, counted for a Llama-style block.
 
     Per layer and token: the two RMSNorms (fp32 input copy, normalized output when the norm weight trains), the
@@ -160,11 +160,21 @@ def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_le
     mask), so the kernel keeps the repeated copies, and each layer's kernel keeps the mask converted to the compute
     dtype (batch × seq × seq; measured on CPU in fp32: tests/test_memory.py).
     ``loss="fused"``: TRL's fused LM head (``ChunkedLogProbFunction``) instead of cross-entropy on the full logits.
+    ``kbit_prepared``: a QLoRA base after peft's ``prepare_model_for_kbit_training``, whose embeddings and norms are
+    fp32, so the residual stream is fp32; bitsandbytes' ``Linear4bit`` computes in its compute dtype and casts its
+    output back to its input's dtype, so every projection's output (the MLP's gate and up included) is fp32 too.
+    Without autocast nothing casts back down: every activation autograd keeps is fp32, though the 4-bit matmuls
+    compute in bf16 (measured on CPU, loaded in bf16: tests/test_memory.py); under autocast the attention kernel still
+    takes bf16 copies (derived from the source, not measured).
     """
     p = PRECISIONS[precision]
     full = method == "full"
-    e = p.activation_bytes
+    compute = e = p.activation_bytes  # compute: the dtype a 4-bit weight is dequantized to
     sb = 4 if p.autocast else e  # residual stream / norm output dtype
+    projected = e  # a projection's output (the MLP's gate and up)
+    if method == "qlora" and kbit_prepared:
+        sb = projected = 4
+        e = e if p.autocast else 4
     h, i, L = spec.hidden_size, spec.intermediate_size, spec.num_hidden_layers
     a, g, d = spec.num_attention_heads, spec.num_key_value_heads, spec.head_dim
     qdim, kvdim, V = a * d, g * d, spec.vocab_size
@@ -200,7 +210,7 @@ def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_le
         + attn_kernel
         + linear_inputs(("o_proj",), qdim)
         + linear_inputs(("gate_proj", "up_proj"), h)
-        + 3 * e * i  # gate (saved by SiLU), SiLU(gate) and up (saved by the product)
+        + 3 * projected * i  # gate (saved by SiLU), SiLU(gate) and up (saved by the product)
         + linear_inputs(("down_proj",), i)
     )
     layer = per_token_layer * tokens
@@ -225,7 +235,7 @@ def activation_breakdown(spec: ArchSpec, *, method: str, batch_size: int, seq_le
     parts["backward_working_set"] = int(working)
     if method == "qlora" and device == "cuda":
         biggest = max((lin.weight_parameters for lin in spec.linears if lin.in_decoder), default=0)
-        parts["dequantized_weight"] = biggest * e  # a Linear's 4-bit weight dequantized for its matmul
+        parts["dequantized_weight"] = biggest * compute  # a Linear's 4-bit weight dequantized for its matmul
     if p.autocast:
         trainable_weights = spec.total_parameters if full else 0
         parts["autocast_weight_copies"] = trainable_weights * 2  # bf16 copies cached for the forward
@@ -330,13 +340,16 @@ def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", opti
                     rank: int = 16, targets=ALL_LINEAR, lora_dtype: str = "fp32", lora_dropout: float = 0.0,
                     batch_size: int = 1, seq_len: int = 512, checkpointing: bool = True,
                     attention: str = "sdpa", padded: bool = False, loss: str = "logits", quantization=None,
-                    device: str = "cuda",
+                    kbit_prepared: bool = True, device: str = "cuda",
                     overhead_bytes: int | None = None) -> MemoryEstimate:
     """Estimate peak training memory of ``arch`` for ``method`` in ``full``, ``lora``, ``qlora``.
 
     ``precision`` is a recipe name (``fp32``, ``bf16``, ``amp-bf16``, ``mixed-bf16``; see ``PRECISIONS``),
     ``optimizer`` one of ``adamw``, ``adamw-8bit``, ``paged-adamw``, ``paged-adamw-8bit``, ``sgd``. For QLoRA,
-    ``quantization`` defaults to NF4 with double quantization and 16-bit non-Linear parameters.
+    ``quantization`` defaults to NF4 with double quantization and the non-Linear parameters loaded in 16 bits
+    (``QuantOptions.other_dtype``); ``kbit_prepared=True`` (the QLoRA recipe) prices them as peft's
+    ``prepare_model_for_kbit_training`` leaves them, in fp32, with the activations that follow from it (see
+    ``activation_breakdown``); ``False`` prices the model as loaded.
     ``padded=True`` prices batches that carry a padding mask (see ``activation_breakdown``); the default prices
     unpadded batches (one sequence, or packed rows without a mask), where sdpa runs grouped-query attention itself.
     ``loss``: ``"logits"`` (cross-entropy on the full logits: a plain ``Trainer``) or ``"fused"`` (TRL's
@@ -355,6 +368,7 @@ def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", opti
     batch_size = _positive_int(batch_size, "batch_size")
     seq_len = _positive_int(seq_len, "seq_len")
     fraction("lora_dropout", lora_dropout)
+    kbit_prepared = method == "qlora" and boolean("kbit_prepared", kbit_prepared)  # only a 4-bit base is prepared
     if overhead_bytes is not None:
         non_negative_int("overhead_bytes", overhead_bytes)
     p = PRECISIONS[precision]
@@ -374,9 +388,12 @@ def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", opti
         tb = lb
         if method == "qlora":
             q = _quant_options(quantization or QuantOptions(other_dtype="fp32" if precision == "fp32" else "bf16"))
+            if kbit_prepared:
+                q = replace(q, other_dtype="fp32")  # prepare_model_for_kbit_training casts them up
             weights = weight_bytes(spec, q)
             notes.append(f"base weights: decoder Linear layers in {q.quant_type.upper()} (block {q.blocksize}"
-                         f"{', double quantization' if q.double_quant else ''}); the rest in {q.other_dtype}")
+                         f"{', double quantization' if q.double_quant else ''}); the rest in {q.other_dtype}"
+                         + (" (prepare_model_for_kbit_training casts them to fp32)" if kbit_prepared else ""))
         else:
             weights = spec.total_parameters * p.frozen_bytes
     trainable = sum(trainable_numels)
@@ -389,7 +406,7 @@ def estimate_memory(arch, method: str = "lora", *, precision: str = "bf16", opti
     parts = activation_breakdown(spec, method=method, batch_size=batch_size, seq_len=seq_len, precision=precision,
                                  checkpointing=checkpointing, attention=attention, target_kinds=target_kinds,
                                  rank=rank, lora_bytes=lb, lora_dropout=lora_dropout, device=device,
-                                 padded=boolean("padded", padded), loss=loss)
+                                 padded=boolean("padded", padded), loss=loss, kbit_prepared=kbit_prepared)
     activations = activation_peak(parts)
     overhead = overhead_bytes if overhead_bytes is not None else (CUDA_OVERHEAD_BYTES if device == "cuda" else 0)
 

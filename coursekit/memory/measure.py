@@ -120,6 +120,10 @@ def build_training_model(arch, method: str, *, precision: str = "fp32", rank: in
                                      bnb_4bit_use_double_quant=q.double_quant, bnb_4bit_compute_dtype=dtype)
             model = AutoModelForCausalLM.from_pretrained(tmp, quantization_config=bnb, dtype=dtype,
                                                          device_map={"": device}, attn_implementation=attention)
+        from peft import prepare_model_for_kbit_training
+
+        # the QLoRA recipe: every parameter left unquantized (embeddings, norms, lm_head) cast to fp32
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
         with torch.device(device):
             model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention)
