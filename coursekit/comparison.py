@@ -56,6 +56,7 @@ class MethodRow(ResultMixin):
     steps: int
     learning_rate: float
     first_eval_loss: float | None = None  # validation loss before the first step (None: no eval split)
+    train_loss: list = field(default_factory=list)  # (step, training loss) as logged: is it still falling at the end?
 
 
 def measure_latency(model, tokenizer, prompts: list[str], new_tokens: int = 32) -> float:
@@ -193,22 +194,11 @@ def _check_arguments(methods, method_options, common, fixed, *, train, on_error,
 
 def _train_method(method: str, model_name: str, train, eval, test, *, device, runs_dir, progress, title: str,
                   options: dict):
-    """A fresh base model trained with ``method`` through ``finetune``; returns the run and the tokenizer."""
-    import torch
+    """A fresh base model, loaded as ``method`` needs it, trained through ``finetune`` (``finetune_fresh``)."""
+    from coursekit.train import finetune_fresh
 
-    from coursekit.models import load_base_model
-    from coursekit.train import finetune
-    from coursekit.train.methods import get_method
-
-    spec = get_method(method)
-    # full fine-tuning updates the base weights: fp32 master weights (bf16 compute under autocast on a GPU),
-    # since a bf16 weight ignores most updates of a small learning rate (lesson 03 measures it)
-    model, tokenizer = load_base_model(model_name, device=device,
-                                       quantization="nf4" if spec.needs_quantized_model else None,
-                                       dtype=torch.float32 if spec.name == "full" else None)
-    run = finetune(model, tokenizer, train, eval, method=method, test=test, device=device, runs_dir=runs_dir,
-                   progress=progress, title=title, measure_task=False, **options)
-    return run, tokenizer
+    return finetune_fresh(model_name, train, eval, method=method, test=test, device=device, runs_dir=runs_dir,
+                          progress=progress, title=title, measure_task=False, **options)
 
 
 def _method_row(method: str, run, tokenizer, latency_prompts, latency_new_tokens: int, task_metric) -> MethodRow:
@@ -228,7 +218,8 @@ def _method_row(method: str, run, tokenizer, latency_prompts, latency_new_tokens
         checkpoint_bytes=run.checkpoint_bytes, inference=inference_mode(method),
         latency_seconds_per_answer=latency, latency_ms_per_token=1000 * latency / latency_new_tokens,
         final_eval_loss=run.final_eval_loss, steps=run.steps, learning_rate=float(run.config["learning_rate"]),
-        first_eval_loss=run.eval_loss[0][1] if run.eval_loss and run.eval_loss[0][0] == 0 else None)
+        first_eval_loss=run.eval_loss[0][1] if run.eval_loss and run.eval_loss[0][0] == 0 else None,
+        train_loss=[(int(step), float(loss)) for step, loss in run.train_loss])
 
 
 def compare_methods(model_name: str = EMBEDDED_MODEL, methods=ALL_METHODS, *, train, eval=None, test=None,
@@ -271,15 +262,15 @@ def compare_methods(model_name: str = EMBEDDED_MODEL, methods=ALL_METHODS, *, tr
     del base
     for m in methods:
         try:
-            run, tokenizer = _train_method(m, model_name, train, eval, test, device=device, runs_dir=runs_dir,
-                                           progress=progress, title=f"{m} ({max_steps} steps)",
-                                           options={**common, **fixed, **method_options.get(m, {})})
+            run = _train_method(m, model_name, train, eval, test, device=device, runs_dir=runs_dir,
+                                progress=progress, title=f"{m} ({max_steps} steps)",
+                                options={**common, **fixed, **method_options.get(m, {})})
         except Exception as exc:  # noqa: BLE001 - reported per method when on_error="record"
             if on_error == "raise" or isinstance(exc, ValueError):
                 raise
             out.errors[m] = f"{type(exc).__name__}: {exc}"
             continue
-        out.rows.append(_method_row(m, run, tokenizer, latency_prompts, latency_new_tokens, task_metric))
+        out.rows.append(_method_row(m, run, run.tokenizer, latency_prompts, latency_new_tokens, task_metric))
         del run
     return out
 

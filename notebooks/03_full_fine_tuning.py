@@ -62,7 +62,7 @@ from coursekit import evaluate
 from coursekit.evaluate import rate_difference
 from coursekit.data import general_texts, load_task_dataset, show_learned_tokens, task_prompt, tokenize_with_labels
 from coursekit.plots import plot_runs, plot_sweep
-from coursekit.train import COMMON_OPTIONS, finetune, mix_general_text
+from coursekit.train import COMMON_OPTIONS, FreshRuns, mix_general_text
 
 results = coursekit.Results(RESULTS_PATH, notebook="03_full_fine_tuning", model=MODEL)
 results.record(model=MODEL, size=SIZE)
@@ -235,33 +235,20 @@ results.record(bf16_update_lost_fraction={f"{lr:g}": v[0] for lr, v in unchanged
 ipd.Markdown(
     "\n".join(f"* learning rate {lr:g}: **{v:.1%}** of the weight-matrix entries do not change in bf16, "
                f"{v32:.1%} in fp32" for lr, (v, v32) in unchanged_bf16.items())
-    + "\n\nSo `run` below loads the weights in fp32, the *master copy* the optimizer updates, and on a GPU "
+    + "\n\nSo the runs below load the weights in fp32, the *master copy* the optimizer updates, and on a GPU "
     "`bf16=True` computes in bf16: mixed precision, the recipe lesson 02 calls `amp-bf16` (16 bytes per parameter "
     "with AdamW, plus the bf16 weight copies autocast makes in each forward). A frozen LoRA or QLoRA base can stay in bf16: nothing updates it, and the updates go to the "
     "adapters, which peft creates in fp32 (on a 4-bit base TRL's `SFTTrainer` casts them to bf16, as the QLoRA "
     "paper does: lesson 05).")
 
 # %%
-_trained = {}  # (examples, learning rate, epochs) -> RunResult: a run the lesson needs twice is trained once
-
-
-def run(title, n_examples=None, train_rows=None, **options):
-    """A fresh copy of the base model in fp32 (the master weights), fine-tuned with the lesson's budget plus
-    ``options``, on the first ``n_examples`` training examples (or on ``train_rows``)."""
-    n_examples = n_examples or len(train)
-    key = (n_examples, options.get("learning_rate"), options.get("epochs"))
-    plain = train_rows is None and set(options) <= {"learning_rate", "epochs"}
-    if plain and key in _trained:
-        return _trained[key]
-    m, tok = coursekit.load_base_model(MODEL, device=DEVICE, dtype=torch.float32)
-    settings = dict(batch_size=BUDGET["batch_size"], grad_accum=BUDGET["grad_accum"], seed=SEED, device=DEVICE,
-                    runs_dir=RUNS_DIR, metric_examples=BUDGET["metric_examples"], measure_before=False,
-                    perplexity_texts=heldout, save_final=False, title=title)
-    rows = train.select(range(n_examples)) if train_rows is None else train_rows
-    result = finetune(m, tok, rows, val, test=test, **{**settings, **options})
-    if plain:
-        _trained[key] = result
-    return result
+# Every run below fine-tunes a fresh copy of the base model with this lesson's budget plus its own options:
+# `FreshRuns` loads it as the method needs (fp32 master weights for full fine-tuning) and calls `finetune`; a run the
+# lesson asks for twice (same examples and options) is trained once.
+run = FreshRuns(MODEL, train, val, method="full", test=test, batch_size=BUDGET["batch_size"],
+                grad_accum=BUDGET["grad_accum"], seed=SEED, device=DEVICE, runs_dir=RUNS_DIR,
+                metric_examples=BUDGET["metric_examples"], measure_before=False, perplexity_texts=heldout,
+                save_final=False)
 
 
 def epochs_text(epochs):
@@ -467,11 +454,11 @@ ipd.Markdown("Both validation losses end below where they started: the task data
 #   (`mix_general_text`), so the model keeps practising what it knew.
 
 # %%
-stopped = run("aggressive + early stopping", train_rows=small, **BUDGET["aggressive"], early_stopping_patience=2,
+stopped = run("aggressive + early stopping", rows=small, **BUDGET["aggressive"], early_stopping_patience=2,
               eval_every=max(1, aggressive.steps // 20))
 mixed_rows = mix_general_text(small, general_texts("train", 4000), fraction=BUDGET["mix_fraction"], seed=SEED,
                               tokenizer=tokenizer)
-mixed = run("aggressive + general data", train_rows=mixed_rows, **BUDGET["aggressive"])
+mixed = run("aggressive + general data", rows=mixed_rows, **BUDGET["aggressive"])
 runs = {"base model": None, f"gentle (lr {gentle.config['learning_rate']:g}, "
         f"{epochs_text(gentle.config['epochs'])})": gentle, "aggressive": aggressive,
         "aggressive + early stopping": stopped, f"aggressive + {BUDGET['mix_fraction']:.0%} general data": mixed}
@@ -540,8 +527,8 @@ ipd.Markdown(f"Every run above is a `RunResult` (see `gentle`); `finetune` accep
 # * Set the gentle learning rate to the aggressive one but keep 3 epochs: which hurts more, the learning rate or
 #   the epochs?
 # * Change `BUDGET["mix_fraction"]` to 0.1 and 0.5: how much general data does it take to keep the probe?
-# * Run `finetune(..., method="full", gradient_checkpointing=True)` and compare `peak_memory_bytes` and
-#   `train_seconds` with the gentle run.
+# * Run `run("gentle + checkpointing", **BUDGET["gentle"], gradient_checkpointing=True)` and compare its
+#   `peak_memory_bytes` and `train_seconds` with the gentle run's.
 # * On a GPU, set `MODEL` to a real model and `SIZE = "gpu"`: the same cells run the popular recipe's numbers
 #   (2e-5, 3 epochs, batch 4 × accumulation 4).
 #

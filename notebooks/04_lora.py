@@ -58,7 +58,7 @@ import coursekit
 from coursekit.data import load_task_dataset
 from coursekit.notebook import fact_check
 from coursekit.scratch import LoRALinear, count_trainable_parameters, inject_lora, lora_parameter_count
-from coursekit.train import finetune
+from coursekit.train import finetune, finetune_fresh
 
 results = coursekit.Results(RESULTS_PATH, notebook="04_lora", model=MODEL)
 results.record(model=MODEL, size=SIZE)
@@ -377,9 +377,10 @@ fact_check(
 # a full fine-tuning run next to the LoRA run above.
 
 # %%
-model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE, dtype=torch.float32)  # fp32 master (lesson 03)
-full = finetune(model, tokenizer, data["train"], data["validation"], method="full", test=data["test"],
-                learning_rate=LR["full"], max_steps=STEPS, runs_dir=RUNS_DIR, title="full fine-tuning", save_final=False, **BUDGET)
+# finetune_fresh: a fresh base model loaded as the method needs (fp32 master weights for full fine-tuning: lesson 03)
+full = finetune_fresh(MODEL, data["train"], data["validation"], method="full", test=data["test"],
+                      learning_rate=LR["full"], max_steps=STEPS, runs_dir=RUNS_DIR, title="full fine-tuning",
+                      save_final=False, **BUDGET)
 forgetting = {"full": full.general_probe_before - full.general_probe_after,
               "lora": lora.general_probe_before - lora.general_probe_after}
 results.record(full=full, forgetting_full=forgetting["full"], forgetting_lora=forgetting["lora"])
@@ -400,11 +401,10 @@ ipd.Markdown(f"General probe: full fine-tuning {full.general_probe_before:.2f} â
 # %%
 sweep = []
 for r in RANKS:
-    model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
-    run = finetune(model, tokenizer, data["train"], data["validation"], method="lora", test=data["test"],
-                   rank=r, alpha=SWEEP_ALPHA, use_rslora=True, learning_rate=LR["lora"], max_steps=SWEEP_STEPS,
-                   eval_every=SWEEP_STEPS, runs_dir=RUNS_DIR, measure_general=False, measure_before=False, save_final=False,
-                   title=f"LoRA r={r}", **BUDGET)
+    run = finetune_fresh(MODEL, data["train"], data["validation"], method="lora", test=data["test"],
+                         rank=r, alpha=SWEEP_ALPHA, use_rslora=True, learning_rate=LR["lora"], max_steps=SWEEP_STEPS,
+                         eval_every=SWEEP_STEPS, runs_dir=RUNS_DIR, measure_general=False, measure_before=False,
+                         save_final=False, title=f"LoRA r={r}", **BUDGET)
     sweep.append({"rank": r, "trainable_parameters": run.trainable_parameters, "task_metric": run.task_metric_after,
                   "final_eval_loss": run.final_eval_loss, "train_seconds": run.train_seconds})
 results.record(rank_sweep=[{k: row[k] for k in ("rank", "trainable_parameters", "task_metric", "final_eval_loss")}

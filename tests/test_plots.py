@@ -110,12 +110,16 @@ def test_agg_kernel_shows_each_coursekit_figure_once_and_the_final_loss_curves(t
         "progress.on_train_end(None, state, None)\n"
         "final = plot_loss_curves(history.train_loss, history.eval_loss, title='run', max_step=4)\n"
         "print('final', hashlib.sha256(final._repr_png_()).hexdigest())",
-        # 3: pyplot holds none of them
+        # 3: a run loaded from the run cache shows the same final figure, drawn by the same function
+        "from coursekit.train.callbacks import show_loss_curves\n"
+        "handle = show_loss_curves(history.train_loss, history.eval_loss, title='run', max_step=4)\n"
+        "assert show_loss_curves(history.train_loss, [], title='run', max_step=4, handle=handle) is handle",
+        # 4: pyplot holds none of them
         "import matplotlib.pyplot as plt\nprint('pyplot figures', plt.get_fignums())",
     ]
     nb = _execute(cells, tmp_path, monkeypatch, "Agg")
     counts = [len(_images(c)) for c in nb.cells]
-    assert counts == [1, 2, 1, 0], counts
+    assert counts == [1, 2, 1, 1, 0], counts
     for cell in nb.cells:
         for images in _images(cell):
             assert list(images) == ["image/png"]  # one image format per figure
@@ -124,7 +128,7 @@ def test_agg_kernel_shows_each_coursekit_figure_once_and_the_final_loss_curves(t
     digest = _stdout(nb.cells[2]).split("final ")[1].split()[0]
     # The plot was first drawn with one training loss; the saved output holds the final curves.
     assert hashlib.sha256(base64.b64decode(live["image/png"])).hexdigest() == digest
-    assert "pyplot figures []" in _stdout(nb.cells[3])
+    assert "pyplot figures []" in _stdout(nb.cells[4])
 
 
 def test_notebook_kernel_shows_plt_show_and_coursekit_figures_once(tmp_path, monkeypatch):

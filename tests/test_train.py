@@ -554,3 +554,44 @@ def test_a_model_adapted_by_an_earlier_run_is_refused(model, tokenizer, tmp_path
     with pytest.raises(ValueError, match="already carries adapters from an earlier PEFT run"):
         finetune(other, tokenizer, _examples(8), None, method="adapter", runs_dir=runs, **QUICK)
     assert sorted(p.name for p in runs.iterdir()) == ["lora-001"]  # nothing else started
+
+
+# ------------------------------------------------------------------------------------------ a fresh model per run
+
+
+def test_base_model_options_follow_the_method():
+    import torch
+
+    from coursekit.train.fresh import base_model_options
+
+    assert base_model_options("full") == {"quantization": None, "dtype": torch.float32}  # fp32 master weights
+    assert base_model_options("qlora") == {"quantization": "nf4", "dtype": None}
+    assert base_model_options("lora") == {"quantization": None, "dtype": None}
+    with pytest.raises(ValueError, match="unknown method 'houlsby'"):
+        base_model_options("houlsby")
+
+
+def test_fresh_runs_train_each_run_on_a_fresh_base_and_a_repeated_run_once(tmp_path):
+    from datasets import Dataset
+
+    from coursekit.train import FreshRuns
+
+    train = Dataset.from_list(_examples(8))
+    runs = FreshRuns("tiny", train, None, method="lora", runs_dir=tmp_path, save_final=False, **QUICK)
+    first = runs("first", learning_rate=1e-3)
+    assert first.config["title"] == "first" and first.steps == QUICK["max_steps"]
+    assert runs("same run, other title", learning_rate=1e-3) is first  # trained once
+    other = runs("other rate", learning_rate=2e-3)
+    assert other is not first and other.model is not first.model
+    # each run started from the same base weights: the two runs' untouched base weights are equal
+    base = dict(first.model.get_base_model().named_parameters())
+    for name, p in other.model.get_base_model().named_parameters():
+        if "lora_" not in name:
+            assert p.data.equal(base[name].data), name
+    assert runs("four examples", 4, learning_rate=1e-3) is not first
+    assert runs("own rows", rows=Dataset.from_list(_examples(4)), learning_rate=1e-3).steps == QUICK["max_steps"]
+    assert len(runs.trained) == 3  # a run on its own rows is not kept for reuse
+    with pytest.raises(ValueError, match="not both"):
+        runs("x", 4, rows=train)
+    with pytest.raises(ValueError, match=r"n_examples must be between 1 and 8 \(the training split\), got 9"):
+        runs("x", 9)

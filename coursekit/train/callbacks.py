@@ -114,13 +114,20 @@ class NotebookProgress(TrainerCallback):
         if not force and now - self._last_draw < self.redraw_s:
             return
         self._last_draw = now
-        from IPython.display import display
+        self.handle = show_loss_curves(self.history.train_loss, self.history.eval_loss, title=self.title,
+                                       max_step=state.max_steps, handle=self.handle)
 
-        from coursekit.plots import plot_loss_curves
 
-        fig = plot_loss_curves(self.history.train_loss, self.history.eval_loss, title=self.title,
-                               max_step=state.max_steps)
-        if self.handle is None:
-            self.handle = display(fig, display_id=True)
-        else:
-            self.handle.update(fig)
+def show_loss_curves(train_loss, eval_loss, *, title: str = "", max_step: int | None = None, handle=None):
+    """Display the loss curves as a figure (image/png in a saved notebook), or redraw them in place in ``handle``
+    (a display handle this function returned before); returns the handle. Live training and a run loaded from the
+    run cache draw the same figure."""
+    from IPython.display import display
+
+    from coursekit.plots import plot_loss_curves
+
+    fig = plot_loss_curves(train_loss, eval_loss, title=title, max_step=max_step)
+    if handle is None:
+        return display(fig, display_id=True)
+    handle.update(fig)
+    return handle

@@ -713,12 +713,9 @@ def _train_or_reuse(model, tokenizer, data: _RunData, plan: RunPlan, run_dir: Pa
               f"{result.reused_from} "
               f"({result.steps} steps, {result.train_seconds:.0f} s when it trained); reuse=False trains it again")
         if plan.progress:
-            from IPython.display import display
+            from coursekit.train.callbacks import show_loss_curves
 
-            from coursekit.plots import plot_loss_curves
-
-            display(plot_loss_curves(result.train_loss, result.eval_loss, title=plan.options.title,
-                                     max_step=result.steps))
+            show_loss_curves(result.train_loss, result.eval_loss, title=plan.options.title, max_step=result.steps)
         return model
     trained = _train_with_oom_retry(model, tokenizer, data, plan, run_dir)
     _record_training(result, trained)
