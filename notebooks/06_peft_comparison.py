@@ -65,13 +65,13 @@ from coursekit.units import GB, GIB
 results = coursekit.Results(RESULTS_PATH, notebook="06_peft_comparison", model=MODEL)
 torch.manual_seed(SEED)
 BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)  # "cpu": embedded model; "real-cpu": a real model on a CPU; "gpu"
-STEPS = {"cpu": 40, "real-cpu": 4, "gpu": 300}[BUDGET_KEY]  # the same optimizer steps for every method
+STEPS = {"cpu": 80, "real-cpu": 4, "gpu": 300}[BUDGET_KEY]  # the same optimizer steps for every method
 BATCH = {"cpu": 8, "real-cpu": 8, "gpu": 16}[BUDGET_KEY]
 N_METRIC = {"cpu": 32, "real-cpu": 16, "gpu": 200}[BUDGET_KEY]  # test examples scored per method
 EVAL_SIZE = {"cpu": 32, "real-cpu": 8, "gpu": 64}[BUDGET_KEY]  # validation examples for the loss before and after
 # Learning rates for a short run (None: the method's default, made for runs of hundreds of steps). On a budget
 # this small every method gets the largest rate that still trains stably on the model.
-LEARNING_RATES = {"cpu": {"full": 2e-3, "lora": 1e-2, "qlora": 1e-2, "dora": 1e-2, "ia3": 1e-2, "prefix": 1e-2,
+LEARNING_RATES = {"cpu": {"full": 1e-3, "lora": 5e-3, "qlora": 5e-3, "dora": 5e-3, "ia3": 1e-2, "prefix": 1e-2,
                           "prompt": 1e-2, "adapter": 1e-2},
                   "real-cpu": {"full": 5e-5, "lora": 1e-3, "qlora": 1e-3, "dora": 1e-3, "ia3": 1e-2,
                                "prefix": 1e-2, "prompt": 1e-2, "adapter": 1e-3},
@@ -136,7 +136,7 @@ print(comparison.table())
 _ = results.record(methods=comparison.records(), methods_failed={**comparison.errors, **SKIPPED},
                    base_latency_seconds_per_answer=comparison.base_latency_seconds_per_answer,
                    base_task_metric=comparison.base_task_metric,
-                   steps_per_method=STEPS, batch_size=BATCH, device=device)
+                   steps_per_method=STEPS, batch_size=BATCH, tickets_scored=N_METRIC, device=device)
 if comparison.errors:
     ipd.display(ipd.Markdown("**Not measured on this machine:** " + "; ".join(
         f"`{m}`: {e}" for m, e in comparison.errors.items())))
@@ -164,7 +164,7 @@ best, tied, margin = rows[ranking["best"]], ranking["tied"], ranking["margin"]
 base_parameters = sum(r.total_parameters - r.trainable_parameters for r in comparison.rows if r.method == "lora")
 _ = results.record(best_method=best.method, best_tied_with=tied)
 smallest_ckpt = min(comparison.rows, key=lambda r: r.checkpoint_bytes)
-# every method starts from the same base, so the most kept is the highest probe score after training; ties by the
+# every method starts from the same base weights (QLoRA from their NF4 copy), so the most kept is the highest probe score after training; ties by the
 # same test as the task, on the probe's questions
 N_PROBE = len(general_probe())
 kept_ranking = best_and_ties({r.method: r.general_probe_after for r in comparison.rows}, N_PROBE)
@@ -186,9 +186,10 @@ ipd.display(ipd.Markdown(
     + (f"; {_names(kept_ranking['tied'])} cannot be told apart from it on {N_PROBE} probe questions"
        if kept_ranking["tied"] else "") + "."
     + (f" Peak memory here is *{comparison.rows[0].memory_measured_as}*: on a CPU, and for a model of "
-       f"{base_parameters / 1e6:,.1f}M parameters, the process's own bookkeeping is a large share of it, so memory "
-       "differences between methods "
-       "are small and noisy; the GPU report under `reports/` and lesson 02's estimator show the real-size picture."
+       f"{base_parameters / 1e6:,.1f}M parameters, the process's own bookkeeping is a large share of it, so the "
+       f"memory column (here {min(r.peak_memory_bytes for r in comparison.rows) / 1e6:,.0f} to "
+       f"{max(r.peak_memory_bytes for r in comparison.rows) / 1e6:,.0f} MB) is noisy and does not rank the methods "
+       "by what they train; the GPU report under `reports/` and lesson 02's estimator show the real-size picture."
        if device != "cuda" else "")))
 
 # %%
@@ -204,9 +205,63 @@ ipd.display(ipd.Markdown(
     f"**Who learned what in {STEPS} steps.** Answered some test tickets exactly right: {_names(scored)}. "
     f"Lowered the validation loss by {LEARNED_LOSS_DROP:.0%} or more but got no ticket entirely right yet: "
     f"{_names(loss_fell)}. "
-    f"Did not learn in this budget: {_names(stuck)}. A task metric of 0 here says *not yet*, not *never*: the "
+    f"Lowered the validation loss by less than {LEARNED_LOSS_DROP:.0%}: {_names(stuck)}. A task metric of 0 here says *not yet*, not *never*: the "
     f"validation-loss column shows how far each method got (base model: "
     f"{comparison.rows[0].first_eval_loss or float('nan'):.2f})."))
+
+# %% [markdown]
+# Why did a method not answer? Three causes are common in a run like this one: too few **steps** (its loss is still
+# falling when the budget ends), the **scale** of the model (some methods need a large one to work well), and, for prefix
+# tuning, the **reparameterisation** its paper trains through. The first is measured here from each run's training
+# loss: its mean over the last fifth of the steps against the fifth before it. A run whose loss fell and then
+# levelled off is reported as that.
+
+# %%
+STILL_FALLING = 0.05  # "still falling": the last fifth's mean training loss at least 5% under the fifth before it
+
+
+def late_trend(row):
+    """Mean training loss over the last fifth of the logged steps ÷ the fifth before it (below 1: still falling)."""
+    losses = [loss for _, loss in row.train_loss]
+    k = max(1, len(losses) // 5)
+    before, last = losses[-2 * k:-k], losses[-k:]
+    return (sum(last) / len(last)) / (sum(before) / len(before)) if before else float("nan")
+
+
+def why_not(row):
+    trend = late_trend(row)
+    drop = 1 - row.final_eval_loss / row.first_eval_loss if row.first_eval_loss and row.final_eval_loss else 0.0
+    text = (f"**{row.method}** ({row.trainable_parameters:,} trainable numbers, {row.trainable_percent:.2f}% of the "
+            f"model): validation loss down {drop:.0%}; over the last fifth of its steps the training loss moved "
+            f"{trend - 1:+.0%}. ")
+    if trend <= 1 - STILL_FALLING:
+        text += ("**Steps**: its loss was still falling in the last fifth, while the cosine schedule took the "
+                 "learning rate towards zero; a larger `STEPS` is the test.")
+    elif drop < LEARNED_LOSS_DROP:
+        fewer = [r.method for r in comparison.rows if r.trainable_parameters <= row.trainable_parameters
+                 and r.method not in stuck]
+        text += "Its loss hardly moved over the whole run" + (
+            f"; not for want of trainable numbers: {_names(fewer)} trained no more of them and learned more"
+            if fewer else "") + "."
+    else:
+        text += ("Its loss fell, then levelled off as the schedule's learning rate decayed, short of exact answers "
+                 "(every token of a ticket must be right): more steps or a larger learning rate is the test.")
+    if row.method == "prompt":
+        text += (" The prompt-tuning paper's answer is **scale**: Lester et al. (2021) report that tuning soft prompts "
+                 "catches up with "
+                 f"full fine-tuning only for models of billions of parameters; this one has "
+                 f"{row.total_parameters / 1e6:.1f}M.")
+    if row.method == "prefix":
+        text += (" Prefix tuning's paper (Li & Liang, 2021) builds the prefix from a smaller matrix passed through a "
+                 "large feedforward network, because optimising it directly was unstable; peft does that with `PrefixTuningConfig(prefix_projection=True)`"
+                 " and trains it directly by default, as here.")
+    return text
+
+
+not_answering = [rows[m] for m in loss_fell + stuck]
+_ = results.record(late_loss_trend={r.method: late_trend(r) for r in comparison.rows})
+ipd.display(ipd.Markdown("\n".join(f"* {why_not(r)}" for r in not_answering)
+                         or "Every method answered some tickets exactly right on this budget."))
 
 # %% [markdown]
 # Caveats that come with any table like this one:
