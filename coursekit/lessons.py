@@ -21,17 +21,17 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("00", "00_start_here", "Start here", "check your machine, meet the embedded model and the task data", 0.5,
            "CPU is enough"),
     Lesson("01", "01_why_fine_tune", "Why fine-tune",
-           "when fine-tuning beats prompting or retrieval; the decision framework", 3, "CPU is enough"),
+           "when fine-tuning beats prompting or retrieval; the decision framework", 2.5, "CPU is enough"),
     Lesson("02", "02_memory_math", "Memory math", "what weights, gradients, optimizer states and activations cost; "
            "will it fit", 0.5, "CPU is enough"),
     Lesson("03", "03_full_fine_tuning", "Full fine-tuning", "a full fine-tuning run, hyperparameters, catastrophic "
            "forgetting", 5, "CUDA GPU, 4 GB+ (Colab T4)"),
-    Lesson("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 5,
+    Lesson("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 4.5,
            "CUDA GPU, 4 GB+ (Colab T4)"),
-    Lesson("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 4,
+    Lesson("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 4.5,
            "CUDA GPU, 4 GB+ (bitsandbytes 4-bit)"),
     Lesson("06", "06_peft_comparison", "PEFT comparison", "adapters, prefix tuning, LoRA, QLoRA side by side; "
-           "choosing a method", 3.5, "CUDA GPU, 4 GB+ (Colab T4)"),
+           "choosing a method", 5.5, "CUDA GPU, 4 GB+ (Colab T4)"),
 )
 LESSON_NUMBERS: tuple[str, ...] = tuple(lesson.number for lesson in LESSONS)
 #: The lessons with exercises and a quiz.
