@@ -50,6 +50,14 @@ class Results:
         return f"Results({self.path}, {len(self.data) - 1} figures)"
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun in the number it agrees with: ``count(1, "step")`` is "1 step", ``count(2, "step")``
+    "2 steps", ``count(1200, "ticket")`` "1,200 tickets". Lesson prose built from figures reads right at any size."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"count needs a whole number, got {n!r} ({type(n).__name__})")
+    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def _quoted(text: str) -> str:
     return "\n".join(f"> {line}" if line else ">" for line in str(text).splitlines())
 

@@ -398,7 +398,8 @@ ipd.display(ipd.Markdown(
     + (f" — *less* than 1 for {' and '.join(name for name, r in below_one)}: latency here mixes prompt length "
        "with how long each answer runs (see the caveats below)" if below_one else "")
     + f". With the answer length held equal ({NEW_TOKENS} new tokens, same weights), the {K_LABEL} "
-    f"alone makes each answer **{prompt_cost_ratio:.1f}×** as slow as the zero-shot prompt. Caveats:\n\n"
+    f"alone makes each answer **{prompt_cost_ratio:.1f}×** as slow as the fine-tuned model's own prompt (no rules, "
+    "no examples). Caveats:\n\n"
     f"* *Cost* scales with tokens when you pay per token: the ratios above are what this task's prompts cost, and "
     f"they grow with k. They leave out the one-off cost of fine-tuning ({ft.train_seconds:.0f} s here, hours on a "
     f"GPU for a real model) and of hosting your own model.\n"

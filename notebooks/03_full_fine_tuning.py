@@ -506,8 +506,8 @@ if stopped.stopped_early:
                  f"the task's validation loss stopped improving; it {outcome(stopped)}.")
 else:
     lines.append(f"* Early stopping never triggered: in {stopped.steps} steps the task's validation loss never went "
-                 f"two evaluations without a new best, so the run {outcome(stopped)}. It can only notice overtraining on the "
-                 "*task*, not forgetting outside it.")
+                 f"two evaluations without a new best, so the run trained all its steps: it {outcome(stopped)}. It can "
+                 "only notice overtraining on the *task*, not forgetting outside it.")
 lines.append(f"* Mixing {BUDGET['mix_fraction']:.0%} general text into the data {outcome(mixed)}"
              + {"higher": f", more of the probe than the aggressive run alone, in {mixed.steps} steps instead of "
                           f"{aggressive.steps}: it protects the general skills directly, at the price of more steps.",

@@ -56,7 +56,7 @@ import torch
 
 import coursekit
 from coursekit.data import load_task_dataset
-from coursekit.notebook import fact_check
+from coursekit.notebook import count, fact_check
 from coursekit.scratch import LoRALinear, count_trainable_parameters, inject_lora, lora_parameter_count
 from coursekit.train import finetune, finetune_fresh
 
@@ -300,7 +300,7 @@ from coursekit.train.recipe import changed_defaults_markdown, recipe_report
 recipe_same, recipe_text = recipe_report(
     {"SFTConfig": (args, lora.training_arguments), "LoraConfig": (trainer.model.peft_config["default"],
                                                                    lora.peft_config)},
-    expected={"max_steps": f"the recipe runs {RECIPE_STEPS} steps to show that it works, the measured run {STEPS}"})
+    expected={"max_steps": f"the recipe runs {count(RECIPE_STEPS, 'step')} to show that it works, the measured run {STEPS}"})
 results.record(recipe_same_as_finetune=recipe_same, recipe_steps=trainer.state.global_step)
 del hf_model, trainer
 ipd.Markdown(changed_defaults_markdown(args) + "\n\n" + recipe_text)

@@ -55,7 +55,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import coursekit
-from coursekit.notebook import fact_check
+from coursekit.notebook import count, fact_check
 from coursekit.scratch import (
     dequantize_nf4,
     double_quant_overhead_bits,
@@ -560,7 +560,7 @@ recipe_same, recipe_text = recipe_report(
     {"SFTConfig": (args, qlora.training_arguments),
      "LoraConfig": (trainer.model.peft_config["default"], qlora.peft_config),
      "BitsAndBytesConfig": (hf_model.config.quantization_config, qlora.quantization_config)},
-    expected={"max_steps": f"the recipe runs {RECIPE_STEPS} steps to show that it works, the measured run {STEPS}"})
+    expected={"max_steps": f"the recipe runs {count(RECIPE_STEPS, 'step')} to show that it works, the measured run {STEPS}"})
 results.record(recipe_same_as_finetune=recipe_same, recipe_steps=trainer.state.global_step)
 del hf_model, trainer
 ipd.Markdown(recipe_text)

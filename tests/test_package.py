@@ -63,6 +63,18 @@ def test_results_recorder_writes_json(tmp_path):
         r.record()
 
 
+def test_count_agrees_the_noun_with_the_number():
+    import pytest
+
+    from coursekit.notebook import count
+
+    assert [count(n, "step") for n in (0, 1, 2, 1200)] == ["0 steps", "1 step", "2 steps", "1,200 steps"]
+    assert count(1, "query", "queries") == "1 query" and count(3, "query", "queries") == "3 queries"
+    for bad in (1.5, "2", True):
+        with pytest.raises(TypeError, match="whole number"):
+            count(bad, "step")
+
+
 def test_fact_check_box_quotes_every_line_and_refuses_an_empty_claim():
     import pytest
 
