@@ -32,8 +32,10 @@ course-gpu: setup
 	$(PY) -m coursekit course --out build/executed-gpu --size gpu
 
 # Every lesson on a real pretrained instruct model (SmolLM2-135M-Instruct from PyPI), offline, on the CPU.
+# Then each lesson's check module on what the run recorded.
 course-real: setup
 	$(PY) -m coursekit course --out build/executed-real --model smollm2-135m-instruct
+	COURSE_RESULTS=build/executed-real $(PY) -m pytest -q -p no:cacheprovider tests/test_notebooks.py -k test_recorded_results
 
 # One call on a CUDA loan machine (no network): installs the carried wheels/, runs every lesson on CUDA, the memory
 # estimate against CUDA's peak and QLoRA vs LoRA speed, and writes OUT_DIR/gpu-check.md + .json (default reports/).

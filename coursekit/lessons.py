@@ -1,4 +1,5 @@
-"""The course map, defined once: the lessons in order, what each teaches, its CPU budget and its real-size path.
+"""The course map, defined once: the lessons in order, what each teaches, its CPU time on the embedded and on the
+real model, and its real-size path.
 
 ``LESSONS`` drives the runner's table and lesson 00's course map; ``PRACTICE_LESSONS`` are the lessons with
 try-it exercises and a quiz (01-06; lesson 00 sets up the machine).
@@ -15,23 +16,27 @@ class Lesson(NamedTuple):
     learn: str  # what you learn
     cpu_minutes: float  # minutes measured at the CPU defaults on the embedded model (2 cores; README's course map)
     hardware: str  # what runs the real-size path (SmolLM2-135M, whose full fine-tuning needs about 2.7 GB)
+    # minutes measured on the real model (MODEL = "smollm2-135m-instruct", its "real-cpu" budget) on the same CPU by
+    # `make course-real`: README's "real model, CPU" column
+    real_cpu_minutes: float = 0.0
 
 
 LESSONS: tuple[Lesson, ...] = (
     Lesson("00", "00_start_here", "Start here", "check your machine, meet the embedded model and the task data", 0.5,
-           "CPU is enough"),
+           "CPU is enough", real_cpu_minutes=0.5),
     Lesson("01", "01_why_fine_tune", "Why fine-tune",
-           "when fine-tuning beats prompting or retrieval; the decision framework", 2.5, "CPU is enough"),
+           "when fine-tuning beats prompting or retrieval; the decision framework", 2.5, "CPU is enough",
+           real_cpu_minutes=9.5),
     Lesson("02", "02_memory_math", "Memory math", "what weights, gradients, optimizer states and activations cost; "
-           "will it fit", 0.5, "CPU is enough"),
+           "will it fit", 0.5, "CPU is enough", real_cpu_minutes=3),
     Lesson("03", "03_full_fine_tuning", "Full fine-tuning", "a full fine-tuning run, hyperparameters, catastrophic "
-           "forgetting", 5, "CUDA GPU, 4 GB+ (Colab T4)"),
+           "forgetting", 5, "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=6),
     Lesson("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 4.5,
-           "CUDA GPU, 4 GB+ (Colab T4)"),
+           "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=7),
     Lesson("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 4.5,
-           "CUDA GPU, 4 GB+ (bitsandbytes 4-bit)"),
+           "CUDA GPU, 4 GB+ (bitsandbytes 4-bit)", real_cpu_minutes=2.5),
     Lesson("06", "06_peft_comparison", "PEFT comparison", "adapters, prefix tuning, LoRA, QLoRA side by side; "
-           "choosing a method", 5.5, "CUDA GPU, 4 GB+ (Colab T4)"),
+           "choosing a method", 5.5, "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=9),
 )
 LESSON_NUMBERS: tuple[str, ...] = tuple(lesson.number for lesson in LESSONS)
 #: The lessons with exercises and a quiz.

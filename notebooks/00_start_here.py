@@ -81,14 +81,17 @@ ipd.Markdown(
 # %% [markdown]
 # ## 2. The course map
 #
-# Each lesson opens in Colab or Binder from its badge, or locally with `make lab`. The CPU times are for the
-# default `SIZE = "cpu"` on the embedded model.
+# Each lesson opens in Colab or Binder from its badge, or locally with `make lab`. The CPU times were measured on a
+# 2-core CPU at the default `SIZE = "cpu"`: on the embedded model, and on the real instruct model
+# (`MODEL = "smollm2-135m-instruct"`, which runs a smaller budget of steps).
 
 # %%
-rows = ["| lesson | what you learn | CPU time | real-size path | open |", "| --- | --- | --- | --- | --- |"]
-for number, name, title, learn, minutes, hardware in LESSONS:
-    rows.append(f"| {number} {title} | {learn} | about {minutes:g} min | {hardware} | "
-                f"{coursekit.colab.badge_markdown(name)} |")
+rows = ["| lesson | what you learn | CPU time | real model, CPU | real-size path | open |",
+        "| --- | --- | --- | --- | --- | --- |"]
+for lesson in LESSONS:
+    rows.append(f"| {lesson.number} {lesson.title} | {lesson.learn} | about {lesson.cpu_minutes:g} min | "
+                f"about {lesson.real_cpu_minutes:g} min | {lesson.hardware} | "
+                f"{coursekit.colab.badge_markdown(lesson.notebook)} |")
 results.record(lessons=len(LESSONS))
 ipd.Markdown("\n".join(rows))
 

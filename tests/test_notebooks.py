@@ -7,6 +7,8 @@ Run one lesson: ``pytest tests/test_notebooks.py -k 02``.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import re
 from pathlib import Path
 
@@ -87,7 +89,8 @@ def test_notebook(path, executed):
             f"{path.name} draws a figure but its executed copy has no image/png output: {run.output_path}")
 
 
-# What `make test` runs on the real pretrained model (the whole course on it is `make course-real`, about 45 min):
+# What `make test` runs on the real pretrained model (the whole course on it is `make course-real`, about 36 minutes on
+# 2 cores):
 # lesson 00 loads it offline, shows the task through its chat template and measures the probe.
 REAL_MODEL = "smollm2-135m-instruct"
 REAL_MODEL_LESSONS = [p for p in NOTEBOOKS if notebook_number(p.stem) == "00"]
@@ -100,3 +103,16 @@ def test_notebook_on_the_real_model(path, executed):
     assert run.ok, f"{path.name} failed on {REAL_MODEL}: {run.error} (executed copy: {run.output_path})"
     assert run.results["model"] == REAL_MODEL
     checks.check(run.results)
+
+
+# The same checks on a course run's recorded results, without executing anything: `make course-real` runs them on
+# build/executed-real (COURSE_RESULTS=DIR pytest tests/test_notebooks.py -k recorded).
+RECORDED = os.environ.get("COURSE_RESULTS")
+
+
+@pytest.mark.skipif(not RECORDED, reason="COURSE_RESULTS names no course run's output folder")
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_recorded_results(path):
+    results_path = Path(RECORDED) / f"{path.stem}.results.json"
+    assert results_path.is_file(), f"{RECORDED} holds no {results_path.name}: did the course run lesson {path.stem}?"
+    load_checks(path).check(json.loads(results_path.read_text()))
