@@ -18,7 +18,7 @@ class Lesson(NamedTuple):
     hardware: str  # what runs the real-size path (SmolLM2-135M, whose full fine-tuning needs about 2.7 GB)
     # minutes measured on the real model (MODEL = "smollm2-135m-instruct", its "real-cpu" budget) on the same CPU by
     # `make course-real`: README's "real model, CPU" column
-    real_cpu_minutes: float = 0.0
+    real_cpu_minutes: float
 
 
 LESSONS: tuple[Lesson, ...] = (
