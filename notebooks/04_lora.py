@@ -64,7 +64,7 @@ results = coursekit.Results(RESULTS_PATH, notebook="04_lora", model=MODEL)
 results.record(model=MODEL, size=SIZE)
 torch.manual_seed(SEED)
 # The training budget: optimizer steps and micro-batch per run, examples scored, and the ranks swept. Budgets belong
-# to the model as well as to the machine ("real-cpu": a real pretrained model on a CPU, a few dozen steps).
+# to the model as well as to the machine ("real-cpu": a real pretrained model on a CPU, a handful of steps).
 BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)
 STEPS = {"cpu": 100, "real-cpu": 8, "gpu": 400}[BUDGET_KEY]
 SWEEP_STEPS = {"cpu": 40, "real-cpu": 4, "gpu": 400}[BUDGET_KEY]
@@ -373,8 +373,8 @@ fact_check(
 # %% [markdown]
 # ## 5. Forgetting: LoRA against full fine-tuning
 #
-# Lesson 03 saw full fine-tuning lose general skills. Here is the same comparison in the same budget on the same probe:
-# a full fine-tuning run next to the LoRA run above.
+# Lesson 03 measured what full fine-tuning keeps of the general probe. Here is the same comparison in the same budget on
+# the same probe: a full fine-tuning run next to the LoRA run above.
 
 # %%
 # finetune_fresh: a fresh base model loaded as the method needs (fp32 master weights for full fine-tuning: lesson 03)
@@ -384,9 +384,17 @@ full = finetune_fresh(MODEL, data["train"], data["validation"], method="full", t
 forgetting = {"full": full.general_probe_before - full.general_probe_after,
               "lora": lora.general_probe_before - lora.general_probe_after}
 results.record(full=full, forgetting_full=forgetting["full"], forgetting_lora=forgetting["lora"])
+from coursekit.data import general_probe
+from coursekit.evaluate import rate_difference
+
+N_PROBE = len(general_probe())
+kept_gap = rate_difference(lora.general_probe_after, N_PROBE, full.general_probe_after, N_PROBE)["verdict"]
 ipd.Markdown(f"General probe: full fine-tuning {full.general_probe_before:.2f} → {full.general_probe_after:.2f}, "
              f"LoRA {lora.general_probe_before:.2f} → {lora.general_probe_after:.2f}. Task metric: full "
-             f"{full.task_metric_after:.2f}, LoRA {lora.task_metric_after:.2f}.")
+             f"{full.task_metric_after:.2f}, LoRA {lora.task_metric_after:.2f}. On {N_PROBE} probe questions, LoRA "
+             + {"higher": "kept more of the general skills than full fine-tuning, by more than chance explains.",
+                "lower": "kept less of the general skills than full fine-tuning, by more than chance explains.",
+                "tie": "and full fine-tuning cannot be told apart after this budget."}[kept_gap])
 
 # %% [markdown]
 # ## 6. A rank sweep
@@ -500,7 +508,8 @@ from coursekit.evaluate import merge_logit_gap
 adapter_dir = RUNS_DIR / "lora-adapter"
 lora.model.save_pretrained(adapter_dir)
 adapter_bytes = sum(f.stat().st_size for f in adapter_dir.rglob("*") if f.is_file())
-model_bytes = sum(p.numel() * p.element_size() for p in lora.model.get_base_model().parameters())
+model_bytes = sum(p.numel() * p.element_size() for name, p in lora.model.get_base_model().named_parameters()
+                  if "lora_" not in name)  # the base model's own weights, without the adapters peft injected
 
 fresh, _ = coursekit.load_base_model(MODEL, device=DEVICE)
 reloaded = PeftModel.from_pretrained(fresh, adapter_dir)

@@ -345,8 +345,8 @@ full_weight_bytes_measured = stored_weight_bytes(model)
 ipd.Markdown(f"4-bit model weights: measured {qlora_weight_bytes_measured / 1e6:.3f} MB, estimated "
              f"{qlora_weight_bytes_estimated / 1e6:.3f} MB "
              f"({100 * (qlora_weight_bytes_estimated / qlora_weight_bytes_measured - 1):+.2f}%). "
-             "(On the tiny model the embeddings, kept in 16/32 bits, are a large share; on a 7B model the "
-             "4-bit linears dominate.)")
+             "(On a model this small the parts kept in 16/32 bits, such as the embeddings, are a larger share than "
+             "on a 7B model, where the 4-bit linears dominate.)")
 
 # %% [markdown]
 # **Counting the parameters of a 4-bit model.** bitsandbytes packs two 4-bit weights into each byte of a `uint8`
@@ -399,8 +399,7 @@ fact_check(
 
 # %% [markdown]
 # **What 4 bits cost in quality.** Perplexity on held-out general text (lower is better), the 16/32-bit model against
-# the same model loaded in NF4 with double quantization. (The 4-bit model runs its matmuls in bf16 here, so the figure
-# includes bf16 rounding too.)
+# the same model loaded in NF4 with double quantization, its 4-bit layers computing in the dtype stated below.
 
 # %%
 from coursekit.data import general_texts
@@ -409,17 +408,27 @@ from coursekit.evaluate import perplexity
 PPL_TEXTS = general_texts("heldout", {"cpu": 200, "real-cpu": 24, "gpu": 200}[BUDGET_KEY])
 ppl_full = perplexity(model, tokenizer, PPL_TEXTS)
 ppl_nf4 = perplexity(qmodel, qtokenizer, PPL_TEXTS)
+compute_dtype = next((m.compute_dtype for m in qmodel.modules() if isinstance(m, bnb.nn.Linear4bit)
+                      and m.compute_dtype is not None), None)  # bnb_4bit_compute_dtype, as loaded
 results.record(perplexity_full=ppl_full, perplexity_nf4=ppl_nf4, perplexity_texts=len(PPL_TEXTS),
-               full_weight_bytes_measured=full_weight_bytes_measured)
+               full_weight_bytes_measured=full_weight_bytes_measured, nf4_compute_dtype=str(compute_dtype))
+from coursekit.models.packaged import packaged_model
+
+packaged = packaged_model(MODEL)  # a copy stored rounded already (GGUF), not the original release
 ipd.Markdown(
-    f"Perplexity on {len(PPL_TEXTS)} held-out texts: **{ppl_full:.3f}** with the "
+    f"The 4-bit layers compute in {str(compute_dtype).replace('torch.', '')}"
+    + (", so the NF4 figure includes bf16 rounding too. " if compute_dtype == torch.bfloat16 else ". ")
+    + f"Perplexity on {len(PPL_TEXTS)} held-out texts: **{ppl_full:.3f}** with the "
     f"unquantized weights ({full_weight_bytes_measured / 1e6:,.1f} MB), **{ppl_nf4:.3f}** in NF4 "
     f"({qlora_weight_bytes_measured / 1e6:,.1f} MB, {full_weight_bytes_measured / qlora_weight_bytes_measured:.1f}× "
     f"smaller): {100 * (ppl_nf4 / ppl_full - 1):+.1f}%. "
     + ("A cost this small is why QLoRA trains on a 4-bit base: the adapters learn on top of weights that predict "
        "almost as well as the originals." if ppl_nf4 / ppl_full < 1.05 else
        "That is a visible cost: the 4-bit base predicts less well than the original, and adapters trained on it "
-       "start from there."))
+       "start from there.")
+    + (f" Here the \"unquantized\" weights are themselves the {packaged.gguf_file} copy, rounded once already "
+       "(lesson 00), so NF4 rounds them a second time: this measures that second rounding, not what NF4 costs the "
+       "original release." if packaged else ""))
 
 # %% [markdown]
 # Now train: `finetune(..., method="qlora")` runs `prepare_model_for_kbit_training` (freezes every weight and casts
@@ -446,7 +455,7 @@ ipd.Markdown(
     f"| task metric | {lora.task_metric_after:.2f} | {qlora.task_metric_after:.2f} |\n"
     f"| peak memory ({qlora.memory_measured_as}) | {lora.peak_memory_bytes / 1e6:.0f} MB | "
     f"{qlora.peak_memory_bytes / 1e6:.0f} MB |\n"
-    f"| training time | {lora.train_seconds:.1f} s | {qlora.train_seconds:.1f} s |\n\n"
+    f"| training time | {lora.train_seconds:.1f} s | {qlora.train_seconds:.1f} s |\n"
     f"| validation loss, before → after | {lora.eval_loss[0][1]:.3f} → {lora.final_eval_loss:.3f} | "
     f"{qlora.eval_loss[0][1]:.3f} → {qlora.final_eval_loss:.3f} |\n\n"
     f"On {N_METRIC} test tickets, QLoRA and LoRA "

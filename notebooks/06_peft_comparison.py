@@ -189,10 +189,13 @@ ipd.display(ipd.Markdown(
 
 # %%
 scored = [r.method for r in comparison.rows if r.task_metric > 0]
-LEARNED_LOSS_DROP = 0.10  # "learned": the validation loss fell by at least 10%
+LEARNED_LOSS_DROP = 0.10  # "learned": the validation loss fell by at least 10%, and below the base model's
+base_loss = comparison.rows[0].first_eval_loss or float("nan")  # full fine-tuning starts from the base model
 loss_fell = [r.method for r in comparison.rows if r.task_metric == 0 and r.first_eval_loss is not None
-             and r.final_eval_loss is not None and r.final_eval_loss < (1 - LEARNED_LOSS_DROP) * r.first_eval_loss]
+             and r.final_eval_loss is not None and r.final_eval_loss < (1 - LEARNED_LOSS_DROP) * r.first_eval_loss
+             and r.final_eval_loss < base_loss]
 stuck = [r.method for r in comparison.rows if r.method not in scored and r.method not in loss_fell]
+above_base = [m for m in stuck if (rows[m].final_eval_loss or 0) >= base_loss]  # fell from a start above the base
 _ = results.record(methods_scoring=scored, methods_loss_fell_only=loss_fell, methods_not_learning=stuck)
 
 
@@ -200,9 +203,12 @@ ipd.display(ipd.Markdown(
     f"**Who learned what in {STEPS} steps.** Answered some test tickets exactly right: {_names(scored)}. "
     f"Lowered the validation loss by {LEARNED_LOSS_DROP:.0%} or more but got no ticket entirely right yet: "
     f"{_names(loss_fell)}. "
-    f"Lowered the validation loss by less than {LEARNED_LOSS_DROP:.0%}: {_names(stuck)}. A task metric of 0 here says *not yet*, not *never*: the "
-    f"validation-loss column shows how far each method got (base model: "
-    f"{comparison.rows[0].first_eval_loss or float('nan'):.2f})."))
+    f"Lowered the validation loss by less than {LEARNED_LOSS_DROP:.0%}, or not below the base model's: "
+    f"{_names(stuck)}"
+    + (f" ({_names(above_base)} started above the base model's loss, its new parameters untrained, and ended "
+       "above it still)" if above_base else "")
+    + ". A task metric of 0 here says *not yet*, not *never*: the "
+    f"validation-loss column shows how far each method got (base model: {base_loss:.2f})."))
 
 # %% [markdown]
 # Why did a method not answer? Three causes are common in a run like this one: too few **steps** (its loss is still
@@ -215,10 +221,16 @@ ipd.display(ipd.Markdown(
 STILL_FALLING = 0.05  # "still falling": the last fifth's mean training loss at least 5% under the fifth before it
 
 
+MIN_TREND_STEPS = 10  # fewer logged steps than this: a fifth is one or two batches, noise rather than a trend
+
+
 def late_trend(row):
-    """Mean training loss over the last fifth of the logged steps ÷ the fifth before it (below 1: still falling)."""
+    """Mean training loss over the last fifth of the logged steps ÷ the fifth before it (below 1: still falling);
+    None when too few steps were logged to read a trend."""
     losses = [loss for _, loss in row.train_loss]
-    k = max(1, len(losses) // 5)
+    if len(losses) < MIN_TREND_STEPS:
+        return None
+    k = len(losses) // 5
     before, last = losses[-2 * k:-k], losses[-k:]
     return (sum(last) / len(last)) / (sum(before) / len(before)) if before else float("nan")
 
@@ -227,8 +239,12 @@ def why_not(row):
     trend = late_trend(row)
     drop = 1 - row.final_eval_loss / row.first_eval_loss if row.first_eval_loss and row.final_eval_loss else 0.0
     text = (f"**{row.method}** ({row.trainable_parameters:,} trainable numbers, {row.trainable_percent:.2f}% of the "
-            f"model): validation loss down {drop:.0%}; over the last fifth of its steps the training loss moved "
-            f"{trend - 1:+.0%}. ")
+            f"model): validation loss down {drop:.0%}; ")
+    if trend is None:
+        return text + (f"its training loss was logged at {len(row.train_loss)} steps, too few to read a trend. "
+                       f"**Steps**: {STEPS} steps are too few to tell whether it would answer tickets exactly; a larger `STEPS` is "
+                       "the test.")
+    text += f"over the last fifth of its steps the training loss moved {trend - 1:+.0%}. "
     if trend <= 1 - STILL_FALLING:
         text += ("**Steps**: its loss was still falling in the last fifth, while the cosine schedule took the "
                  "learning rate towards zero; a larger `STEPS` is the test.")
@@ -318,7 +334,10 @@ fact_check(
     f"so the prefix is a quarter of what the quoted 32 × 2 × 20 × 4096 = 5,242,880 assumes.\n"
     f"* *Latency and forgetting* are measured above, on this budget: the table's \"None\" for merged LoRA holds "
     f"(merged, it is the base architecture); its forgetting labels are qualitative — the retention column is the "
-    f"measured version for this model and budget.")
+    f"measured version for this model and budget. For prefix and prompt tuning it measures something else: their "
+    f"base weights never change, so their probe runs with the trained virtual tokens in front of every question, "
+    f"and a low retention there is interference from those tokens, gone when they are removed (`disable_adapter()`), "
+    f"not forgetting.")
 
 # %% [markdown]
 # ### The same tutorial's method recommender
