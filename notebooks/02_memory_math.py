@@ -534,8 +534,8 @@ from coursekit.models import is_embedded, resolve_model_path
 
 # A real model at 4 x 256 tokens: at smaller batches the temporaries of its large tied embedding's gradient (summed
 # from its two uses at the end of backward) outweigh the activations, and the activations line would measure them.
-MEASURE = dict(batch_size=2 if is_embedded(MODEL) else 4, seq_len=64 if is_embedded(MODEL) else 256,
-               checkpointing=False)
+MEASURE = dict(batch_size=2, seq_len=64) if is_embedded(MODEL) else dict(batch_size=4, seq_len=256)
+MEASURE["checkpointing"] = False
 
 MEASURE_ARCH = "tiny" if is_embedded(MODEL) else resolve_model_path(MODEL)  # a real model: its folder's config
 if not is_embedded(MODEL) and not Path(MEASURE_ARCH).is_dir():

@@ -449,8 +449,8 @@ plot_runs({"gentle": gentle, "aggressive": aggressive}, which="eval", title="val
 fell = {name: r.final_eval_loss < r.eval_loss[0][1] for name, r in (("gentle", gentle), ("aggressive", aggressive))}
 lower = min(("gentle", gentle), ("aggressive", aggressive), key=lambda nr: nr[1].final_eval_loss)[0]
 ipd.Markdown(f"Both validation losses fell, to {gentle.final_eval_loss:.3f} (gentle) and "
-             f"{aggressive.final_eval_loss:.3f} (aggressive): judged by the task's own loss the {lower} run looks "
-             "better, and that loss says nothing about what either run kept outside the task."
+             f"{aggressive.final_eval_loss:.3f} (aggressive): the {lower} run ends lower on the task's own loss, "
+             "and that loss says nothing about what either run kept outside the task."
              if all(fell.values()) else
              f"The {' and '.join(n for n, f in fell.items() if not f)} run's validation loss ends above where it "
              "started: overfitting on the task, which is still not the forgetting measured below.")
