@@ -426,6 +426,22 @@ def test_ignored_keys_follow_the_kind_of_config():
     assert ignored_keys(BitsAndBytesConfig(load_in_4bit=True)) == frozenset()
 
 
+def test_changed_defaults_name_checkpointing_as_the_recipe_writes_it():
+    from trl import SFTConfig
+
+    from coursekit.train.recipe import changed_defaults, changed_defaults_markdown
+
+    config = SFTConfig(output_dir="x", report_to="none", bf16=False, use_cpu=True, activation_checkpointing=False,
+                       learning_rate=1e-3)
+    rows = {key: (default, value) for key, default, value in changed_defaults(config)}
+    assert rows["activation_checkpointing"] == (True, False)  # SFTConfig turns checkpointing on by default
+    assert rows["learning_rate"] == (2e-5, 1e-3)
+    assert "gradient_checkpointing" not in rows and "| `activation_checkpointing` | `True` | `False` |" in (
+        changed_defaults_markdown(config))
+    untouched = SFTConfig(output_dir="x", report_to="none", bf16=False, use_cpu=True)
+    assert "activation_checkpointing" not in {k for k, _, _ in changed_defaults(untouched)}
+
+
 def test_recipe_differences_on_plain_dicts():
     from coursekit.train.recipe import recipe_differences
 

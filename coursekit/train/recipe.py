@@ -120,7 +120,10 @@ def recipe_report(pairs: dict, *, expected: dict | None = None) -> tuple[bool, s
 #: SFTConfig keys that the config fills in itself after construction (not a choice of the recipe), and the newer
 #: name of a setting whose older name carries the declared default (transformers renamed gradient_checkpointing).
 FILLED_IN_AFTER_INIT = frozenset({"accelerator_config", "debug", "eos_token", "pad_token", "pad_to_multiple_of",
-                                  "activation_checkpointing"})
+                                  "activation_checkpointing", "activation_checkpointing_kwargs"})
+#: a setting whose declared default sits on its older name, shown under the name a recipe writes today
+NEWER_NAME = {"gradient_checkpointing": "activation_checkpointing",
+              "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs"}
 
 
 def changed_defaults(config) -> list[tuple[str, object, object]]:
@@ -128,7 +131,8 @@ def changed_defaults(config) -> list[tuple[str, object, object]]:
 
     The defaults are the dataclass's declared ones (``None`` means the library decides at run time; TRL, for
     example, turns ``bf16=None`` into bf16 on when the device has it). Keys in ``BOOKKEEPING`` and
-    ``FILLED_IN_AFTER_INIT`` are left out (``gradient_checkpointing`` stands for ``activation_checkpointing``).
+    ``FILLED_IN_AFTER_INIT`` are left out; ``gradient_checkpointing``, which carries the declared default, is
+    reported under its current name ``activation_checkpointing`` (``NEWER_NAME``).
     """
     import dataclasses
 
@@ -146,7 +150,7 @@ def changed_defaults(config) -> list[tuple[str, object, object]]:
         else:
             continue
         if default != values[f.name]:
-            rows.append((f.name, default, values[f.name]))
+            rows.append((NEWER_NAME.get(f.name, f.name), default, values[f.name]))
     return rows
 
 
@@ -157,5 +161,5 @@ def changed_defaults_markdown(config) -> str:
             + "\n".join(f"| `{k}` | `{d!r}` | `{v!r}` |" for k, d, v in rows))
 
 
-__all__ = ["BOOKKEEPING", "FILLED_IN_AFTER_INIT", "changed_defaults", "changed_defaults_markdown", "config_dict", "recipe_differences",
+__all__ = ["BOOKKEEPING", "FILLED_IN_AFTER_INIT", "NEWER_NAME", "changed_defaults", "changed_defaults_markdown", "config_dict", "recipe_differences",
            "recipe_report"]
