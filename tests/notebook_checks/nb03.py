@@ -54,12 +54,14 @@ def check(results: dict) -> None:
     assert results["general_probe_kept_mixed"] > results["general_probe_kept_aggressive"]
 
     if results.get("model", "tiny") == "tiny" and results.get("size", "cpu") == "cpu":
-        # the embedded model at CPU defaults (60 steps x 16 per run), as measured: base 0.00, gentle 0.81 on 64
-        # tickets keeping 95% of the 120-question probe, aggressive 40% kept. Each bound sits three standard errors
-        # of its metric from the measured figure (tickets: sqrt(p(1-p)/64) = 0.05; kept: about 0.045), so the check
-        # does not fail by chance on another CPU and still fails when the effect is gone.
+        # the embedded model at CPU defaults, as measured on 2 cores: base 0.00; the gentle run (3 epochs, 180 steps x
+        # 16) 0.97 on 64 tickets keeping 94% of the 120-question probe; the aggressive run (1 epoch at 3x the rate)
+        # 35% kept. The gentle run must reach the 0.90 the lesson is built for, less the sampling error of 64 tickets
+        # at that rate (sqrt(0.9 x 0.1 / 64) = 0.04); the probe bounds sit three standard errors (about 0.045) from
+        # the measured figures. So the check does not fail by chance on another CPU, and still fails when the gentle
+        # run stops learning the urgent-ticket rule (one epoch: 0.81) or forgetting stops showing.
         assert results["task_metric_base"] <= 0.10
-        assert gentle["task_metric_after"] >= 0.65
+        assert gentle["task_metric_after"] >= 0.86
         assert results["general_probe_kept_gentle"] >= 0.80
         assert results["general_probe_kept_aggressive"] <= 0.60
         # the learning-rate sweep spans the three regimes the lesson names, each verdict drawn from its figures
