@@ -532,8 +532,9 @@ device = resolve_device(DEVICE)
 measure_device = "cuda" if device == "cuda" else "cpu"
 from coursekit.models import is_embedded, resolve_model_path
 
-# A real model at 4 x 256 tokens: at smaller batches the temporaries of its large tied embedding's gradient (summed
-# from its two uses at the end of backward) outweigh the activations, and the activations line would measure them.
+# A real model at 4 x 256 tokens, where the activations set the peak: at smaller batches the two pieces of its large
+# tied embedding's gradient (one from each use, summed at the end of backward) outweigh them. The tracker counts those
+# pieces apart (`m.gradient_temporaries`), not in the activations line.
 MEASURE = dict(batch_size=2, seq_len=64) if is_embedded(MODEL) else dict(batch_size=4, seq_len=256)
 MEASURE["checkpointing"] = False
 

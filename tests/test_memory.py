@@ -173,6 +173,33 @@ def test_tracker_wrapper_counts_a_known_tensor():
     assert t.category_max["activations"] >= 64 * 256 * 4
 
 
+def test_tracker_counts_a_tied_embeddings_gradient_pieces_apart_from_the_activations():
+    # A tied embedding (input embedding and LM head) gets two gradient pieces in backward, each the size of the
+    # whole matrix, summed before they reach .grad: at a small batch they outweigh the activations many times.
+    import torch
+
+    from coursekit.memory.measure import CategoryPeakTracker
+    from coursekit.memory.tracker import GRADIENT_TEMPORARIES
+
+    vocab, hidden, tokens = 4096, 64, 8
+    emb = torch.nn.Embedding(vocab, hidden)
+    head = torch.nn.Linear(hidden, vocab, bias=False)
+    head.weight = emb.weight
+    model = torch.nn.ModuleDict({"emb": emb, "head": head})
+    matrix = vocab * hidden * 4
+    t = CategoryPeakTracker()
+    t.track_external(model)
+    with t:
+        ids = torch.randint(0, vocab, (1, tokens))
+        logits = head(torch.tanh(emb(ids)))
+        torch.nn.functional.cross_entropy(logits.view(-1, vocab), ids.view(-1)).backward()
+    assert t.category_max[GRADIENT_TEMPORARIES] >= matrix  # at least one piece held before the sum
+    # the activations (embeddings, logits and their gradients: 8 tokens x vocabulary, about half a matrix here) stay
+    # below one matrix; counted with the gradient pieces they measured 3.1 matrices
+    assert t.category_max["activations"] < matrix, t.category_max
+    assert t.category_max["Gradient"] >= matrix and emb.weight.grad is not None
+
+
 def _measure(arch, method, **kw):
     from coursekit.memory import measure_peak_memory
 

@@ -48,6 +48,9 @@ class MeasuredMemory(ResultMixin):
     steps: int = 2
     peak_snapshot: dict = field(default_factory=dict)
     estimate: MemoryEstimate | None = None
+    # CPU only: the most bytes held at once by backward temporaries shaped like a trainable weight (pieces of a
+    # gradient not yet in .grad, such as a tied embedding's two halves); not part of ``activations``
+    gradient_temporaries: int = 0
 
     def comparison(self) -> dict[str, dict]:
         """``{category: {estimate, measured, error}}`` against ``self.estimate`` (relative error, measured as base)."""
@@ -256,6 +259,8 @@ def _measure_on_cuda(model, opt, step, steps: int, known: dict) -> MeasuredMemor
 
 def _measure_on_cpu(model, opt, step, steps: int, known: dict) -> MeasuredMemory:
     """Every tensor of ``steps`` steps through :func:`CategoryPeakTracker`; ``known`` as in :func:`_measure_on_cuda`."""
+    from coursekit.memory.tracker import GRADIENT_TEMPORARIES
+
     tracker = CategoryPeakTracker()
     tracker.track_external(model, opt)
     with tracker:
@@ -268,7 +273,7 @@ def _measure_on_cpu(model, opt, step, steps: int, known: dict) -> MeasuredMemory
                           optimizer=_optimizer_bytes(opt),
                           activations=int(cat.get("activations", 0)),
                           peak_bytes=tracker.peak_bytes() + _untracked_quant_state(model),
-                          peak_snapshot=snap)
+                          peak_snapshot=snap, gradient_temporaries=int(cat.get(GRADIENT_TEMPORARIES, 0)))
 
 
 def _train_step(model, opt, ids, autocast) -> float:

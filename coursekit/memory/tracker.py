@@ -1,5 +1,12 @@
 """A CPU memory tracker per category: torch's ``MemTracker`` that also keeps each category's own maximum.
 
+The stock tracker calls every tensor made during backward a temporary. That includes the pieces of a weight's
+gradient before they reach ``.grad``: a tied embedding (used as the input embedding and as the LM head) gets two,
+each the size of the vocabulary x hidden matrix, summed at the end of backward. Counted with the activations, they
+are what a small batch's "activations" line measured (for SmolLM2-135M: 3 x 113.2 MB). So a backward temporary
+shaped like a trainable weight (same shape and dtype) is counted apart, as ``gradient temporaries``, and the
+``activations`` line is the forward's activations plus the other backward temporaries (the activations' gradients).
+
 This module imports torch (and a private torch API, ``torch.distributed._tools.mem_tracker``); ``coursekit.memory.
 measure`` imports it only when a measurement runs, so that ``import coursekit.memory`` stays instant.
 tests/test_memory.py pins the behaviour the course relies on.
@@ -8,7 +15,12 @@ from __future__ import annotations
 
 from copy import deepcopy
 
+from torch.distributed._tools.common_utils import get_untyped_storages
 from torch.distributed._tools.mem_tracker import _TOTAL_KEY, MemTracker, _MemRefType
+from torch.utils.weak import WeakIdKeyDictionary
+
+#: the category of backward temporaries shaped like a trainable weight (pieces of a gradient not yet in ``.grad``)
+GRADIENT_TEMPORARIES = "gradient temporaries"
 
 
 class CategoryPeakTracker(MemTracker):
@@ -17,6 +29,14 @@ class CategoryPeakTracker(MemTracker):
     def __init__(self) -> None:
         super().__init__()
         self.category_max: dict[str, int] = {}
+        self._weight_layouts: set[tuple] = set()  # (shape, dtype) of every trainable parameter tracked
+        self._gradient_temporaries = WeakIdKeyDictionary()  # storage -> bytes, while the storage lives
+
+    def _track(self, reftype, t) -> None:
+        super()._track(reftype, t)
+        if reftype == _MemRefType.TEMP and (tuple(t.shape), t.dtype) in self._weight_layouts:
+            for st in get_untyped_storages(t):
+                self._gradient_temporaries[st] = st.nbytes()
 
     def _update_peak_stats(self, peak_state) -> None:
         # The whole-process peak and each category's maximum are all this course reads. The stock method also
@@ -33,7 +53,20 @@ class CategoryPeakTracker(MemTracker):
         for key, val in dev_snap.items():
             self._raise_max(getattr(key, "value", key), val)
         if not self._in_opt:  # activations and temporaries of forward and backward, not of the step
-            self._raise_max("activations", dev_snap.get(_MemRefType.ACT, 0) + dev_snap.get(_MemRefType.TEMP, 0))
+            gradient_temporaries = self._gradient_temporary_bytes()
+            self._raise_max(GRADIENT_TEMPORARIES, gradient_temporaries)
+            self._raise_max("activations", dev_snap.get(_MemRefType.ACT, 0) + dev_snap.get(_MemRefType.TEMP, 0)
+                            - gradient_temporaries)
+
+    def _gradient_temporary_bytes(self) -> int:
+        """Bytes of the live weight-shaped backward temporaries still counted as temporaries (one that became a
+        ``.grad`` is counted as a gradient by the stock tracker)."""
+        total = 0
+        for st, nbytes in list(self._gradient_temporaries.items()):
+            winfo = self._WINFO.get(st, (None, None))[0]
+            if winfo is not None and winfo.reftype == _MemRefType.TEMP:
+                total += nbytes
+        return total
 
     def _raise_max(self, name: str, value) -> None:
         if value > self.category_max.get(name, 0):
@@ -46,6 +79,7 @@ class CategoryPeakTracker(MemTracker):
         def on_grad(g) -> None:
             self._update_and_maybe_create_winfos(g, _MemRefType.GRAD)
 
+        self._weight_layouts.update((tuple(p.shape), p.dtype) for p in module.parameters() if p.requires_grad)
         if install_grad_hooks:
             for param in module.parameters():
                 if param.requires_grad and self._param_to_grad_hook_handles.get(param, None) is None:
@@ -64,3 +98,4 @@ class CategoryPeakTracker(MemTracker):
                 name = "Total" if key == _TOTAL_KEY else getattr(key, "value", key)
                 out[name] = out.get(name, 0) + int(val)
         return out
+
