@@ -436,8 +436,10 @@ def test_changed_defaults_name_checkpointing_as_the_recipe_writes_it():
     rows = {key: (default, value) for key, default, value in changed_defaults(config)}
     assert rows["activation_checkpointing"] == (True, False)  # SFTConfig turns checkpointing on by default
     assert rows["learning_rate"] == (2e-5, 1e-3)
-    assert "gradient_checkpointing" not in rows and "| `activation_checkpointing` | `True` | `False` |" in (
-        changed_defaults_markdown(config))
+    table = changed_defaults_markdown(config)
+    assert "gradient_checkpointing" not in rows and "| `activation_checkpointing` | `True` | `False` |" in table
+    # TRL's configs build bf16=None as True unless fp16: the table says so beside the declared None
+    assert rows["bf16"] == (None, False) and "| `bf16` | `None` (built as `True` unless `fp16`) | `False` |" in table
     untouched = SFTConfig(output_dir="x", report_to="none", bf16=False, use_cpu=True)
     assert "activation_checkpointing" not in {k for k, _, _ in changed_defaults(untouched)}
 

@@ -129,8 +129,9 @@ NEWER_NAME = {"gradient_checkpointing": "activation_checkpointing",
 def changed_defaults(config) -> list[tuple[str, object, object]]:
     """``(key, the library's default, this config's value)`` for each setting a config changes from its defaults.
 
-    The defaults are the dataclass's declared ones (``None`` means the library decides at run time; TRL, for
-    example, turns ``bf16=None`` into bf16 on when the device has it). Keys in ``BOOKKEEPING`` and
+    The defaults are the dataclass's declared ones (``None`` means the config decides when it is built: TRL's
+    configs turn ``bf16=None`` into ``True`` unless ``fp16`` is set, and transformers then refuses it on a device
+    without bf16, so a CPU recipe sets ``bf16=False``). Keys in ``BOOKKEEPING`` and
     ``FILLED_IN_AFTER_INIT`` are left out; ``gradient_checkpointing``, which carries the declared default, is
     reported under its current name ``activation_checkpointing`` (``NEWER_NAME``).
     """
@@ -157,8 +158,15 @@ def changed_defaults(config) -> list[tuple[str, object, object]]:
 def changed_defaults_markdown(config) -> str:
     """``changed_defaults`` as a Markdown table."""
     rows = changed_defaults(config)
+    trl = type(config).__module__.startswith("trl")
+
+    def default(key, value):
+        if trl and key == "bf16" and value is None:  # trl/trainer/base_config.py: bf16 = not fp16 when None
+            return "`None` (built as `True` unless `fp16`)"
+        return f"`{value!r}`"
+
     return (f"| `{type(config).__name__}` setting | library default | this recipe |\n|---|---|---|\n"
-            + "\n".join(f"| `{k}` | `{d!r}` | `{v!r}` |" for k, d, v in rows))
+            + "\n".join(f"| `{k}` | {default(k, d)} | `{v!r}` |" for k, d, v in rows))
 
 
 __all__ = ["BOOKKEEPING", "FILLED_IN_AFTER_INIT", "NEWER_NAME", "changed_defaults", "changed_defaults_markdown", "config_dict", "recipe_differences",
