@@ -223,17 +223,26 @@ def _ticket(rng):
 
 
 def _doc_support(rng):
-    """Support tickets and replies in free form: the vocabulary and the copying the task leans on."""
+    """Support tickets and replies in free form: the vocabulary and the copying the task leans on, and what any
+    support desk knows: a customer who says it is urgent, or whose item arrived damaged, is dealt with first."""
+    from coursekit.data.support import CALM, URGENT
+
     name, shop = rng.choice(FIRST_NAMES), rng.choice(SHOPS)
     intent, order, body, sentence = _ticket(rng)
+    urgent = rng.random() < 0.3
+    tail = rng.choice(URGENT if urgent else CALM)
+    body += f" {tail}" if tail else ""
+    priority = "high" if urgent or intent == "damaged" else "normal"
     kind = rng.randrange(4)
     if kind == 0:
         reply = rng.choice(GENERIC_REPLIES).format(name=name, shop=shop, order=order, sentence=sentence)
         return f"From: {name}\n{body}\n\n{reply}"
     if kind == 1:
-        return f"Ticket from {name} to {shop}: {body} The agent wrote back: Hi {name}, {sentence}"
+        return (f"Ticket from {name} to {shop}, {priority} priority: {body} The agent wrote back: Hi {name}, "
+                f"{sentence}")
     if kind == 2:
-        return f"Customer: {name}\nMessage: {body}\nOrder: {order}\nTopic: \"{intent}\"\nAnswer: {sentence}"
+        return (f"Customer: {name}\nMessage: {body}\nOrder: {order}\nTopic: \"{intent}\"\nPriority: \"{priority}\"\n"
+                f"Answer: {sentence}")
     return f"{shop} support log. {name} said: {body} Reply sent to {name}: {sentence}"
 
 
