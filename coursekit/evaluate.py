@@ -188,16 +188,18 @@ def best_and_ties(scores: dict, n: int) -> dict:
 
     ``scores`` maps a name (a method, a rank) to its rate. Returns ``best`` (the name of the highest rate; the first
     one on equal rates), ``tied`` (the other names whose difference from the best is within ``rate_difference``'s
-    margin, in the order given) and ``margin`` (that margin at the best rate: the smallest difference that would
-    count on ``n`` examples; 0 when the best rate is 0 or 1).
+    margin, in the order given) and ``margin``: the difference that would have counted in the widest comparison
+    that made a tie (the pooled margin grows as the rates move away from 0 and 1), or without ties the margin at the
+    best rate (0 when the best rate is 0 or 1).
     """
     if not scores:
         raise ValueError("best_and_ties needs at least one score")
     best = max(scores, key=lambda k: scores[k])
     top = scores[best]
-    tied = [k for k, v in scores.items()
-            if k != best and rate_difference(v, n, top, n)["verdict"] == "tie"]
-    return {"best": best, "tied": tied, "margin": rate_difference(top, n, top, n)["margin"]}
+    tests = {k: rate_difference(v, n, top, n) for k, v in scores.items() if k != best}
+    tied = [k for k, t in tests.items() if t["verdict"] == "tie"]
+    margin = max((tests[k]["margin"] for k in tied), default=rate_difference(top, n, top, n)["margin"])
+    return {"best": best, "tied": tied, "margin": margin}
 
 
 @dataclass

@@ -50,7 +50,11 @@ def test_best_and_ties_names_the_best_and_what_chance_cannot_tell_from_it():
 
     got = best_and_ties({"full": 0.80, "lora": 0.75, "prefix": 0.10, "dora": 0.80}, 64)
     assert got["best"] == "full" and got["tied"] == ["lora", "dora"]  # 0.05 apart on 64 is within chance; 0.70 is not
-    assert got["margin"] == pytest.approx(rate_difference(0.8, 64, 0.8, 64)["margin"])
+    assert got["margin"] == pytest.approx(rate_difference(0.75, 64, 0.8, 64)["margin"])  # the widest tie's margin
+    # a best rate of 1 has no margin of its own; the tie with 0.906 on 32 tickets was decided by about 0.10
+    perfect = best_and_ties({"full": 1.0, "lora": 29 / 32}, 32)
+    assert perfect["tied"] == ["lora"] and perfect["margin"] == pytest.approx(
+        rate_difference(29 / 32, 32, 1.0, 32)["margin"]) and 0.09 < perfect["margin"] < 0.11
     assert best_and_ties({"r=1": 0.0, "r=4": 0.0}, 16) == {"best": "r=1", "tied": ["r=4"], "margin": 0.0}
     with pytest.raises(ValueError, match="at least one"):
         best_and_ties({}, 16)
