@@ -77,7 +77,7 @@ BUDGET = {
     # the aggressive run is the sweep's highest rate in half the epochs
     "cpu": dict(train_examples=960, eval_examples=48, metric_examples=64, batch_size=16, grad_accum=1,
                 gentle=dict(learning_rate=1e-3, epochs=2), aggressive=dict(learning_rate=3e-3, epochs=1),
-                aggressive_examples=960, sweep_learning_rates=[1e-4, 1e-3, 3e-3], sweep_examples=960,
+                aggressive_examples=960, sweep_learning_rates=[1e-5, 1e-3, 3e-3], sweep_examples=960,
                 sweep_epochs=2, mix_fraction=0.3, heldout_texts=64),
     # a real pretrained model on a CPU: a handful of steps per run (a 135M model trains at about a hundred
     # tokens a second on two cores), so these runs show the mechanics and the GPU run shows the effects at size

@@ -65,7 +65,7 @@ from coursekit.units import GB, GIB
 results = coursekit.Results(RESULTS_PATH, notebook="06_peft_comparison", model=MODEL)
 torch.manual_seed(SEED)
 BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)  # "cpu": embedded model; "real-cpu": a real model on a CPU; "gpu"
-STEPS = {"cpu": 80, "real-cpu": 4, "gpu": 300}[BUDGET_KEY]  # the same optimizer steps for every method
+STEPS = {"cpu": 100, "real-cpu": 4, "gpu": 300}[BUDGET_KEY]  # the same optimizer steps for every method
 BATCH = {"cpu": 8, "real-cpu": 8, "gpu": 16}[BUDGET_KEY]
 N_METRIC = {"cpu": 32, "real-cpu": 16, "gpu": 200}[BUDGET_KEY]  # test examples scored per method
 EVAL_SIZE = {"cpu": 32, "real-cpu": 8, "gpu": 64}[BUDGET_KEY]  # validation examples for the loss before and after

@@ -70,14 +70,15 @@ def check(results: dict) -> None:
     assert rate_difference(metric["qlora"], n, metric["lora"], n, z=3.0)["verdict"] == "tie"
     assert results["qlora_lora_verdict"] == rate_difference(metric["qlora"], n, metric["lora"], n)["verdict"]
     if results.get("model", "tiny") == "tiny" and results.get("size", "cpu") == "cpu":
-        # At the CPU defaults (100 steps x 16, lr 5e-3; measured LoRA 0.80 and QLoRA 0.84 on 64 tickets, 110 s and
-        # 117 s of training) both answer most tickets: each at least 0.65, three standard errors (0.05 each on 64
-        # tickets at 0.8) below what was measured; the validation losses fall from 1.3 to under a twentieth (measured
-        # 0.0148 both) and end within 15% of each other, which fails if 4-bit storage costs learning.
+        # At the CPU defaults (100 steps x 16, lr 5e-3; measured on 2 cores LoRA 0.98 and QLoRA 1.00 on 64 tickets,
+        # 41 s and 49 s of training) both answer the task: each at least the 0.80 the lesson is built for, less the
+        # sampling error of 64 tickets at that rate (sqrt(0.8 x 0.2 / 64) = 0.05). The validation losses fall from
+        # 1.45 to under a twentieth (measured 0.0018 and 0.0015) and end within 2% of the starting loss of each other,
+        # which fails if 4-bit storage costs learning (a ratio of two losses this close to zero is noise).
         for name in runs:
-            assert metric[name] >= 0.65, (name, metric)
+            assert metric[name] >= 0.75, (name, metric)
             assert final[name] < 0.05 * first[name], (name, final, first)
-        assert abs(final["qlora"] / final["lora"] - 1) < 0.15, final
+        assert abs(final["qlora"] - final["lora"]) < 0.02 * first["lora"], (final, first)
     assert all(run["train_seconds"] > 0 and run["peak_memory_bytes"] > 0 for run in runs.values())
 
     # re-quantizing after the merge loses part of the update; dequantize-then-merge keeps the model's outputs
