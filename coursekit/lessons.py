@@ -30,7 +30,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("02", "02_memory_math", "Memory math", "what weights, gradients, optimizer states and activations cost; "
            "will it fit", 0.5, "CPU is enough", real_cpu_minutes=3),
     Lesson("03", "03_full_fine_tuning", "Full fine-tuning", "a full fine-tuning run, hyperparameters, catastrophic "
-           "forgetting", 2.5, "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=6),
+           "forgetting", 4, "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=6),
     Lesson("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 2.5,
            "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=7),
     Lesson("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 2,
