@@ -540,7 +540,7 @@ ipd.Markdown(f"Every run above is a `RunResult` (see `gentle`); `finetune` accep
 # %% [markdown]
 # ## Try it
 #
-# * Set the gentle learning rate to the aggressive one but keep 3 epochs: which hurts more, the learning rate or
+# * Set the gentle learning rate to the aggressive one but keep the gentle epochs: which hurts more, the learning rate or
 #   the epochs?
 # * Change `BUDGET["mix_fraction"]` to 0.1 and 0.5: how much general data does it take to keep the probe?
 # * Run `run("gentle + checkpointing", **BUDGET["gentle"], gradient_checkpointing=True)` and compare its
