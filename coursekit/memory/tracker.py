@@ -30,13 +30,13 @@ class CategoryPeakTracker(MemTracker):
         super().__init__()
         self.category_max: dict[str, int] = {}
         self._weight_layouts: set[tuple] = set()  # (shape, dtype) of every trainable parameter tracked
-        self._gradient_temporaries = WeakIdKeyDictionary()  # storage -> bytes, while the storage lives
+        self._gradient_temporaries = WeakIdKeyDictionary()  # their storages, while each lives (value unused)
 
     def _track(self, reftype, t) -> None:
         super()._track(reftype, t)
         if reftype == _MemRefType.TEMP and (tuple(t.shape), t.dtype) in self._weight_layouts:
             for st in get_untyped_storages(t):
-                self._gradient_temporaries[st] = st.nbytes()
+                self._gradient_temporaries[st] = True
 
     def _update_peak_stats(self, peak_state) -> None:
         # The whole-process peak and each category's maximum are all this course reads. The stock method also
@@ -61,12 +61,8 @@ class CategoryPeakTracker(MemTracker):
     def _gradient_temporary_bytes(self) -> int:
         """Bytes of the live weight-shaped backward temporaries still counted as temporaries (one that became a
         ``.grad`` is counted as a gradient by the stock tracker)."""
-        total = 0
-        for st, nbytes in list(self._gradient_temporaries.items()):
-            winfo = self._WINFO.get(st, (None, None))[0]
-            if winfo is not None and winfo.reftype == _MemRefType.TEMP:
-                total += nbytes
-        return total
+        winfos = (self._WINFO.get(st, (None, None))[0] for st in list(self._gradient_temporaries.keys()))
+        return sum(w.mem_consumed for w in winfos if w is not None and w.reftype == _MemRefType.TEMP)
 
     def _raise_max(self, name: str, value) -> None:
         if value > self.category_max.get(name, 0):
@@ -98,4 +94,3 @@ class CategoryPeakTracker(MemTracker):
                 name = "Total" if key == _TOTAL_KEY else getattr(key, "value", key)
                 out[name] = out.get(name, 0) + int(val)
         return out
-

@@ -117,13 +117,15 @@ def recipe_report(pairs: dict, *, expected: dict | None = None) -> tuple[bool, s
     return same, head + (": " + "; ".join(lines) + "." if lines else ".")
 
 
-#: SFTConfig keys that the config fills in itself after construction (not a choice of the recipe), and the newer
-#: name of a setting whose older name carries the declared default (transformers renamed gradient_checkpointing).
+#: SFTConfig keys that the config fills in itself after construction (not a choice of the recipe), among them the
+#: newer names of renamed settings, whose declared defaults sit on the older names (``NEWER_NAME``).
 FILLED_IN_AFTER_INIT = frozenset({"accelerator_config", "debug", "eos_token", "pad_token", "pad_to_multiple_of",
                                   "activation_checkpointing", "activation_checkpointing_kwargs"})
 #: a setting whose declared default sits on its older name, shown under the name a recipe writes today
 NEWER_NAME = {"gradient_checkpointing": "activation_checkpointing",
               "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs"}
+#: what a TRL config builds from a declared default of None (trl/trainer/base_config.py: bf16 = not fp16)
+TRL_BUILT_FROM_NONE = {"bf16": "built as `True` unless `fp16`"}
 
 
 def changed_defaults(config) -> list[tuple[str, object, object]]:
@@ -157,17 +159,12 @@ def changed_defaults(config) -> list[tuple[str, object, object]]:
 
 def changed_defaults_markdown(config) -> str:
     """``changed_defaults`` as a Markdown table."""
-    rows = changed_defaults(config)
-    trl = type(config).__module__.startswith("trl")
-
-    def default(key, value):
-        if trl and key == "bf16" and value is None:  # trl/trainer/base_config.py: bf16 = not fp16 when None
-            return "`None` (built as `True` unless `fp16`)"
-        return f"`{value!r}`"
-
+    built = TRL_BUILT_FROM_NONE if type(config).__module__.startswith("trl") else {}
+    rows = [(k, f"`{d!r}`" + (f" ({built[k]})" if d is None and k in built else ""), v)
+            for k, d, v in changed_defaults(config)]
     return (f"| `{type(config).__name__}` setting | library default | this recipe |\n|---|---|---|\n"
-            + "\n".join(f"| `{k}` | {default(k, d)} | `{v!r}` |" for k, d, v in rows))
+            + "\n".join(f"| `{k}` | {d} | `{v!r}` |" for k, d, v in rows))
 
 
-__all__ = ["BOOKKEEPING", "FILLED_IN_AFTER_INIT", "NEWER_NAME", "changed_defaults", "changed_defaults_markdown", "config_dict", "recipe_differences",
-           "recipe_report"]
+__all__ = ["BOOKKEEPING", "FILLED_IN_AFTER_INIT", "NEWER_NAME", "TRL_BUILT_FROM_NONE", "changed_defaults",
+           "changed_defaults_markdown", "config_dict", "recipe_differences", "recipe_report"]
