@@ -100,8 +100,8 @@ ipd.Markdown("\n".join(rows))
 #
 # `coursekit.models.load_base_model` loads the model named by `MODEL`. The default, `"tiny"`, is the course's own
 # small Llama-architecture model from the package folder (no download): it was pretrained on a generated corpus of
-# short facts, sums, copying and letters, so it writes text of that kind and nothing else. The lessons teach it a
-# new task. `MODEL = "smollm2-135m-instruct"` is a real pretrained instruct model that also loads with no network
+# short facts, sums, copying, letters, support-ticket logs and a few instruction-format examples (never the task's
+# triage line), so it writes text of that kind and nothing else. The lessons teach it a new task. `MODEL = "smollm2-135m-instruct"` is a real pretrained instruct model that also loads with no network
 # (see section 5).
 
 # %%

@@ -305,8 +305,8 @@ ipd.display(ipd.Markdown(
        f" A caveat that matters here: this model has {n_parameters / 1e6:,.1f}M parameters, was pretrained on "
        f"{PRETRAINED_SEQ_LEN}-token sequences (the few-shot prompts of k = "
        f"{', '.join(str(k) for k in KS if few[k].prompt_tokens_mean > (PRETRAINED_SEQ_LEN or 0)) or 'none'} are "
-       "longer on average: positions it never saw in pretraining) and was never taught to follow instructions, so it has little "
-       "in-context learning ability: prompting is at a disadvantage. Run this notebook with `MODEL = \"smollm2-135m-instruct\"` (a real "
+       "longer on average: positions it never saw in pretraining) and saw only a few instruction-format examples in pretraining, never "
+       "the triage format, so it has little in-context learning ability: prompting is at a disadvantage. Run this notebook with `MODEL = \"smollm2-135m-instruct\"` (a real "
        "instruct model, offline) to see the comparison on a model that can follow an instruction.")))
 
 # %% [markdown]
@@ -394,15 +394,15 @@ ipd.display(ipd.Markdown(
     f"*\"3× faster\"* follows from nothing it states (it gives no generation speed). Measured here instead: "
     f"retrieval prompts are **{token_ratio_rag:.1f}×** the fine-tuned model's prompt tokens and the "
     f"{K_LABEL} **{token_ratio_k:.1f}×**; per answer ({LATENCY_N} answers timed one at a time per strategy), "
-    + (f"retrieval takes **{latency_ratio_rag:.1f}×** and " if latency_ratio_rag else "")
-    + f"the {K_LABEL} **{latency_ratio_k:.1f}×** the fine-tuned model's time"
+    + (f"retrieval takes **{latency_ratio_rag:.2f}×** and " if latency_ratio_rag else "")
+    + f"the {K_LABEL} **{latency_ratio_k:.2f}×** the fine-tuned model's time"
     + (f" — *less* than 1 for {' and '.join(name for name, r in below_one)}: latency here mixes prompt length "
        "with how long each answer runs (see the caveats below)" if below_one else "")
     + f". With the answer length held equal ({NEW_TOKENS} new tokens, same weights), the {K_LABEL} "
     f"alone makes each answer **{prompt_cost_ratio:.1f}×** as slow as the fine-tuned model's own prompt (no rules, "
     "no examples). Caveats:\n\n"
     f"* *Cost* scales with tokens when you pay per token: the ratios above are what this task's prompts cost, and "
-    f"they grow with k. They leave out the one-off cost of fine-tuning ({ft.train_seconds:.0f} s here, hours on a "
+    f"they grow with k. They leave out the one-off cost of fine-tuning ({ft.train_seconds:.0f} s here, minutes to hours on a "
     f"GPU for a real model) and of hosting your own model.\n"
     f"* *Latency* here is a {n_parameters / 1e6:,.1f}M-parameter model on this machine. Each answer is generated until the model stops "
     f"(at most {NEW_TOKENS} tokens), so a model that rambles pays for it: latency mixes prompt length with "

@@ -26,7 +26,7 @@
 # explore the hyperparameters with a small sweep, and you watch *catastrophic forgetting* happen, measure it, and try
 # the remedies.
 #
-# On a laptop CPU the embedded model (a few million parameters) trains in seconds. On a GPU, set `MODEL` to a real
+# On a laptop CPU the embedded model (a few million parameters) trains in under a minute per run. On a GPU, set `MODEL` to a real
 # model and `SIZE = "gpu"`: the same cells run unchanged.
 
 # %% tags=["parameters"]
@@ -540,8 +540,8 @@ ipd.Markdown(f"Every run above is a `RunResult` (see `gentle`); `finetune` accep
 # %% [markdown]
 # ## Try it
 #
-# * Set the gentle learning rate to the aggressive one but keep the gentle epochs: which hurts more, the learning rate or
-#   the epochs?
+# * Which hurts more, the learning rate or the epochs? Train at the aggressive rate with the gentle run's epochs and
+#   with fewer (on a CPU the sweep's top rate and the aggressive run are that pair already), and compare what each kept.
 # * Change `BUDGET["mix_fraction"]` to 0.1 and 0.5: how much general data does it take to keep the probe?
 # * Run `run("gentle + checkpointing", **BUDGET["gentle"], gradient_checkpointing=True)` and compare its
 #   `peak_memory_bytes` and `train_seconds` with the gentle run's.

@@ -19,7 +19,7 @@
 # # 04 · LoRA: low-rank adaptation
 #
 # Full fine-tuning (lesson 03) changes every weight and pays for it: gradients and optimizer state for every
-# parameter, a full copy of the model per task, and forgetting. LoRA freezes the model and learns a small update
+# parameter, a full copy of the model per task, and, at high learning rates, forgetting (lesson 03). LoRA freezes the model and learns a small update
 # beside each chosen weight matrix. In this lesson you build the LoRA layer yourself, check it against peft to the
 # last digit, then train with peft: how rank, alpha, dropout and target modules matter, what the saved adapter costs on
 # disk, and how merging makes it free at inference.
@@ -148,7 +148,7 @@ fact_check(
 # %% [markdown]
 # ## 2. The layer from scratch
 #
-# `coursekit.scratch.LoRALinear` is about forty lines: read it with `??LoRALinear`. It wraps a frozen `nn.Linear`,
+# `coursekit.scratch.LoRALinear` is a short class: read it with `??LoRALinear`. It wraps a frozen `nn.Linear`,
 # holds `lora_A` and `lora_B`, and computes `base(x) + scaling * (x @ A.T) @ B.T`. Below: it starts as the base
 # layer, and `merge()` folds the update into the weight.
 
@@ -379,8 +379,8 @@ fact_check(
 # %% [markdown]
 # ## 5. Forgetting: LoRA against full fine-tuning
 #
-# Lesson 03 measured what full fine-tuning keeps of the general probe. Here is the same comparison in the same budget on
-# the same probe: a full fine-tuning run next to the LoRA run above.
+# Lesson 03 measured what full fine-tuning keeps of the general probe. Here is the same comparison on the same probe, in
+# the LoRA run's budget (`STEPS` steps of `BATCH`): a full fine-tuning run next to the LoRA run above.
 
 # %%
 # finetune_fresh: a fresh base model loaded as the method needs (fp32 master weights for full fine-tuning: lesson 03)
@@ -461,8 +461,10 @@ else:
              + (f"; r = {', '.join(map(str, others))} cannot be told apart from it (a difference has to exceed about "
                 f"±{margin:.0%} on {N_METRIC} tickets to be more than chance)" if others else "")]
     if min(tied) == RANKS[0] and top["task_metric"] >= 0.5:  # a tie near zero would say nothing about rank
-        parts.append(f"even the smallest rank, r = {RANKS[0]} with {sweep[0]['trainable_parameters']:,} trainable "
-                     "parameters, is among them: this task needs very little rank, the low-rank hypothesis at work")
+        parts.append((f"even the smallest rank, r = {RANKS[0]}, is among them" if top["rank"] != RANKS[0] else
+                      "that is the smallest rank")
+                     + f", with {sweep[0]['trainable_parameters']:,} trainable parameters: a rank-{RANKS[0]} update "
+                     "learned most of the task in this budget, as the low-rank hypothesis expects")
     between = [row for row in sweep if row["rank"] in below and min(tied) < row["rank"] < max(tied)]
     rest = [x["final_eval_loss"] for x in sweep if x["rank"] in tied]
     for row in between:
@@ -476,8 +478,12 @@ else:
                         "had not learned yet" if between else ": too little rank for this budget"))
     if [r for r in below if r > max(tied)]:
         parts.append("r = " + ", ".join(str(r) for r in below if r > max(tied)) + " scored lower in the same "
-                     f"{SWEEP_STEPS} steps at the same learning rate: more rank did not help here")
+                     f"{SWEEP_STEPS} steps at the same learning rate: more rank did not help in this budget (one seed "
+                     "of a short run: a longer one tells whether the larger ranks catch up)")
     reading = "; ".join(parts) + "."
+if max(sweep, key=lambda row: row["final_eval_loss"])["rank"] == RANKS[-1]:
+    reading += (f" The largest rank, r = {RANKS[-1]}, ended with the highest validation loss: at this learning rate "
+                "and budget, rsLoRA's scale did not make learning independent of the rank.")
 ipd.Markdown(
     "| rank | trainable parameters | task metric | final validation loss |\n|---|---|---|---|\n"
     + "\n".join(f"| {row['rank']} | {row['trainable_parameters']:,} | {row['task_metric']:.2f} | "

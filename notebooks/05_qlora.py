@@ -19,7 +19,8 @@
 # # 05 · QLoRA: LoRA on a 4-bit model
 #
 # LoRA (lesson 04) makes the *trainable* part small, but the frozen model still sits in memory in 16 bits: 140 GB for
-# a 70B model. QLoRA stores the frozen weights in 4 bits and trains LoRA adapters on top, in 16 bits. Three ideas make
+# a 70B model. QLoRA stores the frozen weights in 4 bits and trains LoRA adapters on top (in 16 bits on a GPU, in
+# fp32 on a CPU: section 5 shows which). Three ideas make
 # it work: the **NF4** data type, **double quantization** of the scaling constants, and **paged optimizers**. You will
 # build the first two from scratch and match bitsandbytes bit for bit, then train a real QLoRA run and compare it with
 # LoRA.
@@ -422,7 +423,9 @@ ipd.Markdown(
     f"unquantized weights ({full_weight_bytes_measured / 1e6:,.1f} MB), **{ppl_nf4:.3f}** in NF4 "
     f"({qlora_weight_bytes_measured / 1e6:,.1f} MB, {full_weight_bytes_measured / qlora_weight_bytes_measured:.1f}× "
     f"smaller): {100 * (ppl_nf4 / ppl_full - 1):+.1f}%. "
-    + ("A cost this small is why QLoRA trains on a 4-bit base: the adapters learn on top of weights that predict "
+    + ("No measurable cost on this model: the adapters learn on top of weights that predict as well as the "
+       "originals." if ppl_nf4 <= ppl_full else
+       "A cost this small is why QLoRA trains on a 4-bit base: the adapters learn on top of weights that predict "
        "almost as well as the originals." if ppl_nf4 / ppl_full < 1.05 else
        "That is a visible cost: the 4-bit base predicts less well than the original, and adapters trained on it "
        "start from there.")
@@ -469,7 +472,7 @@ ipd.Markdown(
         qlora_vs_lora["verdict"]]
     + f" QLoRA took {qlora.train_seconds / lora.train_seconds:.2f}× LoRA's time"
     + (": every forward and backward dequantizes the 4-bit weights on the fly." if qlora.train_seconds >
-       lora.train_seconds else ".")
+       1.1 * lora.train_seconds else ": no slowdown beyond one timing's noise on a model this small.")
     + " The widely quoted \"20–30% slower\" is a GPU figure; on a CPU the ratio differs."
     + (f" Peak memory is *higher* for QLoRA here ({qlora.peak_memory_bytes / 1e6:.0f} against "
        f"{lora.peak_memory_bytes / 1e6:.0f} MB): on a CPU it counts what the process grew by, bitsandbytes' "

@@ -207,7 +207,7 @@ ipd.display(ipd.Markdown(
     f"{_names(stuck)}"
     + (f" ({_names(above_base)} started above the base model's loss, its new parameters untrained, and ended "
        "above it still)" if above_base else "")
-    + ". A task metric of 0 here says *not yet*, not *never*: the "
+    + ". A task metric of 0 here says only that no ticket was exactly right within this budget: the "
     f"validation-loss column shows how far each method got (base model: {base_loss:.2f})."))
 
 # %% [markdown]
