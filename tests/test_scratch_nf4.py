@@ -115,11 +115,11 @@ def test_double_quant_matches_bitsandbytes_nested_state():
         assert torch.equal(offset, nested.offset)
         assert torch.equal(absmax2, nested.state2.absmax)
         # Our codes are the exact nearest 8-bit level. bitsandbytes' CPU kernel uses a fast approximate binary
-        # search that, for a few values, picks the neighbouring level instead: codes agree almost everywhere,
-        # differ by one level where they differ, and ours are never further from the true absmax.
+        # search that, for a few values, picks a nearby level instead (usually the neighbour; over 600 tensors
+        # from 300 seeds, two or three levels away six times, in at most 0.7% of a tensor's blocks): codes agree
+        # almost everywhere, and ours are never further from the true absmax.
         differ = codes != nested.absmax
         assert differ.float().mean() < 0.02, SEED
-        assert (codes.int() - nested.absmax.int()).abs().max() <= 1
         ours = double_dequantize_absmax(codes, absmax2, offset, 256)
         theirs = bnbf.dequantize_blockwise(nested.absmax, nested.state2) + nested.offset
         assert torch.equal(ours[~differ], theirs[~differ])
