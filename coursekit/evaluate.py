@@ -163,9 +163,12 @@ def perplexity(model, tokenizer, texts: list[str], batch_size: int = 64, max_len
 def rate_difference(p1: float, n1: int, p2: float, n2: int, z: float = 1.96) -> dict:
     """Whether two success rates measured on ``n1`` and ``n2`` examples differ by more than chance would explain.
 
-    A two-proportion z-test with the pooled rate: the standard error of ``p1 - p2`` is
-    ``sqrt(p(1-p) (1/n1 + 1/n2))`` with ``p`` the pooled rate. Returns the difference, its standard error, the
-    margin (``z`` standard errors, 95% two-sided at the default) and ``verdict``: ``"higher"`` (p1 above p2),
+    A two-proportion z-test with the pooled rate and Yates' continuity correction: the standard error of
+    ``p1 - p2`` is ``sqrt(p(1-p) (1/n1 + 1/n2))`` with ``p`` the pooled rate, and the margin is ``z`` standard errors
+    (95% two-sided at the default) plus the correction ``(1/n1 + 1/n2) / 2``, half a ticket on each side. Without
+    it the test calls differences significant that Fisher's exact test does not on a few dozen examples near 0 or 1
+    (32/32 against 28/32: z-test margin 11.9%, exact two-sided p = 0.11), and a margin of 0 when both rates are 0 or
+    1. Returns the difference, its standard error, the margin and ``verdict``: ``"higher"`` (p1 above p2),
     ``"lower"``, or ``"tie"`` (within the margin: on this many examples the two cannot be told apart).
     """
     import math
@@ -178,7 +181,7 @@ def rate_difference(p1: float, n1: int, p2: float, n2: int, z: float = 1.96) -> 
     pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     diff = p1 - p2
-    margin = z * se
+    margin = z * se + (1 / n1 + 1 / n2) / 2
     verdict = "tie" if abs(diff) <= margin else ("higher" if diff > 0 else "lower")
     return {"difference": diff, "standard_error": se, "margin": margin, "verdict": verdict}
 
@@ -190,7 +193,7 @@ def best_and_ties(scores: dict, n: int) -> dict:
     one on equal rates), ``tied`` (the other names whose difference from the best is within ``rate_difference``'s
     margin, in the order given) and ``margin``: the difference that would have counted in the widest comparison
     that made a tie (the pooled margin grows as the rates move away from 0 and 1), or without ties the margin at the
-    best rate (0 when the best rate is 0 or 1).
+    best rate (the continuity correction alone when the best rate is 0 or 1).
     """
     if not scores:
         raise ValueError("best_and_ties needs at least one score")

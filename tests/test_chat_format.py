@@ -34,7 +34,14 @@ def test_budget_belongs_to_the_model_and_the_size():
 def test_rate_difference_is_a_two_proportion_test():
     tie = rate_difference(0.5, 16, 0.5, 16)
     assert tie["verdict"] == "tie" and tie["difference"] == 0
-    assert tie["margin"] == pytest.approx(1.96 * math.sqrt(0.25 * 2 / 16))  # about 0.35: one ticket is 6 points
+    # 1.96 pooled standard errors plus Yates' continuity correction, half a ticket on each side: about 0.41
+    assert tie["margin"] == pytest.approx(1.96 * math.sqrt(0.25 * 2 / 16) + 1 / 16)
+    # Fisher's exact test gives 32/32 against 28/32 a two-sided p of 0.113 (scipy.stats.fisher_exact): not a
+    # difference at 95%; the uncorrected z-test's margin, 0.119, would have called the 0.125 gap one
+    near_one = rate_difference(28 / 32, 32, 1.0, 32)
+    assert near_one["verdict"] == "tie" and near_one["margin"] - 1 / 32 < 0.125 < near_one["margin"]
+    # and 32/32 against 26/32 (Fisher: p = 0.024) is a difference
+    assert rate_difference(26 / 32, 32, 1.0, 32)["verdict"] == "lower"
     assert rate_difference(0.9, 64, 0.1, 64)["verdict"] == "higher"
     assert rate_difference(0.1, 64, 0.9, 64)["verdict"] == "lower"
     assert rate_difference(0.56, 32, 0.41, 32)["verdict"] == "tie"  # 5 tickets apart on 32 is within chance
@@ -51,11 +58,12 @@ def test_best_and_ties_names_the_best_and_what_chance_cannot_tell_from_it():
     got = best_and_ties({"full": 0.80, "lora": 0.75, "prefix": 0.10, "dora": 0.80}, 64)
     assert got["best"] == "full" and got["tied"] == ["lora", "dora"]  # 0.05 apart on 64 is within chance; 0.70 is not
     assert got["margin"] == pytest.approx(rate_difference(0.75, 64, 0.8, 64)["margin"])  # the widest tie's margin
-    # a best rate of 1 has no margin of its own; the tie with 0.906 on 32 tickets was decided by about 0.10
+    # a best rate of 1 has only the continuity correction as its own margin; the tie with 0.906 on 32 tickets was
+    # decided by about 0.13
     perfect = best_and_ties({"full": 1.0, "lora": 29 / 32}, 32)
     assert perfect["tied"] == ["lora"] and perfect["margin"] == pytest.approx(
-        rate_difference(29 / 32, 32, 1.0, 32)["margin"]) and 0.09 < perfect["margin"] < 0.11
-    assert best_and_ties({"r=1": 0.0, "r=4": 0.0}, 16) == {"best": "r=1", "tied": ["r=4"], "margin": 0.0}
+        rate_difference(29 / 32, 32, 1.0, 32)["margin"]) and 0.12 < perfect["margin"] < 0.14
+    assert best_and_ties({"r=1": 0.0, "r=4": 0.0}, 16) == {"best": "r=1", "tied": ["r=4"], "margin": 1 / 16}
     with pytest.raises(ValueError, match="at least one"):
         best_and_ties({}, 16)
 
