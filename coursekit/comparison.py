@@ -93,7 +93,7 @@ def _loss_change(row: MethodRow) -> str:
 class MethodComparison(ResultMixin):
     rows: list = field(default_factory=list)  # MethodRow
     settings: dict = field(default_factory=dict)
-    base_latency_seconds_per_answer: float = 0.0  # the untouched base model, for reference
+    base_latency_seconds_per_answer: float = 0.0  # the untouched base model, timed after the methods
     base_task_metric: float = 0.0  # the untouched base model on the same test examples
     errors: dict = field(default_factory=dict)  # method -> message, for a method that could not run here
 
@@ -256,8 +256,7 @@ def compare_methods(model_name: str = EMBEDDED_MODEL, methods=ALL_METHODS, *, tr
 
     base, tokenizer = load_base_model(model_name, device=device)
     if latency_prompts is None:
-        latency_prompts = [task_prompt(r, tokenizer) for r in metric_rows[:4]]
-    out.base_latency_seconds_per_answer = measure_latency(base, tokenizer, latency_prompts, latency_new_tokens)
+        latency_prompts = [task_prompt(r, tokenizer) for r in metric_rows[:8]]
     out.base_task_metric = task_metric(base, tokenizer)
     del base
     for m in methods:
@@ -272,6 +271,10 @@ def compare_methods(model_name: str = EMBEDDED_MODEL, methods=ALL_METHODS, *, tr
             continue
         out.rows.append(_method_row(m, run, run.tokenizer, latency_prompts, latency_new_tokens, task_metric))
         del run
+    # The base model is timed last, in the same warmed-up process as the methods it is compared with.
+    base, tokenizer = load_base_model(model_name, device=device)
+    out.base_latency_seconds_per_answer = measure_latency(base, tokenizer, latency_prompts, latency_new_tokens)
+    del base
     return out
 
 
