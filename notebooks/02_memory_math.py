@@ -455,9 +455,10 @@ results.record(nf4_weights_70b_bytes=nf4_70b, nf4_weights_70b_no_double_quant_by
                double_quant_saving_70b_bytes=nf4_70b_plain - nf4_70b)
 
 # %% [markdown]
-# ### Try it: change PARAMS to 70e9
+# ### Try it: a 70B model on one A100 80GB
 #
-# Rerun the popular estimate of section 1 with `PARAMS = 70e9`. Which approaches still fit one A100 80GB? Answer
+# The popular estimate of section 1 also priced 70e9 parameters (its second column, `claimed_estimate_bytes(70e9,
+# approach)`), and section 5 priced Llama 3 70B exactly. Which approaches still fit one A100 80GB? Answer
 # before you read the fit table below.
 
 # %%

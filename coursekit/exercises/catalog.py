@@ -199,8 +199,9 @@ EXERCISES = [
          "2 x {moment_bytes} x count_parameters(\"{arch}\") / 1e9"],
         answer_fn=_llama_adam_gb, explain_fn=_explain_llama_adam, unit="GB", rel_tol=0.001,
         params={"arch": "llama-3.1-8b", "moment_bytes": 4}),
-    _choice("02.fits_a100_70b", "Change PARAMS to 70e9",
-            "Re-run the quoted estimate with PARAMS = 70e9 (Llama-3 70B). Which approach still fits one A100 80GB, "
+    _choice("02.fits_a100_70b", "A 70B model on one A100 80GB",
+            "Price 70e9 parameters (Llama-3 70B): section 1's quoted estimate, claimed_estimate_bytes(70e9, approach), "
+            "or the exact counts of section 5. Which approach still fits one A100 80GB, "
             "with the model, its gradients and its optimizer state on the GPU (no CPU or NVMe offload)?",
             ["Start with the weights alone: 70e9 parameters at 2 bytes is how many GB?",
              "If the frozen bf16 weights do not fit, neither full fine-tuning nor bf16 LoRA can.",
