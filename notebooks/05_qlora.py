@@ -475,9 +475,11 @@ ipd.Markdown(
        1.1 * lora.train_seconds else ": no slowdown beyond one timing's noise on a model this small.")
     + " The widely quoted \"20–30% slower\" is a GPU figure; on a CPU the ratio differs."
     + (f" Peak memory is *higher* for QLoRA here ({qlora.peak_memory_bytes / 1e6:.0f} against "
-       f"{lora.peak_memory_bytes / 1e6:.0f} MB): on a CPU it counts what the process grew by, bitsandbytes' "
-       "dequantized copies and buffers included, and on a model this small the 4-bit saving on the weights is "
-       "smaller than that; lesson 02's estimator and the GPU report show the real-size picture."
+       f"{lora.peak_memory_bytes / 1e6:.0f} MB). On a CPU the figure is what the process grew by while training: "
+       "it counts bitsandbytes' dequantized copies and buffers, and also the one-off allocations (allocator arenas, "
+       "thread pools) of whichever run comes first in the process, QLoRA here; it cannot tell them apart. On a model "
+       "this small the 4-bit saving on the weights is smaller than either; lesson 02's estimator and the GPU report "
+       "show the real-size picture."
        if qlora.peak_memory_bytes > lora.peak_memory_bytes and "cuda" not in qlora.memory_measured_as else ""))
 
 # %% [markdown]
@@ -554,7 +556,7 @@ if device == "cpu":
     keep_4bit_layout_on_cpu(hf_model)  # bitsandbytes 0.50 on a CPU: see ??keep_4bit_layout_on_cpu
 hf_model = prepare_model_for_kbit_training(hf_model, use_gradient_checkpointing=False)
 rows = to_prompt_completion(data["train"].select(range(RECIPE_STEPS * BATCH * GRAD_ACCUM)), "train", hf_tokenizer)
-peft_config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear", bias="none",
+peft_config = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", bias="none",
                          task_type="CAUSAL_LM")
 args = SFTConfig(
     output_dir=str(RUNS_DIR / "recipe"),
