@@ -189,6 +189,7 @@ class PromptingRow(ResultMixin):
     latency_n: int  # examples timed at batch 1
     fits_context: bool = True  # False: the longest prompt + max_new_tokens exceeds the model's context
     prompt_tokens_max: int = 0
+    answer_tokens_mean: float | None = None  # tokens in the timed answers (re-tokenized): latency grows with it
 
 
 def _context_limit(model) -> int | None:
@@ -238,16 +239,17 @@ def measure_prompts(model, tokenizer, examples, prompts: list[str] | None = None
     ev = evaluate_task(model, tokenizer, examples, prompts=prompts, max_new_tokens=max_new_tokens,
                        batch_size=batch_size)
     timed = prompts[:latency_examples]
-    latency = 0.0
+    latency, answer_tokens = 0.0, None
     if timed:
         generate(model, tokenizer, timed[:1], max_new_tokens=max_new_tokens, batch_size=1)  # warm-up
         t0 = time.perf_counter()
-        generate(model, tokenizer, timed, max_new_tokens=max_new_tokens, batch_size=1)
+        answers = generate(model, tokenizer, timed, max_new_tokens=max_new_tokens, batch_size=1)
         latency = (time.perf_counter() - t0) / len(timed)
+        answer_tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers) / len(answers)
     return PromptingRow(strategy=strategy, k=k, task_metric=float(ev.metric), fields=dict(ev.fields),
                         prompt_tokens_mean=float(ev.prompt_tokens_mean), seconds_per_answer=latency,
                         throughput_seconds_per_answer=float(ev.seconds_per_answer), n=len(examples),
-                        latency_n=len(timed), prompt_tokens_max=longest)
+                        latency_n=len(timed), prompt_tokens_max=longest, answer_tokens_mean=answer_tokens)
 
 
 @dataclass(repr=False)
