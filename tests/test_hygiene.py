@@ -131,7 +131,6 @@ ALLOWED_PROSE_FIGURES = {
     ("03_full_fine_tuning", "a cosine schedule with 10% warmup, weight decay 0.01"): "the recipe's settings",
     ("03_full_fine_tuning", "about 10% of the steps"): "a rule of thumb for a setting",
     ("03_full_fine_tuning", "to 0.1 and 0.5"): "values to try",
-    ("04_lora", "dropout 0.05"): "the default setting",
     ("05_qlora", "32 / 64 = 0.5 bits per weight: 12.5% on top of the 4 bits"): "arithmetic spelled out",
 }
 
