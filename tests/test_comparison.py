@@ -85,3 +85,25 @@ def test_compare_command_writes_a_report(tmp_path, capsys):
     text = out.read_text()
     assert "lora" in text and "ia3" in text
     assert f"written: {out}" in capsys.readouterr().out
+
+
+def test_measure_latency_keeps_the_fastest_round(monkeypatch):
+    import time
+
+    import coursekit.evaluate
+    from coursekit.comparison import measure_latency
+
+    pauses = iter([0.0, 0.20, 0.05, 0.12])  # the warm-up answer, then three timed rounds
+    calls = []
+
+    def fake_generate(model, tokenizer, prompts, max_new_tokens, batch_size, stop_at_eos):
+        calls.append((len(prompts), max_new_tokens, batch_size, stop_at_eos))
+        time.sleep(next(pauses))
+        return ["x"] * len(prompts)
+
+    monkeypatch.setattr(coursekit.evaluate, "generate", fake_generate)
+    seconds = measure_latency(None, None, ["a", "b"], new_tokens=7, rounds=3)
+    assert calls == [(1, 7, 1, False)] + [(2, 7, 1, False)] * 3  # batch 1, fixed length, end-of-sequence ignored
+    assert 0.05 / 2 <= seconds < 0.12 / 2  # the fastest round, per answer
+    with pytest.raises(ValueError, match="rounds"):
+        measure_latency(None, None, ["a"], rounds=0)
