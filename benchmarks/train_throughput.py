@@ -30,8 +30,16 @@ def load(model_name: str, device: str):
     return load_base_model(model_name, device=device)
 
 
-#: finetune's LoRA defaults (coursekit.train.methods), as both baselines configure peft
-LORA = dict(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+def _lora_defaults() -> dict:
+    """finetune's LoRA defaults (coursekit.train.methods), as both baselines configure peft."""
+    from coursekit.train import METHODS
+
+    options = METHODS["lora"].options
+    return dict(r=options["rank"], lora_alpha=options["alpha"], lora_dropout=options["dropout"],
+                target_modules=options["target_modules"], task_type="CAUSAL_LM")
+
+
+LORA = _lora_defaults()
 
 
 def trainer_settings(device, steps, batch_size, lr, out_dir) -> dict:
