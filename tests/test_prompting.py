@@ -143,6 +143,13 @@ def test_measure_prompts_reports_tokens_latency_and_metric(small_model):
     assert zero.task_metric == 0.0  # random weights answer nothing right
     assert zero.seconds_per_answer > 0 and four.throughput_seconds_per_answer > 0
     assert set(zero.fields) >= {"json_valid", "intent", "order", "priority", "reply", "exact"}
+    # the timed answers' length (latency grows with it): the same greedy answers, re-tokenized
+    from coursekit.evaluate import generate
+
+    timed = generate(model, tok, [format_prompt(q) for q in QUERIES[:2]], max_new_tokens=8, batch_size=1)
+    assert zero.answer_tokens_mean == pytest.approx(
+        sum(len(tok(a, add_special_tokens=False)["input_ids"]) for a in timed) / 2) and zero.answer_tokens_mean > 0
+    assert measure_prompts(model, tok, QUERIES[:2], max_new_tokens=8, latency_examples=0).answer_tokens_mean is None
 
 
 def test_a_prompt_longer_than_the_context_is_refused(small_model):
