@@ -55,9 +55,9 @@ def check(results: dict) -> None:
     assert all(rows[m]["task_metric"] > 0 for m in results["methods_scoring"])
     if results.get("model", "tiny") == "tiny" and results.get("device") == "cpu":
         # what this lesson shows: full fine-tuning and the LoRA family answer the task on the shared budget
-        # (100 steps x 8, 32 tickets). "Answers" is at least half the tickets exactly right, lesson 03's bar for
-        # "learned"; measured on 2 cores: full 1.00, LoRA 0.91, QLoRA 0.88, DoRA 1.00 (at 80 steps QLoRA was still at
-        # 0.06, its validation loss at 0.10 and falling), each at least four standard errors above the bar.
+        # (60 steps x 8, 32 tickets). "Answers" is at least half the tickets exactly right, lesson 03's bar for
+        # "learned"; measured on 2 cores: full 1.00, LoRA 0.91, QLoRA 0.81, DoRA 0.75, each at least two and a half
+        # standard errors (sqrt(0.5 x 0.5 / 32) = 0.088) above the bar.
         floor = 0.5
         for m in ("full", "lora", "qlora", "dora"):
             if m in rows:
@@ -70,7 +70,7 @@ def check(results: dict) -> None:
             steps = [step for step, _ in r["train_loss"]]
             assert len(steps) >= 10 and steps == sorted(steps) and steps[-1] <= r["steps"], (m, steps)
         # LoRA keeps no less of the probe than full fine-tuning, beyond three standard errors of the difference of two
-        # retentions on 120 questions (sqrt(2 x 0.8 x 0.2 / 120) / 0.83 = 0.062; measured at 100 steps 0.95 vs 0.98)
+        # retentions on 120 questions (sqrt(2 x 0.8 x 0.2 / 120) / 0.83 = 0.062; measured at 60 steps 0.95 vs 0.78)
         assert rows["lora"]["general_retention"] >= rows["full"]["general_retention"] - 0.19
 
 
