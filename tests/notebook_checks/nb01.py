@@ -28,7 +28,7 @@ def check(results: dict) -> None:
     if results["retrieval_task_metric"] is not None:
         measured.append(results["retrieval_task_metric"])
     assert results["best_prompting_task_metric"] == max(measured)
-    # measured at the CPU defaults: 0.88 after 100 LoRA steps (x 16, lr 5e-3), 0.0 for every prompt
+    # measured at the CPU defaults: 1.00 after 100 LoRA steps (x 8, lr 5e-3), 0.0 for every prompt
     assert results["finetuned_task_metric"] >= few["0"] + 0.5, (results["finetuned_task_metric"], few)
     assert results["finetuned_task_metric"] >= results["best_prompting_task_metric"] + 0.4, results
     assert results["finetuned_fields"]["json_valid"] > results["zero_shot_fields"]["json_valid"], results
