@@ -25,18 +25,18 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("00", "00_start_here", "Start here", "check your machine, meet the embedded model and the task data", 0.5,
            "CPU is enough", real_cpu_minutes=0.5),
     Lesson("01", "01_why_fine_tune", "Why fine-tune",
-           "when fine-tuning beats prompting or retrieval; the decision framework", 1.5, "CPU is enough",
+           "when fine-tuning beats prompting or retrieval; the decision framework", 1, "CPU is enough",
            real_cpu_minutes=9.5),
     Lesson("02", "02_memory_math", "Memory math", "what weights, gradients, optimizer states and activations cost; "
            "will it fit", 0.5, "CPU is enough", real_cpu_minutes=3),
     Lesson("03", "03_full_fine_tuning", "Full fine-tuning", "a full fine-tuning run, hyperparameters, catastrophic "
-           "forgetting", 4, "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=6),
-    Lesson("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 2.5,
-           "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=7),
-    Lesson("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 2,
+           "forgetting", 2, "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=6.5),
+    Lesson("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 1.5,
+           "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=5),
+    Lesson("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 1,
            "CUDA GPU, 4 GB+ (bitsandbytes 4-bit)", real_cpu_minutes=2.5),
     Lesson("06", "06_peft_comparison", "PEFT comparison", "adapters, prefix tuning, LoRA, QLoRA side by side; "
-           "choosing a method", 3, "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=9),
+           "choosing a method", 2, "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=10.5),
 )
 LESSON_NUMBERS: tuple[str, ...] = tuple(lesson.number for lesson in LESSONS)
 #: The lessons with exercises and a quiz.
