@@ -12,7 +12,6 @@ tokens for every method.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from coursekit._results import ResultMixin
@@ -63,22 +62,16 @@ def measure_latency(model, tokenizer, prompts: list[str], new_tokens: int = 32, 
     """Seconds per answer at batch 1, each answer exactly ``new_tokens`` long (end-of-sequence ignored), after
     one warm-up answer. The same length for every model, so the figure compares compute, not verbosity.
 
-    The prompts are timed ``rounds`` times and the fastest round is kept (as ``timeit`` does): a slower round measures
-    what else the machine was doing, which on a small model is as large as the differences between methods."""
-    from coursekit.evaluate import generate
+    The prompts are timed ``rounds`` times and the fastest round is kept (``coursekit.evaluate.timed_generate``): a
+    slower round measures what else the machine was doing, which on a small model is as large as the differences
+    between methods."""
+    from coursekit.evaluate import timed_generate
 
     prompts = list(prompts)
     if not prompts:
         raise ValueError("measure_latency needs at least one prompt")
     positive_int("new_tokens", new_tokens)
-    positive_int("rounds", rounds)
-    generate(model, tokenizer, prompts[:1], max_new_tokens=new_tokens, batch_size=1, stop_at_eos=False)
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        generate(model, tokenizer, prompts, max_new_tokens=new_tokens, batch_size=1, stop_at_eos=False)
-        best = min(best, time.perf_counter() - t0)
-    return best / len(prompts)
+    return timed_generate(model, tokenizer, prompts, new_tokens, stop_at_eos=False, rounds=rounds)[0]
 
 
 def serving_model(model, method: str):
@@ -261,11 +254,9 @@ def compare_methods(model_name: str = EMBEDDED_MODEL, methods=ALL_METHODS, *, tr
     def task_metric(model, tokenizer) -> float:
         return float(evaluate_task(model, tokenizer, metric_rows).metric)
 
-    base, tokenizer = load_base_model(model_name, device=device)
-    if latency_prompts is None:
-        latency_prompts = [task_prompt(r, tokenizer) for r in metric_rows[:4]]
-    out.base_task_metric = task_metric(base, tokenizer)
-    del base
+    def default_latency_prompts(tokenizer) -> list[str]:
+        return [task_prompt(r, tokenizer) for r in metric_rows[:4]]
+
     for m in methods:
         try:
             run = _train_method(m, model_name, train, eval, test, device=device, runs_dir=runs_dir,
@@ -276,10 +267,13 @@ def compare_methods(model_name: str = EMBEDDED_MODEL, methods=ALL_METHODS, *, tr
                 raise
             out.errors[m] = f"{type(exc).__name__}: {exc}"
             continue
+        latency_prompts = latency_prompts or default_latency_prompts(run.tokenizer)  # every run has the same one
         out.rows.append(_method_row(m, run, run.tokenizer, latency_prompts, latency_new_tokens, task_metric))
         del run
-    # The base model is timed last, in the same warmed-up process as the methods it is compared with.
+    # The untouched base model, measured last: timed in the same warmed-up process as the methods it is compared with
     base, tokenizer = load_base_model(model_name, device=device)
+    out.base_task_metric = task_metric(base, tokenizer)
+    latency_prompts = latency_prompts or default_latency_prompts(tokenizer)
     out.base_latency_seconds_per_answer = measure_latency(base, tokenizer, latency_prompts, latency_new_tokens)
     del base
     return out

@@ -160,6 +160,25 @@ def perplexity(model, tokenizer, texts: list[str], batch_size: int = 64, max_len
     return math.exp(total_loss / total_tokens)
 
 
+def timed_generate(model, tokenizer, prompts: list[str], max_new_tokens: int, *, stop_at_eos: bool = True,
+                   rounds: int = 1) -> tuple[float, list[str]]:
+    """Seconds per answer at batch 1 (one request at a time, greedy) after one warm-up answer, and the answers.
+
+    The prompts are answered ``rounds`` times and the fastest round is kept (as ``timeit`` does): a slower round
+    measures what else the machine was doing."""
+    import time
+
+    positive_int("rounds", rounds)
+    generate(model, tokenizer, prompts[:1], max_new_tokens=max_new_tokens, batch_size=1, stop_at_eos=stop_at_eos)
+    best, answers = float("inf"), []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        answers = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=1,
+                           stop_at_eos=stop_at_eos)
+        best = min(best, time.perf_counter() - t0)
+    return best / len(prompts), answers
+
+
 def rate_difference(p1: float, n1: int, p2: float, n2: int, z: float = 1.96) -> dict:
     """Whether two success rates measured on ``n1`` and ``n2`` examples differ by more than chance would explain.
 

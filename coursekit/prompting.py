@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import random
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -206,7 +205,7 @@ def measure_prompts(model, tokenizer, examples, prompts: list[str] | None = None
     When a prompt plus ``max_new_tokens`` does not fit the model's context: ``too_long="raise"`` raises a
     ValueError; ``"skip"`` returns a row with ``fits_context=False``, the prompt lengths, and no metric or latency.
     """
-    from coursekit.evaluate import evaluate_task, generate
+    from coursekit.evaluate import evaluate_task, timed_generate
 
     examples = _rows(examples, "examples")
     if not examples:
@@ -241,10 +240,7 @@ def measure_prompts(model, tokenizer, examples, prompts: list[str] | None = None
     timed = prompts[:latency_examples]
     latency, answer_tokens = 0.0, None
     if timed:
-        generate(model, tokenizer, timed[:1], max_new_tokens=max_new_tokens, batch_size=1)  # warm-up
-        t0 = time.perf_counter()
-        answers = generate(model, tokenizer, timed, max_new_tokens=max_new_tokens, batch_size=1)
-        latency = (time.perf_counter() - t0) / len(timed)
+        latency, answers = timed_generate(model, tokenizer, timed, max_new_tokens)
         answer_tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers) / len(answers)
     return PromptingRow(strategy=strategy, k=k, task_metric=float(ev.metric), fields=dict(ev.fields),
                         prompt_tokens_mean=float(ev.prompt_tokens_mean), seconds_per_answer=latency,

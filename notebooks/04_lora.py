@@ -477,13 +477,12 @@ else:
     smaller = [row for row in sweep if row["rank"] in below and row["rank"] < min(tied)]
     if smaller:
         # "too little rank" only when the smaller ranks score in rank order (each no higher than the next rank up)
-        in_order = all(a["task_metric"] <= b["task_metric"] for a, b in zip(smaller, smaller[1:]))
         out_of_order = next(((a, b) for a, b in zip(smaller, smaller[1:]) if a["task_metric"] > b["task_metric"]),
                             None)
         parts.append("r = " + ", ".join(str(row["rank"]) for row in smaller) + " scored lower"
                      + (" too; with a larger rank also low, this sweep cannot tell too little rank from a run that "
                         "had not learned yet" if between else
-                        ": too little rank for this budget, in this one run (one seed)" if in_order else
+                        ": too little rank for this budget, in this one run (one seed)" if out_of_order is None else
                         f", but not in order of rank (r = {out_of_order[0]['rank']} "
                         f"{out_of_order[0]['task_metric']:.0%}, r = {out_of_order[1]['rank']} "
                         f"{out_of_order[1]['task_metric']:.0%}): this sweep cannot tell too little rank from a run "
