@@ -60,6 +60,7 @@ import torch
 import coursekit
 from coursekit import evaluate
 from coursekit.evaluate import rate_difference
+from coursekit.notebook import count
 from coursekit.data import general_texts, load_task_dataset, show_learned_tokens, task_prompt, tokenize_with_labels
 from coursekit.plots import plot_runs, plot_sweep
 from coursekit.train import COMMON_OPTIONS, FreshRuns, mix_general_text
@@ -432,8 +433,9 @@ n_asked = len(before_answers)
 net = rate_difference(sum(a["correct"] for a in after_answers) / n_asked, n_asked,
                       sum(b["correct"] for b in before_answers) / n_asked, n_asked)["verdict"]
 results.record(probe_items_lost_aggressive=len(lost), probe_items_gained_aggressive=len(gained))
-ipd.Markdown(f"{len(lost)} probe questions the base model answered right are now wrong, and {len(gained)} it got "
-             f"wrong are now right: net {len(gained) - len(lost):+d} of {n_asked}, "
+ipd.Markdown(f"{count(len(lost), 'probe question')} the base model answered right "
+             f"{'is' if len(lost) == 1 else 'are'} now wrong, and {len(gained)} it got wrong "
+             f"{'is' if len(gained) == 1 else 'are'} now right: net {len(gained) - len(lost):+d} of {n_asked}, "
              + ("within chance on this many questions, so these losses are churn rather than measured forgetting."
                 if net == "tie" else "more than chance explains: forgetting." if net == "lower" else
                 "a gain larger than chance explains.")
@@ -530,7 +532,7 @@ if stopped.stopped_early and stopped.task_metric_after < LEARNED <= aggressive.t
                  f"two evaluations ({stop_every} steps apart) without a new best validation loss; it "
                  f"{outcome(stopped)}. The full run went on to learn the task, so this was a pause in the loss, not "
                  "the end of learning: with evaluations this close and a patience of two, early stopping stopped "
-                 "the run before it learned anything, and what it kept says only that it barely trained. A longer "
+                 "the run before it learned the task, and what it kept says only that it barely trained. A longer "
                  "patience or sparser evaluations are the test.")
 elif stopped.stopped_early:
     lines.append(f"* Early stopping ended the aggressive run after {stopped.steps} of {aggressive.steps} steps, when "
