@@ -122,21 +122,40 @@ def test_ruff_passes_on_the_code_and_the_lessons():
 
 # ------------------------------------------------------------------------------------------ figures come from code
 # A figure in a lesson's Markdown is typed by hand and cannot follow the measurement; figures belong in code cells
-# (f-strings rendered with ipd.Markdown) so they are the numbers the notebook just measured. A decimal number or a
-# percentage in a Markdown cell fails this test unless it is listed here with what it is: a setting, a model's name,
-# arithmetic spelled out in the sentence, or a quoted claim (checked in the lesson's code).
+# (f-strings rendered with ipd.Markdown) so they are the numbers the notebook just measured. A decimal number, a
+# percentage or a whole number of three digits or more in a Markdown cell fails this test unless it is listed here
+# with what it is: a setting, a model's name, a library's constant, arithmetic spelled out in the sentence, or a
+# quoted claim (checked in the lesson's code). Years in citations (1990-2030) and lesson numbers are not figures.
 PROSE_FIGURE = re.compile(r"(?<![\w.,\-/])(\d+(?:,\d{3})*(?:\.\d+)?\s?%|\d+(?:,\d{3})*\.\d+)(?![\w.\-/]*\w)")
+PROSE_WHOLE = re.compile(r"(?<![\w.,\-/])(\d{1,3}(?:,\d{3})+|\d{3,})(?![\w.\-/]*\w)")
 ALLOWED_PROSE_FIGURES = {
+    ("01_why_fine_tune", "(1,000+ good examples is the usual rule of thumb"): "a quoted rule of thumb",
+    ("01_why_fine_tune", "under 500 the usual advice"): "a quoted rule of thumb",
+    ("01_why_fine_tune", "10,000 ticket/reply pairs"): "the scenario: the task's training split (tests/test_data.py)",
+    ("01_why_fine_tune", "500 ms retrieval + 1000 tokens"): "a quoted claim, checked in the lesson's code",
+    ("01_why_fine_tune", "0 ms retrieval + 200 tokens"): "a quoted claim, checked in the lesson's code",
     ("02_memory_math", "Llama 3.1 8B"): "a model's name",
+    ("02_memory_math", "tiles of 4,096 tokens × 32,768 vocabulary entries"):
+        "TRL's tile sizes (test_quoted_library_constants)",
+    ("02_memory_math", "an RTX 4090 up to 24"): "a GPU's name and the quoted helper's threshold",
+    ("02_memory_math", "two up to 160"): "the quoted helper's threshold, checked in the lesson's code",
     ("03_full_fine_tuning", "a cosine schedule with 10% warmup, weight decay 0.01"): "the recipe's settings",
     ("03_full_fine_tuning", "about 10% of the steps"): "a rule of thumb for a setting",
     ("03_full_fine_tuning", "to 0.1 and 0.5"): "values to try",
+    ("03_full_fine_tuning", "costs 512 positions of compute"): "the quoted recipe's max_length",
+    ("05_qlora", "140 GB for a 70B model"): "arithmetic: 70 billion weights × 2 bytes",
     ("05_qlora", "32 / 64 = 0.5 bits per weight: 12.5% on top of the 4 bits"): "arithmetic spelled out",
+    ("05_qlora", "in blocks of 256"): "bitsandbytes' block size for the constants (test_quoted_library_constants)",
+    ("05_qlora", "(4,096 by default)"): "bitsandbytes' min_8bit_size (test_quoted_library_constants)",
+    ("05_qlora", "a 256-wide layer is 2,048"): "arithmetic spelled out",
+    ("05_qlora", "rank 8 times 4,096"): "a 7B model's width (Llama 2 7B's hidden size)",
+    ("06_peft_comparison", "one sequence of 2,048 tokens"): "the setting of the estimate",
 }
 
 
-def _prose_figures():
-    """(notebook, figure, the Markdown around it) for every decimal or percentage in a Markdown cell."""
+def _prose_figures(patterns=(PROSE_FIGURE, PROSE_WHOLE)):
+    """(notebook, figure, the Markdown around it) for every decimal, percentage or whole number of three digits or
+    more in a Markdown cell."""
     for path in sorted((ROOT / "notebooks").glob("*.py")):
         for cell in jupytext.read(path).cells:
             if cell.cell_type != "markdown":
@@ -145,8 +164,11 @@ def _prose_figures():
             text = re.sub(r"\$\$.*?\$\$|\$[^$]*\$", "", text, flags=re.S)  # formulas
             text = re.sub(r"\]\([^)]*\)", "]", text)  # link targets
             flat = " ".join(text.split())
-            for m in PROSE_FIGURE.finditer(flat):
-                yield path.stem, m.group(0), flat[max(0, m.start() - 80): m.end() + 80]
+            for pattern in patterns:
+                for m in pattern.finditer(flat):
+                    if pattern is PROSE_WHOLE and re.fullmatch(r"(199\d|20[0-2]\d|2030)", m.group(0)):
+                        continue  # a year
+                    yield path.stem, m.group(0), flat[max(0, m.start() - 80): m.end() + 80]
 
 
 def test_figures_in_markdown_come_from_code():
@@ -160,7 +182,7 @@ def test_figures_in_markdown_come_from_code():
 def test_allowed_prose_figures_are_still_there():
     found = list(_prose_figures())
     stale = [key for key in ALLOWED_PROSE_FIGURES
-             if not any(nb == key[0] and key[1] in around for nb, _, around in found)]
+             if not any(nb == key[0] and key[1] in around and figure in key[1] for nb, figure, around in found)]
     assert not stale, f"allow-list entries no longer in the lessons (remove them): {stale}"
 
 
@@ -168,6 +190,25 @@ def test_the_figure_pattern_catches_what_it_should():
     assert [m.group(0) for m in PROSE_FIGURE.finditer("kept 84% of the probe, 0.56 at r=64, loss 1,234.5")] == [
         "84%", "0.56", "1,234.5"]
     assert not list(PROSE_FIGURE.finditer("Llama-3.2-3B, fp32, lesson 03, 4-bit, v0.50, peft 0.21.2"))
+    assert [m.group(0) for m in PROSE_WHOLE.finditer("trained 480 tickets in 1,200 steps on 16 cores")] == [
+        "480", "1,200"]
+    assert not list(PROSE_WHOLE.finditer("lesson 03, 70B, A100 80GB, 1,024-token, 4-bit"))
+
+
+def test_quoted_library_constants():
+    """The library constants lessons 02 and 05 quote in prose are the pinned libraries' own."""
+    import inspect
+
+    import bitsandbytes.functional as bnb_functional
+    from bitsandbytes.optim.optimizer import Optimizer2State
+    from trl.kernels import chunked_logprob
+    from trl.trainer import utils as trl_utils
+
+    assert chunked_logprob.TOKEN_CHUNK_SIZE == 4096 and trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE == 32768
+    assert inspect.signature(Optimizer2State.__init__).parameters["min_8bit_size"].default == 4096
+    source = inspect.getsource(bnb_functional.quantize_4bit)
+    assert "blocksize = 64" in source  # the default block of weights (blocksize=None)
+    assert "blocksize=256" in source  # the block of constants in the nested (double) quantization
 
 
 # ------------------------------------------------------------------------------------------------ function length
