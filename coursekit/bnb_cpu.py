@@ -47,4 +47,41 @@ def keep_4bit_layout_on_cpu(model) -> int:
     return touched
 
 
-__all__ = ["keep_4bit_layout_on_cpu", "standard_4bit_layout"]
+def dequantization_seconds(model, rounds: int = 5) -> tuple[int, float]:
+    """``(layers, seconds)``: how many 4-bit layers ``model`` has, and the seconds to dequantize all their weights
+    once (the fastest of ``rounds``, as ``timeit`` keeps it).
+
+    A QLoRA training step pays this twice: bitsandbytes' ``MatMul4Bit`` dequantizes the weight in the forward pass
+    (on a CPU, ``gemm_4bit`` falls back to dequantize + matmul) and again in the backward pass, for the gradient
+    with respect to the layer's input. The weights are read in the standard layout (copies, outside the timing)."""
+    import time
+
+    import bitsandbytes as bnb
+    import bitsandbytes.functional as bnbf
+    import torch
+
+    from coursekit.validate import positive_int
+
+    positive_int("rounds", rounds)
+    weights = [standard_4bit_layout(m.weight, copy=True) for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    if not weights:
+        raise ValueError("the model has no 4-bit (bitsandbytes Linear4bit) layers to dequantize")
+    cuda = weights[0][0].is_cuda
+
+    def one_pass() -> float:
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for data, state in weights:
+            bnbf.dequantize_4bit(data, state)
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    with torch.no_grad():
+        one_pass()  # warm-up, not kept
+        best = min(one_pass() for _ in range(rounds))
+    return len(weights), best
+
+
+__all__ = ["dequantization_seconds", "keep_4bit_layout_on_cpu", "standard_4bit_layout"]

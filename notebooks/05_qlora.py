@@ -74,9 +74,8 @@ results.record(model=MODEL, size=SIZE)
 torch.manual_seed(SEED)
 GB, GIB = 1e9, 2**30
 BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)  # "cpu": embedded model; "real-cpu": a real model on a CPU; "gpu"
-# On a CPU, bitsandbytes dequantizes every 4-bit weight in each forward and backward pass: a QLoRA step of 8 on the
-# real model takes tens of seconds there (README: real-model figures), so the real-cpu run is a few steps that show
-# the mechanics. The embedded model trains lesson 04's steps and batch, at which its LoRA answers most tickets.
+# On a CPU, a training step of 8 examples on the real model takes seconds, with or without the 4-bit base (README:
+# real-model figures), so the real-cpu run is a few steps that show the mechanics. The embedded model trains lesson 04's steps and batch, at which its LoRA answers most tickets.
 STEPS = {"cpu": 100, "real-cpu": 4, "gpu": 400}[BUDGET_KEY]
 BATCH = {"cpu": 8, "real-cpu": 8, "gpu": 4}[BUDGET_KEY]  # micro-batch
 GRAD_ACCUM = {"cpu": 1, "real-cpu": 1, "gpu": 4}[BUDGET_KEY]  # micro-batches per optimizer step
@@ -454,9 +453,14 @@ qlora = finetune(qmodel, qtokenizer, data["train"], data["validation"], method="
 model, tokenizer = coursekit.load_base_model(MODEL, device=DEVICE)
 lora = finetune(model, tokenizer, data["train"], data["validation"], method="lora", test=data["test"],
                 runs_dir=RUNS_DIR, save_final=False, title="LoRA", **BUDGET)
+from coursekit.bnb_cpu import dequantization_seconds
 from coursekit.evaluate import rate_difference
 
 qlora_vs_lora = rate_difference(qlora.task_metric_after, N_METRIC, lora.task_metric_after, N_METRIC)
+dq_layers, dq_seconds = dequantization_seconds(qlora.model)  # all 4-bit weights once, fastest of 5
+dq_train = 2 * dq_seconds * qlora.steps * BUDGET["grad_accum"]  # forward and backward, every micro-batch
+extra = qlora.train_seconds - lora.train_seconds
+results.record(dequantize_all_seconds=dq_seconds, dequantize_train_seconds=dq_train)
 results.record(n_metric=N_METRIC, qlora_lora_verdict=qlora_vs_lora["verdict"], qlora=qlora, lora=lora)  # runs whole
 ipd.Markdown(
     f"| | LoRA | QLoRA |\n|---|---|---|\n"
@@ -478,10 +482,16 @@ ipd.Markdown(
        "higher": "differ by more than chance explains, with **QLoRA ahead**.",
        "lower": "differ by more than chance explains, with **LoRA ahead**: here the 4-bit base cost quality."})[
         qlora_vs_lora["verdict"]]
-    + f" QLoRA took {qlora.train_seconds / lora.train_seconds:.2f}× LoRA's time"
-    + (": every forward and backward dequantizes the 4-bit weights on the fly." if qlora.train_seconds >
-       1.1 * lora.train_seconds else ": no slowdown beyond one timing's noise on a model this small.")
-    + " The widely quoted \"20–30% slower\" is a GPU figure; on a CPU the ratio differs."
+    + f" QLoRA took {qlora.train_seconds / lora.train_seconds:.2f}× LoRA's time (the widely quoted \"20–30% slower\" "
+    "is a claim about GPUs). Each step dequantizes every 4-bit weight twice (forward, and backward for the input's "
+    f"gradient); one pass over the {dq_layers} layers stored in 4 bits "
+    f"takes {dq_seconds * 1e3:.2f} ms here, so {qlora.steps} steps spend about {dq_train:.2f} s dequantizing, "
+    f"{dq_train / qlora.train_seconds:.0%} of QLoRA's {qlora.train_seconds:.1f} s"
+    + ("." if extra <= 0 else
+       f": {'most' if dq_train >= extra / 2 else 'at most ' + format(min(1, dq_train / extra), '.0%')} of the "
+       f"{extra:.1f} s difference"
+       + ("." if dq_train >= extra / 2 else
+          "; the rest is not dequantization: other parts of the step, or the noise between two timed runs."))
     + (f" Peak memory is *higher* for QLoRA here ({qlora.peak_memory_bytes / 1e6:.0f} against "
        f"{lora.peak_memory_bytes / 1e6:.0f} MB). On a CPU the figure is what the process grew by while training: "
        "it counts bitsandbytes' dequantized copies and buffers, and also the one-off allocations (allocator arenas, "

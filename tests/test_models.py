@@ -153,6 +153,24 @@ def test_4bit_layers_keep_their_layout_through_an_evaluation_pass():
     assert torch.allclose(x.grad.float(), expected, rtol=2e-2, atol=2e-2), (x.grad - expected).abs().max()
 
 
+def test_dequantization_seconds_times_every_4bit_layer():
+    """Lesson 05 compares this with QLoRA's extra training time: it counts each 4-bit layer once and refuses a model
+    without any."""
+    import bitsandbytes as bnb
+
+    from coursekit.bnb_cpu import dequantization_seconds
+
+    model, _ = load_base_model("tiny", quantization="nf4", device="cpu")
+    layers, seconds = dequantization_seconds(model, rounds=2)
+    assert layers == sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()) == 4 * 7  # 7 projections a layer
+    assert 0 < seconds < 5
+    plain, _ = load_base_model("tiny", device="cpu")
+    with pytest.raises(ValueError, match="no 4-bit"):
+        dequantization_seconds(plain)
+    with pytest.raises(ValueError, match="rounds"):
+        dequantization_seconds(model, rounds=0)
+
+
 def test_pretraining_seq_len_reads_the_embedded_recipe():
     from coursekit.models import pretraining_seq_len
     from coursekit.models.build import Recipe

@@ -80,6 +80,10 @@ def check(results: dict) -> None:
             assert final[name] < 0.05 * first[name], (name, final, first)
         assert abs(final["qlora"] - final["lora"]) < 0.02 * first["lora"], (final, first)
     assert all(run["train_seconds"] > 0 and run["peak_memory_bytes"] > 0 for run in runs.values())
+    # dequantizing every 4-bit weight twice per step is part of QLoRA's training time, never more than all of it
+    steps = runs["qlora"]["steps"] * runs["qlora"]["grad_accum"]
+    assert results["dequantize_train_seconds"] == 2 * steps * results["dequantize_all_seconds"] > 0
+    assert results["dequantize_train_seconds"] < runs["qlora"]["train_seconds"]
 
     # re-quantizing after the merge loses part of the update; dequantize-then-merge keeps the model's outputs
     # (measured 0.31 of the update after 100 steps; 0.5 and more after 30: the larger the update, the less is lost)
