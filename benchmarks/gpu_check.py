@@ -383,7 +383,7 @@ try:
         out.update(device_name=torch.cuda.get_device_name(0), total_bytes=total,
                    capability=".".join(map(str, torch.cuda.get_device_capability(0))),
                    multiprocessors=props.multi_processor_count, cuda_version=torch.version.cuda,
-                   bf16=bool(torch.cuda.is_bf16_supported()),
+                   bf16=bool(torch.cuda.is_bf16_supported(including_emulation=False)),
                    context_bytes=int(total - free - torch.cuda.memory_reserved()))
 except Exception as e:
     out["cuda"] = False

@@ -49,7 +49,7 @@ def trainer_settings(device, steps, batch_size, lr, out_dir) -> dict:
     return dict(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
                 lr_scheduler_type="cosine", warmup_steps=0.1, weight_decay=0.01, logging_steps=10_000,
                 save_strategy="no", report_to="none", disable_tqdm=True, use_cpu=device == "cpu",
-                bf16=device == "cuda" and torch.cuda.is_bf16_supported(), include_num_input_tokens_seen="non_padding",
+                bf16=device == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False), include_num_input_tokens_seen="non_padding",
                 seed=0, dataloader_pin_memory=device == "cuda")
 
 

@@ -77,11 +77,14 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def bf16_supported(device: str) -> bool:
-    """Whether training in bf16 is sensible on ``device`` (CUDA with bf16 support; CPU and MPS train in fp32)."""
+    """Whether training in bf16 is sensible on ``device``: a CUDA GPU that computes in bf16 (compute capability 8.0
+    or later: A100, L4, H100, RTX 30xx and later), not one that only emulates it (a T4 or V100, where
+    ``torch.cuda.is_bf16_supported()`` answers True by default because a bf16 tensor can be created); CPU and MPS
+    train in fp32."""
     import torch
 
     if device == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False))
     return False
 
 

@@ -88,3 +88,18 @@ def test_fact_check_box_quotes_every_line_and_refuses_an_empty_claim():
         fact_check_markdown("  ")
     with pytest.raises(ValueError, match="computed"):
         fact_check_markdown("a claim", "")
+
+
+def test_bf16_only_on_gpus_that_compute_in_it(monkeypatch):
+    """A T4 or V100 can hold bf16 tensors (torch.cuda.is_bf16_supported() says True by default) but emulates bf16
+    arithmetic; the course trains there in fp32, as on a CPU, and in bf16 from compute capability 8.0."""
+    import torch
+
+    from coursekit.env import bf16_supported
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for native in (False, True):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True, n=native: n or
+                            including_emulation)
+        assert bf16_supported("cuda") is native
+    assert bf16_supported("cpu") is False and bf16_supported("mps") is False
