@@ -48,11 +48,12 @@ def as_number(answer) -> float | None:
 
 
 def tolerance_text(rel_tol: float, abs_tol: float = 0.0, unit: str = "") -> str:
-    """``'1.00% relative'``, ``'0.5 GB absolute'``, both joined with 'or', or ``'exact'``."""
+    """``'1% relative'``, ``'0.5 GB absolute'``, both joined with 'or', or ``'exact'``."""
     parts = []
     if rel_tol:
-        parts.append(f"{rel_tol:.2%} relative")
+        parts.append(f"{rel_tol * 100:g}% relative")
     if abs_tol:
+        unit = unit[:-1] if abs_tol == 1 and unit.endswith("s") else unit  # "1 step", "2 steps"
         parts.append(f"{abs_tol:g}{(' ' + unit) if unit else ''} absolute")
     return " or ".join(parts) or "exact"
 

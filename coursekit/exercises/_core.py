@@ -178,6 +178,8 @@ class NumericExercise(Exercise):
 
     def _extra_markdown(self) -> str:
         unit = f" in **{self.unit}**" if self.unit else ""
+        if not (self.rel_tol or self.abs_tol):
+            return f"*Answer with a number{unit}; exact answers only.*"
         return f"*Answer with a number{unit}; accepted within {self.tolerance_text()}.*"
 
     def _grade(self, answer):

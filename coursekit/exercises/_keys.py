@@ -44,9 +44,11 @@ CHOICE_KEYS = {
         'oF0FiCjCf3/BoO9m8OHGTdohhLRGRxST/a0EPJ5cOZ+Bi11F1Os2HuVRVy+nq5zBomva3XxFo+Q='),
     '06.method_fits_gpu': (
         '1634050069102c3033666469c7d58cd67174e75ee3663c0540b94d3edadf2dfc',
-        'SLdm7un+JI/7qz4idBCBST0jM2Oy8rnVG4O2smELYT9yhQwBIfEdC9y2actZlS1aY79SgAsgte3eftafhmZqwZ8nkf9ndiYz'
-        'EGfXkaDNDWp/SLSl1Sh12Hx1RzCVqVVHc337zf9fYwWMB87kScjZQg1yDO/EKh4TnnmHkEbB+fLpGt1XDeK3DZ3Mg/3Z4LKS'
-        'WH1001agxN1faVX2n3JQ3oX7JiFArLCnAdshfFywAAvvZtqAhZ1KyiGcfT2WkP7DgBGzgqmgRi5H/hECPpuFfimTUXFROwLR'
-        'V5KGuwmOGaLZkcSdrW1Hr6rmJaCf+lvV12mCHfcrIktMXFMFYVZ9+PBgaEN2zyrNM82jySGs4+MJzHjRjKrop4qJuHZ0uvJy'
-        '5cgGimjGb2RyYDsi4ZkkrShUMdc+ZzHpfj+6ySn1b+cG/Vm5sVKghatkuqIeyliSm7xkRwgKLSjfyJs2C0D99MB1ZljM4RQu'),
+        'SLdm7un+JI/7qz4idBCBST0jM2Oy8rnVG4O2smELMmt4yVhDarNYP76+PZAFh3l1b90d0gI1oqOKYdbWh3xxyNoo3edsem17'
+        'CXuFlezWC24rSLSl0XxnijVeaWPWvE9Gf2+8gph6TneuRtPuScucRgQxX+/HJRRW2WiHmkHL46a2TtNVDbD6ApLFnf3M/b2D'
+        'ECluzx+vwIlYelHmhT1Nl9PtO2Bg45aPTNE8fFD/EAjycJ+UgYAPnSuJe3OYiv6J2B3h1u+6WjYO9REWPsTRI3XaFDZDdUyU'
+        'AcHEsRidD/DImJbJtGFQvefuPreI+luHmSyrf6lsdmoCHQkIOxJrscoGMxN2ziKEPs24jmHqsOhdnzOfjPmqqoaJ/TJ0jdUs'
+        '5c8PkWrDKnxyc2FnpYEz+2dbaMU0ZjG1Omn4k3qnW6JkuwftkVHpy+N086VK5WrDm6liRggcKzXR1o4xQlvy7J91VnbMxiEg'
+        'NqDra+Acoz9F1EfS3KH9UDdJcgkNi8xNkUGKDFjZru2G9RsVlOBJmx0+Fm5Y4BOWr6yiCJatOrSGe43Vkt4OTAe8oF/G1/Kl'
+        '+jQDooI9CK9U0WJMt1bYzW7lLUuSphqi'),
 }

@@ -234,11 +234,11 @@ EXERCISES = [
         "all optimizer steps. How many warmup steps?",
         ["First: optimizer steps per epoch = ceil(examples / effective batch).",
          "Total steps = steps per epoch x epochs.",
-         "warmup = {warmup_ratio} x ceil({examples} / {batch}) x {epochs}"],
-        answer_fn=lambda p: p["warmup_ratio"] * math.ceil(p["examples"] / p["batch"]) * p["epochs"],
+         "warmup = ceil({warmup_ratio} x ceil({examples} / {batch}) x {epochs}): Trainer rounds up"],
+        answer_fn=lambda p: math.ceil(p["warmup_ratio"] * math.ceil(p["examples"] / p["batch"]) * p["epochs"]),
         explain_fn=lambda p, v: (f"ceil({p['examples']:,} / {p['batch']}) = {math.ceil(p['examples'] / p['batch'])} steps "
                                  f"per epoch, x {p['epochs']} = {math.ceil(p['examples'] / p['batch']) * p['epochs']} "
-                                 f"steps; {p['warmup_ratio']:.0%} of that is {v:g} (Trainer rounds up)."),
+                                 f"steps; {p['warmup_ratio']:.0%} of that, rounded up as Trainer does, is {v:g}."),
         unit="steps", rel_tol=0.0, abs_tol=1.0,
         params={"examples": 10_000, "batch": 16, "epochs": 3, "warmup_ratio": 0.1}),
     _choice("03.forgetting_signal", "Detecting catastrophic forgetting",
@@ -329,7 +329,8 @@ EXERCISES = [
                                  f"({p['params'] * p['overhead_bits'] / 8 / GB:.2f} GB)."),
         unit="GB", rel_tol=0.005, params={"params": 70e9, "overhead_bits": 0.126953125}),
     _choice("05.adapter_precision", "Why the adapters stay in higher precision",
-            "In QLoRA, the base weights are stored in 4-bit NF4 but the LoRA matrices in bf16. Why?",
+            "In QLoRA, the base weights are stored in 4-bit NF4 but the LoRA matrices in 16 or 32 bits (bf16 in the "
+            "QLoRA paper's recipe, fp32 in peft's default and on a CPU). Why?",
             ["Which weights change during training?", "What happens to a tiny update rounded to one of 16 levels?",
              "Frozen weights only need to be read; trained weights need fine-grained updates."],
             {"a": "bf16 matmuls are faster than 4-bit ones",
@@ -338,10 +339,11 @@ EXERCISES = [
              "d": "To make the saved adapter file larger"}),
     # ---------------------------------------------------------------- 06 PEFT comparison
     _choice("06.method_fits_gpu", "Which method fits this GPU?",
-            "You must adapt a 13B model on one 24 GB GPU, one task, with the model, its gradients and its optimizer "
+            "You must adapt a 13B model on one GPU sold as 24 GB (24 GiB: 25.8e9 bytes), one task, with the model, its gradients and its optimizer "
             "state on the GPU (no CPU or NVMe offload). Which method can run?",
             ["Start from the frozen weights: 13e9 parameters at 2 bytes.",
-             "26 GB of bf16 weights do not fit in 24 GB.", "Only a 4-bit base leaves room for training."],
+             "26e9 bytes (24.2 GiB) of bf16 weights already fill the 24 GiB card, before any training state.",
+             "Only a 4-bit base leaves room for training."],
             {"a": "Full fine-tuning", "b": "LoRA on a bf16 base", "c": "QLoRA", "d": "None"}),
     NumericExercise(
         "06.adapter_params", "Houlsby adapter parameters",
