@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import enum
 
+from coursekit.notebook import count
+
 #: SFTConfig keys about output, logging, evaluation, saving and device placement, not about training.
 BOOKKEEPING = frozenset({
     "output_dir", "run_name", "report_to", "disable_tqdm", "logging_dir", "logging_strategy", "logging_steps",
@@ -110,10 +112,12 @@ def recipe_report(pairs: dict, *, expected: dict | None = None) -> tuple[bool, s
             else:
                 same = False
                 lines.append(f"`{name}.{key}`: **{va!r} on the page, {vb!r} in `finetune`**")
-    names = ", ".join(f"`{n}`" for n in pairs)
-    head = (f"The recipe above and `finetune` built the same {names} ({compared} settings compared, where the run "
-            "writes and logs left aside)" if same else
-            f"The recipe above and `finetune` do **not** build the same {names} ({compared} settings compared)")
+    quoted = [f"`{n}`" for n in pairs]
+    names = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+    settings = count(compared, "setting")
+    head = (f"The recipe above and `finetune` built the same {names}" + (" except where expected" if lines else "")
+            + f" ({settings} compared, leaving aside where each run writes and logs)" if same else
+            f"The recipe above and `finetune` do **not** build the same {names} ({settings} compared)")
     return same, head + (": " + "; ".join(lines) + "." if lines else ".")
 
 
