@@ -193,7 +193,10 @@ results.record(claimed_lora_qv_3b=CLAIMED_QV_3B, claimed_all_3b=CLAIMED_ALL_3B, 
 # How many bytes a parameter costs depends on the **precision recipe**, not on "bf16" alone. The recipes the
 # estimator knows, and the bytes per parameter it counts for weights, gradients and Adam's state. `amp-bf16` is
 # `Trainer(bf16=True)` on a model loaded with `dtype=torch.float32`; transformers 5 loads a checkpoint in its own
-# dtype by default (`dtype="auto"`: bf16 for Llama-3.1-8B), and `Trainer(bf16=True)` on that model is the `bf16` recipe:
+# dtype by default (`dtype="auto"`: bf16 for Llama-3.1-8B), and `Trainer(bf16=True)` on that model is the `bf16` recipe.
+# The optimizer priced is torch's AdamW (`optim="adamw_torch"`, what this course's runs use): on a GPU its step
+# allocates a temporary as large as one of Adam's states. The Trainer's default with torch 2.8 or later,
+# `adamw_torch_fused`, computes the update in one kernel without it, so its peak can be lower than the tables below:
 
 # %%
 per_param = {}
