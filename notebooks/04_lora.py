@@ -19,10 +19,11 @@
 # # 04 · LoRA: low-rank adaptation
 #
 # Full fine-tuning (lesson 03) changes every weight and pays for it: gradients and optimizer state for every
-# parameter, a full copy of the model per task, and, at high learning rates, forgetting (lesson 03). LoRA freezes the model and learns a small update
-# beside each chosen weight matrix. In this lesson you build the LoRA layer yourself, check it against peft to the
-# last digit, then train with peft: how rank, alpha, dropout and target modules matter, what the saved adapter costs on
-# disk, and how merging makes it free at inference.
+# parameter, a full copy of the model per task, and, at high learning rates, forgetting (lesson 03). LoRA freezes
+# the model and learns a small update beside each chosen weight matrix. In this lesson you build the LoRA layer
+# yourself, check that it matches peft (the trainable count here; outputs and a loss curve in the course's tests),
+# then train with peft: how rank, alpha, dropout and target modules matter, what the saved adapter costs on disk, and
+# how merging makes it free at inference.
 
 # %% tags=["parameters"]
 MODEL = "tiny"  # the embedded model; "smollm2-135m-instruct": a real instruct model, offline; on a GPU any hub id
@@ -114,7 +115,8 @@ ipd.Markdown(f"A {in_f}×{out_f} projection has {full_update:,} weights; a rank-
              f"{CLAIMED_LORA_WEIGHTS:,} and {CLAIMED_RATIO}× " + ("check out)." if holds else "do not match)."))
 
 # %%
-from coursekit.memory import GB, estimate_memory
+from coursekit.memory import estimate_memory
+from coursekit.units import MIB, gib_text
 
 RUN = dict(precision="mixed-bf16", batch_size=1, seq_len=2048, checkpointing=True)  # as in lesson 02
 R8, ARCH_7B = 8, "llama-2-7b"  # the quoted example: r=8 on one 4096x4096 matrix of a 7B model
@@ -135,13 +137,13 @@ fact_check(
     f"({lora_r8:,} parameters instead of {full_update:,}) and concludes: *\"Result: 100x less memory!\"*",
     f"with lesson 02's estimator and the recipe `{RUN['precision']}` (bf16 weights and gradients, fp32 master "
     f"copy and Adam moments; LoRA adapters in fp32), what shrinks is the state of the part that trains. For this "
-    f"matrix, gradients and optimizer state go from {state_full / 1e6:,.1f} MB to {state_lora / 1e6:,.2f} MB, "
+    f"matrix, gradients and optimizer state go from {state_full / MIB:,.1f} MiB to {state_lora / MIB:,.2f} MiB, "
     f"**{state_full / state_lora:.0f}× less**. But the frozen matrix stays in memory "
     f"({frozen_bpp:g} bytes per weight), so this matrix's memory, frozen weight included, goes from "
-    f"{matrix_full / 1e6:,.1f} MB ({full_bpp:g} bytes per weight) to {matrix_lora / 1e6:,.1f} MB: "
+    f"{matrix_full / MIB:,.1f} MiB ({full_bpp:g} bytes per weight) to {matrix_lora / MIB:,.1f} MiB: "
     f"**{matrix_full / matrix_lora:.1f}× less**. For a whole training run of {ARCH_7B} ({RUN['batch_size']} × "
     f"{RUN['seq_len']:,} tokens, checkpointing, LoRA r={rank} on every linear layer): "
-    f"full fine-tuning {full_7b.total_bytes / GB:,.1f} GB, LoRA {lora_7b.total_bytes / GB:,.1f} GB, "
+    f"full fine-tuning {gib_text(full_7b.total_bytes)}, LoRA {gib_text(lora_7b.total_bytes)} of GPU memory, "
     f"**{full_7b.total_bytes / lora_7b.total_bytes:.1f}× less**. Not 100×: the frozen weights and the activations "
     "set the floor.")
 
@@ -266,11 +268,11 @@ ipd.Markdown(f"Task metric {lora.task_metric_before:.2f} → **{lora.task_metric
 #
 # `finetune` is the Hugging Face recipe plus measurement. Here is the recipe alone, as you would write it in your own
 # project: load the model and tokenizer, describe the adapter with peft's `LoraConfig` and the training with TRL's
-# `SFTConfig`, hand both to `SFTTrainer`, train, save. The rows are conversational prompt/completion pairs (lesson
-# 03, section 1), so `completion_only_loss=True` puts the loss on the answer only. The cell runs `RECIPE_STEPS` steps
+# `SFTConfig`, hand both to `SFTTrainer`, train, save. The rows are prompt/completion pairs (conversational ones for a
+# model with a chat template: lesson 03, section 1), so `completion_only_loss=True` puts the loss on the answer only. The cell runs `RECIPE_STEPS` steps
 # to show that it works. After it: what the recipe changes from `SFTConfig`'s defaults (two matter at any scale:
 # gradient checkpointing is on unless you turn it off, which saves activation memory and costs one more forward pass
-# per step, and rows longer than `max_length` are cut), and a check that `finetune` built the same configs for the
+# per micro-batch, and rows longer than `max_length` are cut), and a check that `finetune` built the same configs for the
 # run above.
 
 # %%
@@ -372,7 +374,7 @@ fact_check(
     + f": peft {peft.__version__} makes the adapter weights fp32 even on an fp16 model "
     f"(`get_peft_model(..., autocast_adapter_dtype=True)`, the default), here {', '.join(fp16_lora[1])}, and "
     f"`unscale_` ends in **{fp16_lora[0]}**. "
-    + (f"{'Neither script' if full_stops else 'The scripts do not'} run as printed on transformers "
+    + (f"{'Neither script runs' if full_stops else 'The scripts do not run'} as printed on transformers "
        f"{transformers.__version__}, though: `evaluation_strategy` is now `eval_strategy`, and the old name gives "
        f"**{evaluation_strategy}**." if old_name_refused else
        f"transformers {transformers.__version__} still accepts their `evaluation_strategy`."))
@@ -492,8 +494,10 @@ else:
                      f"{SWEEP_STEPS} steps at the same learning rate: more rank did not help in this budget (one seed "
                      "of a short run: a longer one tells whether the larger ranks catch up)")
     reading = "; ".join(parts) + "."
-if max(sweep, key=lambda row: row["final_eval_loss"])["rank"] == RANKS[-1]:
-    reading += (f" The largest rank, r = {RANKS[-1]}, ended with the highest validation loss: at this learning rate "
+losses = [row["final_eval_loss"] for row in sweep]
+if max(sweep, key=lambda row: row["final_eval_loss"])["rank"] == RANKS[-1] and max(losses) > 1.5 * min(losses):
+    reading += (f" The largest rank, r = {RANKS[-1]}, ended with the highest validation loss, over half as high again as "
+                f"the lowest ({max(losses):.3f} against {min(losses):.3f}): at this learning rate "
                 "and budget, rsLoRA's scale did not make learning independent of the rank.")
 ipd.Markdown(
     "| rank | trainable parameters | task metric | final validation loss |\n|---|---|---|---|\n"
@@ -515,7 +519,7 @@ ipd.Markdown(
 # * **QLoRA** (Dettmers et al., [2023](https://arxiv.org/abs/2305.14314)): the authors' scripts for their Guanaco
 #   models ([artidoro/qlora](https://github.com/artidoro/qlora), `scripts/finetune_guanaco_*.sh`, with
 #   `qlora.py`'s defaults) put LoRA on every linear layer of the decoder except `lm_head`, with `--lora_r 64` and
-#   `--lora_alpha 16` (a scale alpha/r of one quarter, where this lesson's main run uses 2); `--lora_dropout 0.1` for 7B and
+#   `--lora_alpha 16` (a scale alpha/r of one quarter); `--lora_dropout 0.1` for 7B and
 #   `--lora_dropout 0.05` for 13B, 33B and 65B; `--learning_rate 0.0002` for 7B and 13B and `--learning_rate 0.0001`
 #   for 33B and 65B; a constant schedule after a short warmup (`--warmup_ratio 0.03`), gradient clipping at
 #   `--max_grad_norm 0.3`, no weight decay, 16 sequences per optimizer step (batch 4 × 4 accumulation steps; 1 × 16
@@ -558,8 +562,8 @@ ipd.Markdown(f"The adapter takes **{adapter_bytes / 1e6:.2f} MB** on disk (MB = 
 # adapter_name=...)` loads the first; `load_adapter(path, adapter_name=...)` adds another (loaded, not yet active);
 # `set_adapter(name)` picks the one that runs (`PeftModel` activates one adapter at a time); inside
 # `with model.disable_adapter():` the adapters stay loaded but are skipped, and the model is the bare base. This
-# lesson has trained two adapters for the same base: section 4's LoRA run, saved above, and the written-out recipe's,
-# saved by `trainer.save_model`. Below, both go onto one fresh copy of the base and see the same four prompts.
+# lesson has two adapters for the same base: section 4's LoRA run, saved above (trained here, or loaded from the run
+# cache), and the written-out recipe's, saved by `trainer.save_model`. Below, both go onto one fresh copy of the base and see the same four prompts.
 
 # %%
 fresh2, _ = coursekit.load_base_model(MODEL, device=DEVICE)

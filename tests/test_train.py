@@ -613,3 +613,15 @@ def test_fresh_runs_train_each_run_on_a_fresh_base_and_a_repeated_run_once(tmp_p
         runs("x", 4, rows=train)
     with pytest.raises(ValueError, match=r"n_examples must be between 1 and 8 \(the training split\), got 9"):
         runs("x", 9)
+
+
+def test_lora_defaults_are_the_ones_lesson_04_states():
+    """Lesson 04's Markdown names finetune's LoRA defaults; this fails when one of them changes."""
+    from pathlib import Path
+
+    from coursekit.train import METHODS
+
+    options = METHODS["lora"].options
+    assert (options["rank"], options["alpha"], options["dropout"]) == (8, 16, 0.0)
+    lesson = (Path(__file__).parents[1] / "notebooks" / "04_lora.py").read_text()
+    assert "(rank 8, alpha 16, no dropout by default)" in lesson
