@@ -19,8 +19,8 @@
 # # 05 · QLoRA: LoRA on a 4-bit model
 #
 # LoRA (lesson 04) makes the *trainable* part small, but the frozen model still sits in memory in 16 bits: 140 GB for
-# a 70B model. QLoRA stores the frozen weights in 4 bits and trains LoRA adapters on top (in 16 bits on a GPU, in
-# fp32 on a CPU: section 5 shows which). Three ideas make
+# a 70B model. QLoRA stores the frozen weights in 4 bits and trains LoRA adapters on top (in bf16 on a GPU that
+# computes in bf16, in fp32 elsewhere: section 5 shows which). Three ideas make
 # it work: the **NF4** data type, **double quantization** of the scaling constants, and **paged optimizers**. You will
 # build the first two from scratch and match bitsandbytes bit for bit, then train a real QLoRA run and compare it with
 # LoRA.
@@ -75,14 +75,16 @@ torch.manual_seed(SEED)
 GB, GIB = 1e9, 2**30
 BUDGET_KEY = coursekit.budget_key(MODEL, SIZE)  # "cpu": embedded model; "real-cpu": a real model on a CPU; "gpu"
 # On a CPU, a training step of 8 examples on the real model takes seconds, with or without the 4-bit base (README:
-# real-model figures), so the real-cpu run is a few steps that show the mechanics. The embedded model trains lesson 04's steps and batch, at which its LoRA answers most tickets.
+# real-model figures), so the real-cpu run is a few steps that show the mechanics. The embedded model trains lesson
+# 04's steps and batch, at which its LoRA answers most tickets.
 STEPS = {"cpu": 100, "real-cpu": 4, "gpu": 400}[BUDGET_KEY]
 BATCH = {"cpu": 8, "real-cpu": 8, "gpu": 4}[BUDGET_KEY]  # micro-batch
 GRAD_ACCUM = {"cpu": 1, "real-cpu": 1, "gpu": 4}[BUDGET_KEY]  # micro-batches per optimizer step
 RECIPE_STEPS = {"cpu": 5, "real-cpu": 1, "gpu": 20}[BUDGET_KEY]  # the recipe written out runs a few steps
-# Learning rates scaled to the model (lesson 04): the same for LoRA and QLoRA, so only the 4-bit base differs. On the
-# embedded model, twice lesson 04's rate: after 100 steps at 5e-3, one seed of three left QLoRA at 0.09 of the
-# tickets (its validation loss ended at 0.09); at 1e-2 every seed reached 0.9 or more, LoRA's too.
+# Learning rates scaled to the model (lesson 04): the same for LoRA and QLoRA, so the runs differ only in the 4-bit
+# base and the optimizer each method uses (QLoRA's paged 8-bit AdamW). On the
+# embedded model, twice lesson 04's rate: at 5e-3, QLoRA can fail to learn the task within this budget, at 1e-2 both
+# learn it (`benchmarks/budget_seeds.py` measures that over several random seeds).
 LR = {"cpu": 1e-2, "real-cpu": 1e-3, "gpu": 2e-4}[BUDGET_KEY]
 N_METRIC = {"cpu": 64, "real-cpu": 8, "gpu": 200}[BUDGET_KEY]
 EVAL_SIZE = {"cpu": 64, "real-cpu": 8, "gpu": 64}[BUDGET_KEY]  # validation examples for the loss during training
@@ -139,9 +141,10 @@ print(f"{tuple(weight.shape)} weight -> {packed.numel():,} bytes of codes + {abs
       f"same bytes as bitsandbytes: {nf4_bytes_match}; same restored values: {nf4_restore_match}")
 
 # %% [markdown]
-# **NF4 against int4 and fp4.** The same blockwise scheme with three tables of 16 levels, on every linear weight of
+# **NF4 against int4 and fp4.** The same blockwise scheme with three tables of 16 codes, on every linear weight of
 # the model: evenly spaced integers (int4), bitsandbytes' 4-bit float (fp4: sign, 2 exponent bits, 1 mantissa bit),
-# and NF4.
+# and NF4. int4 and fp4 spend two codes on zero (15 distinct values); NF4 has a single zero, so 16 distinct values,
+# which is part of its advantage.
 
 # %%
 tables = {"int4": torch.cat([int4_levels(), torch.zeros(1)]).sort().values, "fp4": fp4_levels(), "nf4": levels}
@@ -222,7 +225,9 @@ fact_check(
 # * **Paging.** The state is allocated in CUDA *unified memory*: when the GPU runs short (a long sequence makes a
 #   memory spike), the driver moves state pages to CPU RAM and back when the optimizer step needs them. It moves
 #   **only the optimizer state**, not weights, activations or gradients, and it is slow when it happens: it smooths
-#   spikes, it does not make a model fit that does not fit. On a CPU there is nothing to page: bitsandbytes allocates
+#   spikes, it does not make a model fit that does not fit. And only state tensors of at least 100,000 elements are
+#   paged (smaller ones sit in ordinary GPU memory): a LoRA matrix has rank × width elements, so at rank 8 on a
+#   Llama-2-7B no adapter's state is paged; at rank 16 its MLP adapters' are. On a CPU there is nothing to page: bitsandbytes allocates
 #   the state in ordinary memory and the "paged" optimizer behaves like the unpaged one.
 
 # %%
@@ -328,10 +333,11 @@ ipd.Markdown(
 #
 # `coursekit.load_base_model(MODEL, quantization="nf4")` is `from_pretrained` with
 # `BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-# bnb_4bit_compute_dtype=...)`, the compute dtype being the one the matmuls run in: bf16 on a GPU that has it (fp16 on
-# one that does not), fp32 on a CPU, where bf16 is emulated unless the CPU has AVX512-BF16 and a QLoRA step runs
-# several times slower (`benchmarks/qlora_cpu_dtypes.py` times both on your machine). First, the weights it holds, measured, against lesson 02's estimator
-# for the same architecture. (Measure before running the model: on CPUs with AVX512-BF16, bitsandbytes repacks a
+# bnb_4bit_compute_dtype=...)`, the compute dtype being the one the matmuls run in: bf16 on a GPU that computes in it
+# (compute capability 8.0 and later: A100, L4, H100), fp16 on an older one such as a T4 (which can store bf16 but
+# only emulates its arithmetic), fp32 on a CPU (there bf16 is emulated, unless the CPU has AVX512-BF16, so a QLoRA
+# step in bf16 runs several times slower: `benchmarks/qlora_cpu_dtypes.py` times both on your machine). First, the
+# weights it holds, measured, against lesson 02's estimator for the same architecture. (Measure before running the model: on CPUs with AVX512-BF16, bitsandbytes repacks a
 # 4-bit weight for its CPU kernel at the first inference, with bf16 absmax.)
 
 # %%
@@ -431,7 +437,7 @@ ipd.Markdown(
        "originals." if ppl_nf4 <= ppl_full else
        "A cost this small is why QLoRA trains on a 4-bit base: the adapters learn on top of weights that predict "
        "almost as well as the originals." if ppl_nf4 / ppl_full < 1.05 else
-       "That is a visible cost: the 4-bit base predicts less well than the original, and adapters trained on it "
+       "That is a visible cost: the 4-bit base predicts less well than the unquantized weights, and adapters trained on it "
        "start from there.")
     + (f" Here the \"unquantized\" weights are themselves the {packaged.gguf_file} copy, rounded once already "
        "(lesson 00), so NF4 rounds them a second time: this measures that second rounding, not what NF4 costs the "
@@ -480,20 +486,23 @@ ipd.Markdown(
        {"tie": f"**cannot be told apart** (a difference has to exceed about ±{qlora_vs_lora['margin']:.0%} to be "
               "more than chance): no cost of the 4-bit base large enough to detect on this many tickets.",
        "higher": "differ by more than chance explains, with **QLoRA ahead**.",
-       "lower": "differ by more than chance explains, with **LoRA ahead**: here the 4-bit base cost quality."})[
+       "lower": "differ by more than chance explains, with **LoRA ahead**: the 4-bit base, or QLoRA's 8-bit "
+                "optimizer state, cost quality here."})[
         qlora_vs_lora["verdict"]]
     + f" QLoRA took {qlora.train_seconds / lora.train_seconds:.2f}× LoRA's time (the widely quoted \"20–30% slower\" "
-    "is a claim about GPUs). Each step dequantizes every 4-bit weight twice (forward, and backward for the input's "
-    f"gradient); one pass over the {dq_layers} layers stored in 4 bits "
+    "is a claim about GPUs). Each micro-batch dequantizes every 4-bit weight twice (forward, and backward for the "
+    f"input's gradient); one pass over the {dq_layers} layers stored in 4 bits "
     f"takes {dq_seconds * 1e3:.2f} ms here, so {qlora.steps} steps spend about {dq_train:.2f} s dequantizing, "
     f"{dq_train / qlora.train_seconds:.0%} of QLoRA's {qlora.train_seconds:.1f} s"
     + ("." if extra <= 0 else
-       f": {'most' if dq_train >= extra / 2 else 'at most ' + format(min(1, dq_train / extra), '.0%')} of the "
-       f"{extra:.1f} s difference"
-       + ("." if dq_train >= extra / 2 else
-          "; the rest is not dequantization: other parts of the step, or the noise between two timed runs."))
+       f", as much as the {extra:.1f} s difference or more." if dq_train >= extra else
+       f": most of the {extra:.1f} s difference." if dq_train > extra / 2 else
+       f": at most {dq_train / extra:.0%} of the {extra:.1f} s difference. The rest is not dequantization: the "
+       "runs also differ in their optimizer (8-bit paged AdamW for QLoRA) and in which came first in the process, "
+       "and two timed runs differ by chance too.")
     + (f" Peak memory is *higher* for QLoRA here ({qlora.peak_memory_bytes / 1e6:.0f} against "
-       f"{lora.peak_memory_bytes / 1e6:.0f} MB). On a CPU the figure is what the process grew by while training: "
+       f"{lora.peak_memory_bytes / 1e6:.0f} MB). On a CPU the figure is the model's weights plus what the process grew "
+       "by while training: "
        "it counts bitsandbytes' dequantized copies and buffers, and also the one-off allocations (allocator arenas, "
        "thread pools) of whichever run comes first in the process, QLoRA here; it cannot tell them apart. On a model "
        "this small the 4-bit saving on the weights is smaller than either; lesson 02's estimator and the GPU report "
@@ -546,7 +555,9 @@ fact_check(
 # parameters such as norms, embeddings and the output layer to fp32; only with `use_gradient_checkpointing=True` and
 # reentrant checkpointing does it also make the embeddings' output require a gradient, which that checkpointing
 # needs); and the optimizer is
-# `paged_adamw_8bit`. `SFTTrainer` adds the LoRA layers from `peft_config`. The cell runs `RECIPE_STEPS` steps; after
+# `paged_adamw_8bit`. `SFTTrainer` adds the LoRA layers from `peft_config`, and on a 4-bit model makes them bf16 (the
+# QLoRA paper's choice); where the run does not compute in bf16, the recipe casts them back to fp32, as `finetune`
+# does. The cell runs `RECIPE_STEPS` steps; after
 # it, the check that `finetune` built the same three configs for the QLoRA run above.
 
 # %%
@@ -585,6 +596,10 @@ args = SFTConfig(
 )
 trainer = SFTTrainer(model=hf_model, args=args, train_dataset=Dataset.from_list(rows), processing_class=hf_tokenizer,
                      peft_config=peft_config)
+if not bf16:  # SFTTrainer made a 4-bit model's adapters bf16; a run without bf16 compute would emulate them, slowly
+    for param in trainer.model.parameters():
+        if param.requires_grad:
+            param.data = param.data.float()
 trainer.train()
 trainer.save_model(args.output_dir)  # the adapter only; the 4-bit base is re-created from the hub id and bnb_config
 
@@ -593,7 +608,10 @@ recipe_same, recipe_text = recipe_report(
      "LoraConfig": (trainer.model.peft_config["default"], qlora.peft_config),
      "BitsAndBytesConfig": (hf_model.config.quantization_config, qlora.quantization_config)},
     expected={"max_steps": f"the recipe runs {count(RECIPE_STEPS, 'step')} to show that it works, the measured run {STEPS}"})
-results.record(recipe_same_as_finetune=recipe_same, recipe_steps=trainer.state.global_step)
+adapter_dtypes = {name: sorted({str(p.dtype) for p in m.parameters() if p.requires_grad})
+                  for name, m in (("recipe", trainer.model), ("finetune", qlora.model))}
+results.record(recipe_same_as_finetune=recipe_same, recipe_steps=trainer.state.global_step,
+               recipe_adapter_dtypes=adapter_dtypes)
 del hf_model, trainer
 ipd.Markdown(recipe_text)
 
@@ -634,7 +652,9 @@ ipd.Markdown(("Re-quantizing after the merge loses most of the update" if report
 # %% [markdown]
 # ## Try it
 #
-# * Re-run section 2 with `blocksize=256` and watch the error grow; with 32 watch the overhead grow.
+# * In section 2, pass `blocksize=256` to `quantize_nf4` and `dequantize_nf4` (and to bitsandbytes' `quantize_4bit`
+#   for its byte-for-byte check) and watch the error grow; in section 3, give `single_quant_overhead_bits` 32 and
+#   watch the overhead grow.
 # * Set `MODEL` to a real model on a GPU with `SIZE = "gpu"`: the same cells run; section 5 then shows real memory.
 
 # %%

@@ -147,6 +147,7 @@ ALLOWED_PROSE_FIGURES = {
     ("05_qlora", "32 / 64 = 0.5 bits per weight: 12.5% on top of the 4 bits"): "arithmetic spelled out",
     ("05_qlora", "in blocks of 256"): "bitsandbytes' block size for the constants (test_quoted_library_constants)",
     ("05_qlora", "(4,096 by default)"): "bitsandbytes' min_8bit_size (test_quoted_library_constants)",
+    ("05_qlora", "at least 100,000 elements are"): "bitsandbytes' paging threshold (test_quoted_library_constants)",
     ("05_qlora", "a 256-wide layer is 2,048"): "arithmetic spelled out",
     ("05_qlora", "rank 8 times 4,096"): "a 7B model's width (Llama 2 7B's hidden size)",
     ("06_peft_comparison", "one sequence of 2,048 tokens"): "the setting of the estimate",
@@ -206,6 +207,7 @@ def test_quoted_library_constants():
 
     assert chunked_logprob.TOKEN_CHUNK_SIZE == 4096 and trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE == 32768
     assert inspect.signature(Optimizer2State.__init__).parameters["min_8bit_size"].default == 4096
+    assert "p.numel() < 1e5" in inspect.getsource(Optimizer2State.get_state_buffer)  # smaller state is not paged
     source = inspect.getsource(bnb_functional.quantize_4bit)
     assert "blocksize = 64" in source  # the default block of weights (blocksize=None)
     assert "blocksize=256" in source  # the block of constants in the nested (double) quantization

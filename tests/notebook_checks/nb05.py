@@ -48,6 +48,9 @@ def check(results: dict) -> None:
     # the QLoRA recipe written out on the page trains, and builds the same SFTConfig, LoraConfig and
     # BitsAndBytesConfig as finetune
     assert results["recipe_same_as_finetune"] is True and results["recipe_steps"] >= 1
+    # the written-out recipe trains its adapters in the dtype finetune trained the QLoRA run's in
+    dtypes = results["recipe_adapter_dtypes"]
+    assert dtypes["recipe"] == dtypes["finetune"], dtypes
 
     # the goals of the lesson: the 4-bit weights as estimated within 2%, QLoRA within 0.05 of LoRA
     measured, estimated = results["qlora_weight_bytes_measured"], results["qlora_weight_bytes_estimated"]
