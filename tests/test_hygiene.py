@@ -138,11 +138,15 @@ ALLOWED_PROSE_FIGURES = {
     ("02_memory_math", "tiles of 4,096 tokens × 32,768 vocabulary entries"):
         "TRL's tile sizes (test_quoted_library_constants)",
     ("02_memory_math", "an RTX 4090 up to 24"): "a GPU's name and the quoted helper's threshold",
+    ("02_memory_math", "with torch 2.8 or later"): "the torch version from which TrainingArguments' optim defaults to "
+                                                   "adamw_torch_fused (transformers/training_args.py)",
     ("02_memory_math", "two up to 160"): "the quoted helper's threshold, checked in the lesson's code",
     ("03_full_fine_tuning", "a cosine schedule with 10% warmup, weight decay 0.01"): "the recipe's settings",
     ("03_full_fine_tuning", "about 10% of the steps"): "a rule of thumb for a setting",
     ("03_full_fine_tuning", "to 0.1 and 0.5"): "values to try",
     ("03_full_fine_tuning", "costs 512 positions of compute"): "the quoted recipe's max_length",
+    ("05_qlora", "compute capability 8.0 and later"): "where torch.cuda.is_bf16_supported(including_emulation=False) "
+                                                      "answers True (major >= 8)",
     ("05_qlora", "140 GB for a 70B model"): "arithmetic: 70 billion weights × 2 bytes",
     ("05_qlora", "32 / 64 = 0.5 bits per weight: 12.5% on top of the 4 bits"): "arithmetic spelled out",
     ("05_qlora", "in blocks of 256"): "bitsandbytes' block size for the constants (test_quoted_library_constants)",

@@ -32,7 +32,7 @@ FOUNDATION: dict[str, set[str]] = {
     "lessons": set(),  # the course map
     "model_ids": set(),  # the embedded model's name and folder, the real models' names and Hub ids
     "grading": {"units"},  # numeric and choice grading, sealed explanations
-    "bnb_cpu": set(),  # bitsandbytes' CPU 4-bit layout, undone
+    "bnb_cpu": {"validate"},  # bitsandbytes' CPU 4-bit layout, undone, and timing its dequantization
     "module_swap": set(),  # replacing a submodule of a model
 }
 
@@ -49,7 +49,7 @@ ALLOWED: dict[str, set[str] | str] = {
     "evaluate": {"data"},
     "memory": {"archs", "env"},
     "models": {"data", "env", "evaluate"},  # build.py pretrains the embedded model and evaluates it
-    "train": {"data", "env", "evaluate", "memory", "models", "plots", "scratch"},
+    "train": {"data", "env", "evaluate", "memory", "models", "notebook", "plots", "scratch"},  # notebook: count()
     "prompting": {"data", "evaluate"},
     "recommend": {"archs", "memory"},
     "comparison": {"archs", "data", "env", "evaluate", "memory", "models", "scratch", "train"},
