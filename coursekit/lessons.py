@@ -15,7 +15,9 @@ class Lesson(NamedTuple):
     title: str
     learn: str  # what you learn
     cpu_minutes: float  # minutes measured at the CPU defaults on the embedded model (2 cores; README's course map)
-    hardware: str  # what runs the real-size path (SmolLM2-135M, whose full fine-tuning needs about 2.7 GB)
+    # what runs the real-size path (SmolLM2-135M: full fine-tuning at batch 4 x 512 needs about 2.5 GiB, checked in
+    # tests/test_hygiene.py)
+    hardware: str
     # minutes measured on the real model (MODEL = "smollm2-135m-instruct", its "real-cpu" budget) on the same CPU by
     # `make course-real`: README's "real model, CPU" column
     real_cpu_minutes: float
@@ -30,13 +32,13 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("02", "02_memory_math", "Memory math", "what weights, gradients, optimizer states and activations cost; "
            "will it fit", 0.5, "CPU is enough", real_cpu_minutes=3),
     Lesson("03", "03_full_fine_tuning", "Full fine-tuning", "a full fine-tuning run, hyperparameters, catastrophic "
-           "forgetting", 2, "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=6.5),
+           "forgetting", 2, "CUDA GPU, 4 GiB+ (Colab T4)", real_cpu_minutes=6.5),
     Lesson("04", "04_lora", "LoRA", "low-rank adapters from scratch and with peft; rank, alpha, target modules", 1.5,
-           "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=5),
+           "CUDA GPU, 4 GiB+ (Colab T4)", real_cpu_minutes=5),
     Lesson("05", "05_qlora", "QLoRA", "NF4, double quantization, paged optimizers; a QLoRA run", 1,
-           "CUDA GPU, 4 GB+ (bitsandbytes 4-bit)", real_cpu_minutes=2.5),
+           "CUDA GPU, 4 GiB+ (bitsandbytes 4-bit)", real_cpu_minutes=2.5),
     Lesson("06", "06_peft_comparison", "PEFT comparison", "adapters, prefix tuning, LoRA, QLoRA side by side; "
-           "choosing a method", 2, "CUDA GPU, 4 GB+ (Colab T4)", real_cpu_minutes=10.5),
+           "choosing a method", 2, "CUDA GPU, 4 GiB+ (Colab T4)", real_cpu_minutes=10.5),
 )
 LESSON_NUMBERS: tuple[str, ...] = tuple(lesson.number for lesson in LESSONS)
 #: The lessons with exercises and a quiz.

@@ -109,6 +109,28 @@ def test_readme_cpu_times_and_the_lesson_map_agree():
             assert getattr(lesson, field) == minutes, (lesson.number, field, cpu_time, getattr(lesson, field))
 
 
+def test_the_gpu_the_course_map_names_holds_full_fine_tuning_of_the_real_model():
+    """README's and lesson 00's "CUDA GPU, N GiB+" is at least the estimator's full fine-tuning of SmolLM2-135M at
+    batch 4 x 512 (the real-size path), counted in GiB as GPU memory is; both places say the same."""
+    import re
+
+    from coursekit.lessons import LESSONS
+    from coursekit.memory import estimate_memory
+
+    needed_gib = estimate_memory("smollm2-135m", "full", batch_size=4, seq_len=512).total_bytes / 2**30
+    readme = (ROOT / "README.md").read_text()
+    named = 0
+    for lesson in LESSONS:
+        row = next(line for line in readme.splitlines() if line.startswith(f"| [{lesson.number} "))
+        assert row.split(" | ")[4] == lesson.hardware, (lesson.number, row.split(" | ")[4], lesson.hardware)
+        gpu = re.match(r"CUDA GPU, (\d+) GiB\+", lesson.hardware)
+        if gpu:
+            named += 1
+            assert int(gpu.group(1)) >= needed_gib, (lesson.number, lesson.hardware, f"{needed_gib:.2f} GiB needed")
+    assert named >= 4, "lessons 03-06 name the GPU they need"
+    assert f"({needed_gib:.1f} GiB)" in readme, "README's real-size sentence quotes the estimate in GiB"
+
+
 def test_ruff_passes_on_the_code_and_the_lessons():
     """coursekit, the tests, the benchmarks and the lessons' paired py:percent files (a syntax error in a lesson is
     caught here, before a notebook runs)."""
