@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import importlib
 
+from coursekit import notices as _notices
+
 __version__ = "0.1.0"
+
+_notices.install()  # library messages the course explains instead of printing (coursekit.notices)
 
 # public name -> submodule that defines it
 _LAZY = {

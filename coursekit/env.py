@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coursekit import notices
 from coursekit._results import ResultMixin
 from coursekit.units import gb_and_gib_text
 
@@ -141,6 +142,7 @@ class DoctorReport(ResultMixin):
     binder: bool = False
     memory_available_bytes: int = 0
     problems: list = field(default_factory=list)  # [(what, fix)]
+    notes: list = field(default_factory=list)  # library messages kept out of the output, explained
 
     @property
     def ok(self) -> bool:
@@ -162,6 +164,7 @@ class DoctorReport(ResultMixin):
             f"Colab / Binder      {'yes' if self.colab else 'no'} / {'yes' if self.binder else 'no'}",
             f"memory available    {gb_and_gib_text(self.memory_available_bytes)} on {self.device}",
         ]
+        lines += [f"note: {note}" for note in self.notes]
         if self.problems:
             lines += ["", "problems:"] + [f"  - {what}\n    fix: {fix}" for what, fix in self.problems]
         else:
@@ -199,6 +202,8 @@ def doctor(device: str = "auto", requirements: str | os.PathLike = REQUIREMENTS)
             problems.append(("bitsandbytes is installed but its 4-bit kernels failed on " + dev,
                              "pip install -U 'bitsandbytes>=0.50' (0.50+ runs NF4 on CPU too)"))
         report.memory_available_bytes = memory_available_bytes(dev)
+        if notices.BNB_HUB_KERNEL.seen:
+            report.notes.append(notices.BNB_HUB_KERNEL.explanation)
     report.problems = problems
     return report
 

@@ -34,6 +34,7 @@ FOUNDATION: dict[str, set[str]] = {
     "grading": {"units"},  # numeric and choice grading, sealed explanations
     "bnb_cpu": {"validate"},  # bitsandbytes' CPU 4-bit layout, undone, and timing its dequantization
     "module_swap": set(),  # replacing a submodule of a model
+    "notices": set(),  # library messages the course explains instead of printing
 }
 
 EVERYTHING = "*"

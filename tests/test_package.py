@@ -40,6 +40,47 @@ def test_doctor_reports_versions_device_and_bitsandbytes():
     assert report["bnb_4bit"] is True  # bitsandbytes >= 0.50 runs NF4 on CPU too
 
 
+def test_the_bitsandbytes_hub_kernel_message_is_kept_and_explained_not_printed():
+    """bitsandbytes logs "Failed to load CPU gemm_4bit_forward from kernels-community: ..." on a CPU with
+    AVX512-BF16 when it cannot fetch its optional Hub kernel. After ``import coursekit`` that message is kept for the
+    doctor, and every other message of the same logger still gets through."""
+    import logging
+
+    import coursekit  # noqa: F401  (installs the filter)
+    from coursekit import notices
+
+    logger = logging.getLogger(notices.BNB_CPU_LOGGER)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    before = notices.BNB_HUB_KERNEL.seen
+    try:
+        notices.BNB_HUB_KERNEL.seen = None
+        logger.warning("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure ...",
+                       "No module named 'kernels'")
+        logger.warning("some other message")
+        seen = notices.BNB_HUB_KERNEL.seen
+    finally:
+        logger.removeHandler(handler)
+        notices.BNB_HUB_KERNEL.seen = before
+    assert [r.getMessage() for r in records] == ["some other message"]
+    assert seen and "No module named 'kernels'" in seen
+
+
+def test_doctor_prints_no_library_error_and_explains_the_hub_kernel_when_bitsandbytes_asked_for_it():
+    import importlib.util
+
+    import bitsandbytes.functional as F
+
+    res = subprocess.run([sys.executable, "-m", "coursekit", "doctor"], capture_output=True, text=True)
+    assert "Failed to load" not in res.stderr, res.stderr
+    # bitsandbytes asks for the Hub kernel only on a CPU with AVX512-BF16, and fails only without `kernels`
+    asked_and_failed = F.has_avx512bf16() and importlib.util.find_spec("kernels") is None
+    assert ("its optional faster kernel is fetched from the Hugging Face Hub" in res.stdout) == asked_and_failed, (
+        res.stdout)
+
+
 def test_doctor_flags_a_missing_required_package(tmp_path, monkeypatch):
     from coursekit import env
 
