@@ -10,6 +10,9 @@ from coursekit.validate import positive_int
 # Room for a whole support answer (triage JSON + reply: about 56 tokens with the embedded tokenizer, 80-95 with
 # larger vocabularies' tokenizers) and its end-of-sequence token.
 ANSWER_TOKENS = 96
+#: Timings within this fraction of each other are read as equal in the lessons: a few answers or steps timed on
+#: a shared machine move that much from one run to the next.
+TIMING_NOISE = 0.10
 # New tokens beyond the longest reference answer: its end-of-sequence token, and room for a model that splits the
 # same text into a few more tokens than the reference's own tokenization.
 ANSWER_MARGIN = 8

@@ -57,7 +57,7 @@ import coursekit
 import coursekit.exercises
 import coursekit.quiz
 from coursekit.data import house_rules, load_task_dataset, uses_chat_template
-from coursekit.evaluate import ANSWER_TOKENS
+from coursekit.evaluate import ANSWER_TOKENS, TIMING_NOISE
 from coursekit.notebook import fact_check
 from coursekit.prompting import compare_prompting, measure_prompts
 from coursekit.recommend import NOT_TO_FINE_TUNE, SCENARIOS, recommend_method
@@ -386,7 +386,6 @@ prompt_cost_ratio = (measure_latency(tuned, tokenizer, long_prompts, NEW_TOKENS)
                      / measure_latency(tuned, tokenizer, short_prompts, NEW_TOKENS))
 CLAIM = dict(rag_tokens=1000, finetuned_tokens=200, rag_retrieval_ms=500)  # the claim's own inputs
 cheaper = token_ratio_k > 1 and token_ratio_rag > 1  # fewer prompt tokens than both prompting strategies
-TIMING_NOISE = 0.10  # latency ratios within 10% of 1 are read as equal: a few answers timed on a shared CPU
 ratios = [(name, r) for name, r in (("retrieval", latency_ratio_rag), (f"the {K_LABEL}", latency_ratio_k))
           if r is not None]
 below_one = [(name, r) for name, r in ratios if r < 1 - TIMING_NOISE]  # answered faster than the fine-tuned model

@@ -61,6 +61,7 @@ import coursekit.exercises
 import coursekit.quiz
 from coursekit.archs import count_lora_parameters, count_parameters, parameters_by_kind, resolve_arch
 from coursekit.env import resolve_device
+from coursekit.evaluate import TIMING_NOISE
 from coursekit.memory import GB, GIB, QuantOptions, estimate_memory, measure_peak_memory, weight_bytes
 from coursekit.memory.estimator import MIB
 from coursekit.memory.hardware import (
@@ -611,11 +612,12 @@ display(Markdown(
     f"**{act_saved:.0%}** {peak_text}; a step took **{slowdown:.2f}×** as long. "
     "The backward pass costs about twice the forward, so recomputing the layers' forward makes a step at most about "
     "4/3 as long (1.33×; the embeddings, the loss and the optimizer step are not recomputed) "
-    + ("and the measured ratio is close to that." if 1.2 <= slowdown <= 1.5 else
+    + (f"and the measured {slowdown:.2f}× is within {TIMING_NOISE:.0%} of that bound (timings closer than that are "
+       "read as equal)." if abs(slowdown / (4 / 3) - 1) <= TIMING_NOISE else
        f"and the measured {slowdown:.2f}× is no slower than without: a difference within the timing's noise (each "
        "figure is the median of three steps)." if slowdown < 1.0 else
        f"and the measured {slowdown:.2f}× is below that: on a small model the parts that are not recomputed (the "
-       "optimizer step, the loss, Python overhead) take a larger share of the step." if slowdown < 1.2 else
+       "optimizer step, the loss, Python overhead) take a larger share of the step." if slowdown < 4 / 3 else
        f"but the measured {slowdown:.2f}× is above it: a timing on a machine busy with other work, or a model so "
        "small that recomputation's own overhead shows; time it on your hardware.")))
 
