@@ -37,9 +37,9 @@ def test_requantizing_loses_most_of_the_update(qlora_model):
     assert report.layers == 8
     assert report.delta_rms > 0
     assert report.relative_error > 0.5  # the rounding error is as large as the update itself
-    assert report.delta_kept_fraction < 0.5
+    assert report.delta_cosine < 0.5
     assert set(report.to_dict()) == {"layers", "delta_rms", "requantized_error_rms", "relative_error",
-                                     "delta_kept_fraction"}
+                                     "delta_cosine"}
 
 
 def test_dequantize_then_merge_matches_the_unmerged_model(qlora_model):

@@ -66,7 +66,7 @@ class FourBitMergeReport(ResultMixin):
     delta_rms: float  # root-mean-square size of scaling * B A over all merged weights
     requantized_error_rms: float  # rms of (requantize(W4 + delta) - (W4 + delta))
     relative_error: float  # requantized_error_rms / delta_rms: 0 = update kept, ~1 = update lost in rounding
-    delta_kept_fraction: float  # cosine between the update that survived and the intended update
+    delta_cosine: float  # cosine between the update that survived re-quantizing and the intended one (1 = same direction)
 
 
 def four_bit_merge_report(peft_model) -> FourBitMergeReport:
