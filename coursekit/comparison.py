@@ -301,7 +301,8 @@ def real_size_counts(arch: str = "llama-3.1-8b", rank: int = 16, bottleneck: int
     """Exact trainable parameters, share and checkpoint size at a real size, per row of the quoted table.
 
     LoRA is counted for the table's own targets (q_proj, v_proj) and for all linear layers; adapters and prefixes
-    with the table's sizes. Checkpoints: trainable parameters x 2 bytes (bf16) and x 4 bytes (fp32, what peft keeps
+    with the table's sizes. Shares are of all parameters, the added ones included, as peft prints them (and
+    lesson 05 quotes them). Checkpoints: trainable parameters x 2 bytes (bf16) and x 4 bytes (fp32, what peft keeps
     adapters in by default), full fine-tuning the whole model in bf16. Bytes per parameter of full fine-tuning:
     weights + gradients + optimizer state for the textbook mixed-precision recipe, from the estimator.
     """
@@ -319,14 +320,14 @@ def real_size_counts(arch: str = "llama-3.1-8b", rank: int = 16, bottleneck: int
     est = estimate_memory(spec, "full", precision="mixed-bf16", optimizer="adamw")
     per_param = (est.weights + est.gradients + est.optimizer) / total
 
-    def row(n):
-        return {"trainable_parameters": n, "trainable_percent": 100 * n / total, "checkpoint_bytes_bf16": 2 * n,
-                "checkpoint_bytes_fp32": 4 * n}
+    def row(n, added=True):  # the share as peft's print_trainable_parameters gives it: of base + added parameters
+        return {"trainable_parameters": n, "trainable_percent": 100 * n / (total + n if added else total),
+                "checkpoint_bytes_bf16": 2 * n, "checkpoint_bytes_fp32": 4 * n}
 
     return {
         "arch": spec.name, "total_parameters": total, "rank": rank, "bottleneck": bottleneck,
         "num_virtual_tokens": num_virtual_tokens, "full_bytes_per_parameter": per_param,
-        "full": {**row(total), "checkpoint_bytes_fp32": 4 * total},
+        "full": row(total, added=False),
         "lora_qv": row(lora_qv), "lora_all_linear": row(lora_all), "adapter": row(adapter), "prefix": row(prefix),
     }
 

@@ -53,6 +53,11 @@ def test_real_size_counts_follow_the_formulas():
     assert c["prefix"]["trainable_parameters"] == 20 * layers * 2 * kv * hd
     assert c["lora_all_linear"]["checkpoint_bytes_fp32"] == 4 * c["lora_all_linear"]["trainable_parameters"]
     assert c["full_bytes_per_parameter"] == 16.0  # textbook mixed precision: 2 + 2 + 4 + 8, not 14
+    # shares as peft's print_trainable_parameters prints them: of base + added parameters, so lesson 06's LoRA share
+    # is the 0.5196% lesson 05 quotes for the same adapter (41,943,040 on Llama-3.1-8B, all linear layers, r=16)
+    assert c["lora_all_linear"]["trainable_parameters"] == 41_943_040
+    assert f"{c['lora_all_linear']['trainable_percent']:.4f}" == "0.5196"
+    assert c["full"]["trainable_percent"] == 100.0
 
 
 def test_claimed_table_fact_check_without_and_with_measurements():
