@@ -403,17 +403,17 @@ claim_reading = (
        "does not hold here")
     + "; *faster* per answer, as measured, "
     + "; ".join(f"against {name} {faster_text(r)}" for name, r in ratios)
-    + (f" (at equal answer length the {K_LABEL} is {prompt_cost_ratio:.1f}× as slow)"
+    + (f" (at equal answer length the {K_LABEL} takes {prompt_cost_ratio:.1f}× the time)"
        if latency_ratio_k <= 1 + TIMING_NOISE < prompt_cost_ratio else "")
     + ". The size of any win is whatever *your* prompts, model and hardware measure: measure it the way this "
     "lesson does.")
 claim_token_ratio = CLAIM["rag_tokens"] / CLAIM["finetuned_tokens"]
 answers_k, answers_ft = few[K_MAX].answer_tokens_mean, finetuned.answer_tokens_mean  # the timed answers' length
 answer_length_reading = (
-    f"here the {K_LABEL}'s timed answers average {answers_k:.0f} tokens against the fine-tuned model's "
+    f"here the answers timed with the {K_LABEL} average {answers_k:.0f} tokens against the fine-tuned model's "
     f"{answers_ft:.0f}: " + ("answers that stop short of the fine-tuned model's make prompting look faster than a "
                              "complete answer would" if answers_k < 0.9 * answers_ft else
-                             "its longer answers add to its latency" if answers_k > 1.1 * answers_ft else
+                             "the longer answers add to its latency" if answers_k > 1.1 * answers_ft else
                              "about the same length, so the gap is the prompt's"))
 _ = results.record(retrieval_ms_per_query=retrieval_ms, claim_token_ratio=claim_token_ratio,
                    latency_ratio_same_answer_length=prompt_cost_ratio, answer_tokens_fewshot_max=answers_k,
@@ -430,7 +430,7 @@ ipd.display(ipd.Markdown(
        "with how long each answer runs (see the caveats below)" if below_one else "")
     + f" (ratios within {TIMING_NOISE:.0%} of 1 are read as equal: timings of so few answers move that much)"
     + f". With the answer length held equal ({NEW_TOKENS} new tokens, same weights), the {K_LABEL} "
-    f"alone makes each answer **{prompt_cost_ratio:.1f}×** as slow as the fine-tuned model's own prompt (no rules, "
+    f"alone takes **{prompt_cost_ratio:.1f}×** the time per answer of the fine-tuned model's own prompt (no rules, "
     "no examples). Caveats:\n\n"
     f"* *Cost* scales with tokens when you pay per token: the ratios above are what this task's prompts cost"
     + (", and they grow with k" if K_MAX > 0 else "") + f". They leave out the one-off cost of fine-tuning ({ft.train_seconds:.0f} s here, minutes to hours on a "
