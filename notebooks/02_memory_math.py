@@ -161,9 +161,9 @@ n3b = count_parameters("llama-3.2-3b")
 lora_3b_qv = count_lora_parameters("llama-3.2-3b", 16, ["q_proj", "v_proj"])  # the quoted r=16 on q and v
 display(pd.DataFrame([
     {"model": N8B, "parameters": f"{n8b:,}", "LoRA r=16, all linear": f"{lora_8b:,}",
-     "trainable %": f"{100 * lora_8b / n8b:.3f}"},
+     "trainable % (as peft prints it)": f"{100 * lora_8b / (n8b + lora_8b):.4f}"},
     {"model": N70B, "parameters": f"{n70b:,}", "LoRA r=16, all linear": f"{lora_70b:,}",
-     "trainable %": f"{100 * lora_70b / n70b:.3f}"},
+     "trainable % (as peft prints it)": f"{100 * lora_70b / (n70b + lora_70b):.4f}"},
 ]).set_index("model"))
 display(pd.Series(parameters_by_kind(N8B), name=f"{N8B} parameters by module kind").map("{:,}".format))
 results.record(llama_3_1_8b_parameters=n8b, llama_3_1_70b_parameters=n70b, lora_r16_all_linear_8b=lora_8b,
