@@ -561,7 +561,7 @@ else:
                  f"{count(PATIENCE, 'evaluation')} without a new best, so the run trained all its steps: it {outcome(stopped)}. It can "
                  "only notice overtraining on the *task*, not forgetting outside it.")
 mixed_kept = mixed.general_probe_after / probe_base
-lines.append(f"* Mixing {BUDGET['mix_fraction']:.0%} general text into the data {outcome(mixed)}"
+lines.append(f"* With {BUDGET['mix_fraction']:.0%} general text mixed into the data, the run {outcome(mixed)}"
              + {"higher": f", more of the probe than the aggressive run alone "
                           f"({aggressive.general_probe_after / probe_base:.0%}), in {mixed.steps} steps instead of "
                           f"{aggressive.steps}: "
