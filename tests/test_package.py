@@ -68,6 +68,24 @@ def test_the_bitsandbytes_hub_kernel_message_is_kept_and_explained_not_printed()
     assert seen and "No module named 'kernels'" in seen
 
 
+def test_library_warnings_a_learner_cannot_act_on_are_not_shown_and_others_are():
+    """The two warnings raised inside the pinned libraries (coursekit.notices.LIBRARY_WARNINGS) are not shown after
+    ``import coursekit``; another warning of the same category still is. In a fresh interpreter: pytest installs its
+    own warning filters."""
+    code = ("import warnings, coursekit\n"
+            "from coursekit.notices import LIBRARY_WARNINGS\n"
+            "for category, message, _ in LIBRARY_WARNINGS:\n"
+            "    warnings.warn(message + ' (and the rest)', category)\n"
+            "warnings.warn('a warning of the learner', FutureWarning)\n"
+            "warnings.warn('another one', UserWarning)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    from coursekit.notices import LIBRARY_WARNINGS
+
+    for _, message, _ in LIBRARY_WARNINGS:
+        assert message not in res.stderr
+    assert "a warning of the learner" in res.stderr and "another one" in res.stderr
+
+
 def test_doctor_prints_no_library_error_and_explains_the_hub_kernel_when_bitsandbytes_asked_for_it():
     import importlib.util
 
