@@ -493,11 +493,12 @@ ipd.Markdown(
     "is a claim about GPUs). Each micro-batch dequantizes every 4-bit weight twice (forward, and backward for the "
     f"input's gradient); one pass over the {dq_layers} layers stored in 4 bits "
     f"takes {dq_seconds * 1e3:.2f} ms here, so {qlora.steps} steps spend about {dq_train:.2f} s dequantizing, "
-    f"{dq_train / qlora.train_seconds:.0%} of QLoRA's {qlora.train_seconds:.1f} s"
+    f"{dq_train / qlora.train_seconds:.{1 if dq_train < 0.01 * qlora.train_seconds else 0}%} of QLoRA's "
+    f"{qlora.train_seconds:.1f} s"
     + ("." if extra <= 0 else
        f", as much as the {extra:.1f} s difference or more." if dq_train >= extra else
        f": most of the {extra:.1f} s difference." if dq_train > extra / 2 else
-       f": at most {dq_train / extra:.0%} of the {extra:.1f} s difference. The rest is not dequantization: the "
+       f": at most {dq_train / extra:.{1 if dq_train < 0.01 * extra else 0}%} of the {extra:.1f} s difference. The rest is not dequantization: the "
        "runs also differ in their optimizer (8-bit paged AdamW for QLoRA) and in which came first in the process, "
        "and two timed runs differ by chance too.")
     + (f" Peak memory is *higher* for QLoRA here ({qlora.peak_memory_bytes / 1e6:.0f} against "
