@@ -74,6 +74,43 @@ def measure_latency(model, tokenizer, prompts: list[str], new_tokens: int = 32, 
     return timed_generate(model, tokenizer, prompts, new_tokens, stop_at_eos=False, rounds=rounds)[0]
 
 
+def prefix_generation_gap(model_name: str, num_virtual_tokens: int = 16, seed: int = 0) -> dict:
+    """Whether ``generate()`` applies a prefix-tuning prefix the way the forward pass does, on the installed peft and
+    transformers.
+
+    A prefix of ``num_virtual_tokens`` random vectors (far from zero, so it must change the model's answers) goes on
+    ``model_name``; the next-token scores of one prompt are computed three ways: the forward pass with the prefix,
+    the forward pass with the adapter disabled, and ``generate``'s first step. Returns the largest differences
+    (``forward_vs_base``, ``generate_vs_forward``, ``generate_vs_base``) and ``applied``: whether generate's scores
+    match the forward pass's (within 1e-3). With peft 0.21.2 and transformers 5.24.0 they do not: peft hands the
+    prefix over as ``past_key_values`` and the model keeps generate's own ``cache`` instead.
+    """
+    import torch
+    from peft import PrefixTuningConfig, get_peft_model
+
+    from coursekit.models import load_base_model
+
+    model, tokenizer = load_base_model(model_name)
+    torch.manual_seed(seed)
+    model = get_peft_model(model, PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=num_virtual_tokens))
+    with torch.no_grad():
+        for p in model.prompt_encoder.parameters():
+            p.copy_(torch.randn_like(p) * 3.0)
+    model.eval()
+    enc = tokenizer(["From: Vera\nI cannot sign in."], return_tensors="pt").to(next(model.parameters()).device)
+    with torch.no_grad():
+        forward_next = model(**enc).logits[0, -1].float()
+        with model.disable_adapter():
+            base_next = model(**enc).logits[0, -1].float()
+        first_step = model.generate(**enc, max_new_tokens=1, do_sample=False, output_scores=True,
+                                    return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id
+                                    ).scores[0][0].float()
+    gap = {"forward_vs_base": (forward_next - base_next).abs().max().item(),
+           "generate_vs_forward": (first_step - forward_next).abs().max().item(),
+           "generate_vs_base": (first_step - base_next).abs().max().item()}
+    return {**gap, "applied": gap["generate_vs_forward"] <= 1e-3}
+
+
 def serving_model(model, method: str):
     """The model as it would be served: merged for LoRA / DoRA / IA3, unchanged otherwise."""
     if inference_mode(method) == "merged":
@@ -422,5 +459,5 @@ def main(argv: list[str]) -> int:
 
 
 __all__ = ["ALL_METHODS", "MERGEABLE", "MethodComparison", "MethodRow", "CLAIMED_TABLE", "compare_methods", "main",
-           "inference_mode", "measure_latency", "real_size_counts", "claimed_table_fact_check", "serving_model",
+           "inference_mode", "measure_latency", "prefix_generation_gap", "real_size_counts", "claimed_table_fact_check", "serving_model",
            "write_report"]

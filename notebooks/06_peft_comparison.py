@@ -56,7 +56,8 @@ import torch
 import coursekit
 import coursekit.exercises
 import coursekit.quiz
-from coursekit.comparison import ALL_METHODS, claimed_table_fact_check, compare_methods, real_size_counts
+from coursekit.comparison import (ALL_METHODS, claimed_table_fact_check, compare_methods, prefix_generation_gap,
+                                  real_size_counts)
 from coursekit.data import load_task_dataset
 from coursekit.env import resolve_device
 from coursekit.notebook import fact_check
@@ -131,6 +132,7 @@ comparison = compare_methods(MODEL, METHODS, train=train, eval=data["validation"
 print(comparison.table())
 
 # %%
+rows_measured = {r.method for r in comparison.rows}
 _ = results.record(methods=comparison.records(), methods_failed=comparison.errors,
                    base_latency_seconds_per_answer=comparison.base_latency_seconds_per_answer,
                    base_task_metric=comparison.base_task_metric,
@@ -138,6 +140,25 @@ _ = results.record(methods=comparison.records(), methods_failed=comparison.error
 if comparison.errors:
     ipd.display(ipd.Markdown("**Not measured on this machine:** " + "; ".join(
         f"`{m}`: {e}" for m, e in comparison.errors.items())))
+if "prefix" in rows_measured:
+    # the task metric, the probe and the latency come from generate(); does it apply a prefix as the forward pass does?
+    import peft
+    import transformers
+
+    prefix_gap = prefix_generation_gap(MODEL)
+    _ = results.record(prefix_generation_gap=prefix_gap)
+    ipd.display(ipd.Markdown(
+        f"**Prefix tuning and `generate()`.** With a random prefix on this model, `generate()`'s first step scores "
+        f"the next token at most {prefix_gap['generate_vs_forward']:.2g} away from the forward pass with the prefix "
+        f"(and {prefix_gap['generate_vs_base']:.2g} from the model without it; the prefix itself moves the forward "
+        f"pass's scores by up to {prefix_gap['forward_vs_base']:.2g}). "
+        + ("So `generate()` applies the prefix, and every figure of the prefix row measures prefix tuning."
+           if prefix_gap["applied"] else
+           f"So with peft {peft.__version__} and transformers {transformers.__version__}, `generate()` does not "
+           "apply the trained prefix as training did (peft hands it over as `past_key_values`, which the model now "
+           "ignores in favour of generate's own `cache`: the *FutureWarning* printed above). The prefix row's task "
+           "metric, retention and latency come from `generate()` and do not measure prefix tuning; its validation "
+           "loss, a forward pass as in training, does.")))
 
 # %% [markdown]
 # ## 3. Quality against memory
