@@ -459,5 +459,5 @@ def main(argv: list[str]) -> int:
 
 
 __all__ = ["ALL_METHODS", "MERGEABLE", "MethodComparison", "MethodRow", "CLAIMED_TABLE", "compare_methods", "main",
-           "inference_mode", "measure_latency", "prefix_generation_gap", "real_size_counts", "claimed_table_fact_check", "serving_model",
-           "write_report"]
+           "inference_mode", "measure_latency", "prefix_generation_gap", "real_size_counts", "claimed_table_fact_check",
+           "serving_model", "write_report"]

@@ -132,7 +132,6 @@ comparison = compare_methods(MODEL, METHODS, train=train, eval=data["validation"
 print(comparison.table())
 
 # %%
-rows_measured = {r.method for r in comparison.rows}
 _ = results.record(methods=comparison.records(), methods_failed=comparison.errors,
                    base_latency_seconds_per_answer=comparison.base_latency_seconds_per_answer,
                    base_task_metric=comparison.base_task_metric,
@@ -140,7 +139,7 @@ _ = results.record(methods=comparison.records(), methods_failed=comparison.error
 if comparison.errors:
     ipd.display(ipd.Markdown("**Not measured on this machine:** " + "; ".join(
         f"`{m}`: {e}" for m, e in comparison.errors.items())))
-if "prefix" in rows_measured:
+if any(r.method == "prefix" for r in comparison.rows):
     # the task metric, the probe and the latency come from generate(); does it apply a prefix as the forward pass does?
     import peft
     import transformers
